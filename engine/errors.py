@@ -1,0 +1,65 @@
+"""Errors a user can cause, with messages that say what was wrong and what to do.
+
+Every exception the engine raises on purpose derives from :class:`LatentError`.
+The CLI prints ``error: <message>`` and exits 2; the desktop shows the message in
+a dialog and keeps running.
+"""
+from __future__ import annotations
+
+import os
+
+__all__ = [
+    "LatentError",
+    "ReadError",
+    "UnsupportedFormatError",
+    "CorruptFileError",
+    "ModelError",
+    "WeightsError",
+    "ModalityMismatchError",
+    "CancelledError",
+]
+
+
+class LatentError(Exception):
+    """Base class of every error the engine raises for a user to act on."""
+
+
+class ReadError(LatentError):
+    """A file could not be read as a medical image or signal.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file (or folder) that failed.
+    reason : str
+        One line saying what is wrong with it.
+    """
+
+    def __init__(self, path: str | os.PathLike | None, reason: str):
+        self.path = None if path is None else os.fspath(path)
+        self.reason = " ".join(str(reason).split())  # one line, always
+        super().__init__(f"{self.path}: {self.reason}" if self.path else self.reason)
+
+
+class UnsupportedFormatError(ReadError):
+    """The file is not one of the formats Latent reads (or the format is known but unsupported)."""
+
+
+class CorruptFileError(ReadError):
+    """The file claims a supported format but its content is truncated or damaged."""
+
+
+class ModelError(LatentError):
+    """A model cannot be used: unknown name, bad hyper-parameters, or wrong input."""
+
+
+class WeightsError(ModelError):
+    """A weights file is missing, damaged, not safetensors, or fails its sha256 check."""
+
+
+class ModalityMismatchError(ModelError):
+    """The model was trained for another modality than the data it was given."""
+
+
+class CancelledError(LatentError):
+    """A long job was cancelled by the user."""
