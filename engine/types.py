@@ -23,6 +23,7 @@ __all__ = [
     "DenoisedSignal",
     "BeatScores",
     "SegmentScores",
+    "ReconstructionResult",
     "MAX_EAGER_PIXELS",
 ]
 
@@ -333,3 +334,12 @@ class SegmentScores:
     threshold: float | None = None
     names: tuple[str, ...] = ()
     params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, eq=False)
+class ReconstructionResult:
+    """What the reconstruct task returns: the reconstruction, its anomaly map and a provenance summary."""
+
+    reconstruction: Reconstruction
+    anomaly: AnomalyMap
+    summary: dict[str, Any] = field(default_factory=dict)

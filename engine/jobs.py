@@ -1,0 +1,43 @@
+"""Long work is a generator that yields :class:`~engine.types.Progress` and returns its result.
+
+The desktop runs such a generator in a worker thread and stops it at the next
+yield on Cancel; the CLI drives it here with an optional progress callback.
+
+>>> from engine.types import Progress
+>>> def job():
+...     for i in range(3):
+...         yield Progress((i + 1) / 3, f"step {i + 1}")
+...     return "done"
+>>> run_job(job())
+'done'
+"""
+from __future__ import annotations
+
+from typing import Callable, Generator, TypeVar
+
+from engine.errors import CancelledError
+from engine.types import Progress
+
+__all__ = ["Job", "run_job"]
+
+T = TypeVar("T")
+Job = Generator[Progress, None, T]
+
+
+def run_job(job: Job, on_progress: Callable[[Progress], None] | None = None,
+            should_cancel: Callable[[], bool] | None = None) -> T:
+    """Drive *job* to completion and return its result.
+
+    ``should_cancel`` is asked after every yield; when it returns True the generator
+    is closed (its ``finally`` blocks run) and :class:`CancelledError` is raised.
+    """
+    while True:
+        try:
+            progress = next(job)
+        except StopIteration as stop:
+            return stop.value
+        if on_progress is not None:
+            on_progress(progress)
+        if should_cancel is not None and should_cancel():
+            job.close()
+            raise CancelledError("cancelled by the user")
