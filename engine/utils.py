@@ -11,7 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "write_json_atomic", "sha256_file", "choose_device", "sys_info", "stem_of"]
+__all__ = ["atomic_path", "write_json_atomic", "sha256_file", "choose_device", "device_name",
+           "sys_info", "stem_of", "resources_dir"]
 
 
 @contextlib.contextmanager
@@ -142,3 +143,18 @@ def _version(dist: str) -> str:
         return md.version(dist)
     except md.PackageNotFoundError:
         return "unknown"
+
+
+def resources_dir() -> Path:
+    """The folder with bundled models and samples.
+
+    ``$LATENT_RESOURCES`` if set; inside a PyInstaller bundle ``<bundle>/resources``;
+    otherwise ``resources/`` at the top of the source tree.
+    """
+    env = os.environ.get("LATENT_RESOURCES")
+    if env:
+        return Path(env)
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle:
+        return Path(bundle) / "resources"
+    return Path(__file__).resolve().parents[1] / "resources"
