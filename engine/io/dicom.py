@@ -111,7 +111,7 @@ def _choose(scan: Scan, groups: dict[str, list[Instance]], series_uid: str | Non
     if images:
         # The CT image series with the most planes; any image series when there is no CT.
         return max(images, key=lambda u: (images[u][0].modality == "CT", _n_planes(images[u])))
-    if len(scan.instances) == 1:
+    if len(scan.instances) == 1 and scan.instances[0].path == where:  # one file opened directly
         inst = scan.instances[0]
         raise UnsupportedFormatError(inst.path, inst.reason_not_image)
     found = Counter(f"{g[0].modality} ({g[0].reason_not_image.split('(')[-1].rstrip(')')})"
