@@ -104,6 +104,7 @@ def read_mne(path: str, *, modality: str | None = None, preload: bool = False, *
     p = Path(path)
     if not p.is_file():
         raise ReadError(path, "no such file")
+    _check_edf_size(p)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -157,7 +158,7 @@ def read_mne(path: str, *, modality: str | None = None, preload: bool = False, *
     for t in ptypes:
         counts[t] = counts.get(t, 0) + 1
     metadata = {
-        "format": type(raw).__name__.replace("Raw", "").strip("_") or "MNE",
+        "format": _format_name(p),
         "clean_names": [clean_channel_name(n) for n in names],
         "channel_types": counts,
         "highpass_hz": float(info["highpass"]),
@@ -177,11 +178,54 @@ def read_mne(path: str, *, modality: str | None = None, preload: bool = False, *
     data = None
     if preload or n_samples * len(picks) <= EAGER_LIMIT:
         data = sample_reader(0, n_samples)
+    elif n_samples:
+        sample_reader(n_samples - 1, n_samples)  # a truncated file fails here, not in a later job
     return Signal(
         modality=guessed, sfreq=float(info["sfreq"]), channels=names, units=tuple(units),
         n_samples=n_samples, path=os.fspath(path), annotations=annotations, metadata=metadata,
         sample_reader=None if data is not None else sample_reader, _data=data,
     )
+
+
+def _check_edf_size(p: Path) -> None:
+    """EDF/BDF: the file must hold the data records its header announces (MNE would shorten it)."""
+    name = p.name.lower()
+    if not name.endswith((".edf", ".bdf", ".rec")):
+        return
+    with open(p, "rb") as fh:
+        head = fh.read(256)
+        try:
+            header_bytes = int(head[184:192].decode("ascii").strip())
+            n_records = int(head[236:244].decode("ascii").strip())
+            ns = int(head[252:256].decode("ascii").strip())
+        except (UnicodeDecodeError, ValueError):
+            raise CorruptFileError(p, "malformed EDF/BDF header (record count, header size or "
+                                      "number of signals is not a number)") from None
+        if ns <= 0 or header_bytes != 256 * (ns + 1):
+            raise CorruptFileError(p, f"malformed EDF/BDF header: {ns} signals but a {header_bytes}-byte header")
+        fh.seek(256 + ns * 216)
+        spr_field = fh.read(ns * 8)
+    try:
+        spr = [int(spr_field[i * 8:(i + 1) * 8].decode("ascii").strip()) for i in range(ns)]
+    except (UnicodeDecodeError, ValueError):
+        raise CorruptFileError(p, "malformed EDF/BDF header: samples per record is not a number") from None
+    if n_records < 0:
+        return  # "-1": recording not closed properly; MNE infers the length from the size
+    width = 3 if head[:1] == b"\xff" else 2
+    need = header_bytes + n_records * sum(spr) * width
+    size = p.stat().st_size
+    if size < need:
+        raise CorruptFileError(p, f"truncated: {size} bytes, the header announces {n_records} data "
+                                  f"records ({need} bytes)")
+
+
+def _format_name(p: Path) -> str:
+    name = p.name.lower()
+    for ends, fmt in ((".edf", "EDF"), (".bdf", "BDF"), (".gdf", "GDF"), (".fif", "FIF"),
+                      (".fif.gz", "FIF"), (".vhdr", "BrainVision"), (".set", "EEGLAB")):
+        if name.endswith(ends):
+            return fmt
+    return "MNE"
 
 
 def _annotations(raw) -> tuple[Annotation, ...]:
