@@ -19,6 +19,8 @@ __all__ = ["main", "COMMANDS"]
 COMMANDS = (
     "engine.commands.info",
     "engine.commands.sysinfo",
+    "engine.commands.detect_nuclei",
+    "engine.commands.evaluate_nuclei",
 )
 
 EXIT_USER_ERROR = 2

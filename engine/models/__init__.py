@@ -19,6 +19,7 @@ MODELS: dict[str, tuple[str, str]] = {
     "sparse-conv": ("engine.models.sparse", "SparseConvAE"),
     "stacked-sparse": ("engine.models.sparse", "StackedSparseAE"),
     "denoising": ("engine.models.denoising", "DenoisingAE"),
+    "nuclei-net": ("engine.models.nuclei_net", "NucleiNet"),
 }
 
 
