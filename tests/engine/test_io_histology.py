@@ -1,0 +1,267 @@
+"""Histology reader: shared PNG sets against Pillow, TIFF pyramids / OME / BigTIFF / SVS
+written here with tifffile against the arrays written, laziness, conversions, damage."""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import tracemalloc
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image as PILImage
+
+import engine.io
+from engine.errors import ReadError
+from engine.io.histology import read_histology
+
+REPO = Path(__file__).resolve().parents[2]
+APERIO = "Aperio Image Library v12.0.15\r\n"
+
+
+def _pil_rgb(path) -> np.ndarray:
+    """The library read directly: Pillow, RGBA/palette/grey -> RGB by Pillow itself."""
+    with PILImage.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _crop(arr, x, y, w, h):
+    """Reference crop with zero fill outside (x = column, y = row)."""
+    out = np.zeros((h, w, 3), np.uint8)
+    y0, x0, y1, x1 = max(y, 0), max(x, 0), min(y + h, arr.shape[0]), min(x + w, arr.shape[1])
+    if y1 > y0 and x1 > x0:
+        out[y0 - y:y1 - y, x0 - x:x1 - x] = arr[y0:y1, x0:x1]
+    return out
+
+
+def _regions(rows, cols):
+    """Inside, straddling each edge and corner, wholly outside, 1 px, the whole level."""
+    return [(5, 7, 100, 60), (cols - 40, rows - 30, 100, 90), (-20, -10, 70, 50),
+            (cols // 3, -15, 257, 300), (-3, rows // 2, 50, 129), (cols + 5, 0, 10, 10),
+            (cols // 2, rows // 2, 1, 1), (0, 0, cols, rows)]
+
+
+def _check_regions(img, level, ref):
+    rows, cols = ref.shape[:2]
+    assert img.levels[level] == (rows, cols)
+    for x, y, w, h in _regions(rows, cols):
+        got = img.read_region(level, x, y, w, h)
+        assert got.shape == (h, w, 3) and got.dtype == np.uint8
+        np.testing.assert_array_equal(got, _crop(ref, x, y, w, h), err_msg=f"level {level} region {(x, y, w, h)}")
+
+
+# ----------------------------------------------------------------------------- shared data
+@pytest.mark.parametrize("pattern,size", [
+    ("histo/crchisto/img*/img*.png", (500, 500)),
+    ("histo/monuseg/*.png", (1000, 1000)),
+    ("histo/miccai2015_seg/*.png", None),
+])
+def test_shared_pngs_match_pillow(data_dir, pattern, size):
+    files = sorted(data_dir.glob(pattern))
+    assert files, f"no files for {pattern}"
+    for f in files:
+        img = engine.io.read(f)
+        ref = _pil_rgb(f)
+        assert img.modality == "histology" and img.units == "RGB8" and img.dtype == "uint8", f
+        assert img.shape == ref.shape == (ref.shape[0], ref.shape[1], 3), f
+        if size is not None:
+            assert img.shape[:2] == size, f
+        assert img.levels == (ref.shape[:2],) and img.downsamples == (1.0,)
+        assert img.spacing is None and img.mpp is None, f  # the shared PNGs carry no pixel size
+        assert img.metadata["mpp_source"].startswith("unknown")
+        np.testing.assert_array_equal(img.array, ref, err_msg=str(f))
+        np.testing.assert_array_equal(img.read_region(0, -7, 20, 64, 48), _crop(ref, -7, 20, 64, 48))
+        img.close()
+
+
+def test_miccai_rgba_alpha_dropped(data_dir):
+    f = sorted(data_dir.glob("histo/miccai2015_seg/*.png"))[0]
+    with PILImage.open(f) as im:
+        assert im.mode == "RGBA"
+        raw = np.asarray(im)
+    img = engine.io.read(f)
+    np.testing.assert_array_equal(img.array, raw[..., :3])
+    assert "alpha" in img.metadata
+
+
+def test_mpp_option_overrides(data_dir):
+    f = data_dir / "histo/crchisto/img1/img1.png"
+    img = engine.io.read(f, mpp=0.5, sfreq=100.0)  # another reader's option is ignored
+    assert img.spacing == (0.5, 0.5) and img.mpp == 0.5
+    assert "option" in img.metadata["mpp_source"]
+    with pytest.raises(ReadError, match="img1.png.*mpp"):
+        engine.io.read(f, mpp=-1)
+
+
+# ----------------------------------------------------------------------------- TIFF fixtures
+@pytest.fixture(scope="module")
+def ref(tmp_path_factory) -> np.ndarray:
+    """A 1900 x 2700 H&E mosaic from MoNuSeg (not square, not a multiple of the tile size)."""
+    data = Path(os.environ.get("LATENT_SHARED_DATA", REPO.parent / "shared" / "data"))
+    tiles = [_pil_rgb(p) for p in sorted((data / "histo/monuseg").glob("*.png"))[:6]]
+    mosaic = np.concatenate([np.concatenate(tiles[:3], 1), np.concatenate(tiles[3:6], 1)], 0)
+    return np.ascontiguousarray(mosaic[:1900, :2700])
+
+
+def _pyramid(ref):
+    return [ref, np.ascontiguousarray(ref[::2, ::2]), np.ascontiguousarray(ref[::4, ::4])]
+
+
+@pytest.fixture(scope="module")
+def tiffs(ref, tmp_path_factory):
+    d = tmp_path_factory.mktemp("histo")
+    lv = _pyramid(ref)
+    out = {}
+    out["subifd"] = d / "pyramid_subifd.tif"  # SubIFD pyramid, 3 levels, tile 256, deflate
+    with tifffile.TiffWriter(out["subifd"]) as tw:
+        tw.write(lv[0], tile=(256, 256), compression="zlib", photometric="rgb", subifds=2, metadata=None)
+        for a in lv[1:]:
+            tw.write(a, tile=(256, 256), compression="zlib", photometric="rgb", subfiletype=1, metadata=None)
+    out["jpeg"] = d / "pyramid_jpeg.tiff"  # SubIFD pyramid, tile 128, JPEG (lossy)
+    with tifffile.TiffWriter(out["jpeg"]) as tw:
+        tw.write(lv[0], tile=(128, 128), compression="jpeg", photometric="rgb", subifds=2, metadata=None)
+        for a in lv[1:]:
+            tw.write(a, tile=(128, 128), compression="jpeg", photometric="rgb", subfiletype=1, metadata=None)
+    out["multipage"] = d / "pyramid_pages.tif"  # levels as successive pages, LZW
+    with tifffile.TiffWriter(out["multipage"]) as tw:
+        for i, a in enumerate(lv):
+            tw.write(a, tile=(256, 256), compression="lzw", photometric="rgb",
+                     subfiletype=1 if i else 0, metadata=None)
+    out["bigtiff"] = d / "planar.btf"  # BigTIFF, planar (separate) samples, tile 128
+    tifffile.imwrite(out["bigtiff"], np.moveaxis(ref, -1, 0), bigtiff=True, tile=(128, 128),
+                     photometric="rgb", planarconfig="separate", compression="zlib", metadata=None)
+    out["ome"] = d / "slide.ome.tif"  # OME-TIFF pyramid, PhysicalSizeX 0.25 um, Y 0.26 um
+    with tifffile.TiffWriter(out["ome"], ome=True) as tw:
+        tw.write(lv[0], tile=(256, 256), compression="zlib", photometric="rgb", subifds=2,
+                 metadata={"axes": "YXS", "PhysicalSizeX": 0.25, "PhysicalSizeXUnit": "µm",
+                           "PhysicalSizeY": 260.0, "PhysicalSizeYUnit": "nm"})
+        for a in lv[1:]:
+            tw.write(a, tile=(256, 256), compression="zlib", photometric="rgb", subfiletype=1)
+    out["cm"] = d / "res_cm.tif"  # 20000 px/cm = 0.5 um/px; stripped, not tiled
+    tifffile.imwrite(out["cm"], ref, photometric="rgb", resolution=(20000.0, 20000.0),
+                     resolutionunit="CENTIMETER", rowsperstrip=64, compression="zlib", metadata=None)
+    out["dpi72"] = d / "res_72dpi.tif"
+    tifffile.imwrite(out["dpi72"], ref[:300, :400], photometric="rgb", resolution=(72.0, 72.0),
+                     resolutionunit="INCH", metadata=None)
+    out["svs"] = d / "aperio.svs"  # Aperio layout: baseline, stripped thumbnail, reduced level
+    head = f"{APERIO}{ref.shape[1]}x{ref.shape[0]} [0,0 {ref.shape[1]}x{ref.shape[0]}] (256x256)"
+    with tifffile.TiffWriter(out["svs"]) as tw:
+        tw.write(lv[0], tile=(256, 256), compression="zlib", photometric="rgb", metadata=None,
+                 description=f"{head} ZLIB/RGB|AppMag = 20|MPP = 0.5")
+        tw.write(np.ascontiguousarray(ref[::16, ::16]), photometric="rgb", compression="zlib",
+                 metadata=None, description=f"{head} -> {ref.shape[1] // 16}x{ref.shape[0] // 16} - |AppMag = 20")
+        tw.write(lv[2], tile=(256, 256), compression="zlib", photometric="rgb", metadata=None,
+                 description=f"{head} -> {lv[2].shape[1]}x{lv[2].shape[0]} - |AppMag = 20|MPP = 0.5")
+    return out
+
+
+@pytest.mark.parametrize("name", ["subifd", "multipage", "bigtiff", "ome", "svs"])
+def test_tiff_regions_equal_written_arrays(tiffs, ref, name):
+    img = engine.io.read(tiffs[name])
+    try:
+        assert img.modality == "histology" and img.units == "RGB8" and img.dtype == "uint8"
+        assert img.shape == (1900, 2700, 3)
+        n = 1 if name == "bigtiff" else 3 if name != "svs" else 2
+        written = _pyramid(ref) if name != "svs" else [ref, _pyramid(ref)[2]]
+        assert len(img.levels) == n
+        assert img.levels == tuple(a.shape[:2] for a in written[:n])
+        np.testing.assert_allclose(img.downsamples, [1.0, 2.0, 4.0][:n] if name != "svs" else [1.0, 4.0], rtol=2e-3)
+        for level in range(n):
+            _check_regions(img, level, written[level])
+        if img.array is not None:
+            np.testing.assert_array_equal(img.array, ref)
+    finally:
+        img.close()
+
+
+def test_tiff_metadata_and_mpp(tiffs):
+    img = engine.io.read(tiffs["subifd"])
+    assert img.spacing is None and img.metadata["compression"] == "deflate"
+    assert img.metadata["tile_size"] == [256, 256] and img.metadata["reader"] == "tifffile"
+    assert "pyramidal" in img.metadata["format"]
+    img = engine.io.read(tiffs["bigtiff"])
+    assert "BigTIFF" in img.metadata["format"] and img.metadata["planar"] == "separate"
+    img = engine.io.read(tiffs["ome"])
+    assert img.metadata["format"].startswith("OME-TIFF")
+    np.testing.assert_allclose(img.spacing, (0.26, 0.25))  # (row = Y, col = X), nm converted
+    assert "OME" in img.metadata["mpp_source"]
+    img = engine.io.read(tiffs["cm"])
+    np.testing.assert_allclose(img.spacing, (0.5, 0.5))
+    assert "cm" in img.metadata["mpp_source"] and img.metadata["tile_size"] is None
+    np.testing.assert_array_equal(img.read_region(0, 100, 60, 300, 200), img.array[60:260, 100:400])
+    img = engine.io.read(tiffs["dpi72"])
+    assert img.spacing is None and "72 dpi" in img.metadata["mpp_source"]
+    img = engine.io.read(tiffs["dpi72"], mpp=(0.3, 0.31))
+    assert img.spacing == (0.3, 0.31)
+
+
+def test_aperio_svs_through_openslide(tiffs, ref, tmp_path):
+    img = engine.io.read(tiffs["svs"])
+    assert img.metadata["reader"] == "openslide" and img.metadata["vendor"] == "aperio"
+    assert img.spacing == (0.5, 0.5) and img.metadata["objective_power"] == 20.0
+    assert img.metadata["tile_size"] == [256, 256]
+    img.close()
+    with pytest.raises(ReadError, match="closed"):
+        img.read_region(1, 0, 0, 10, 10)
+    # the same bytes named .tif: recognised as Aperio, same pixels and mpp
+    tif = tmp_path / "aperio.tif"
+    tif.write_bytes(tiffs["svs"].read_bytes())
+    img2 = engine.io.read(tif)
+    assert img2.spacing == (0.5, 0.5)
+    np.testing.assert_array_equal(img2.read_region(0, 2600, 1850, 200, 100), _crop(ref, 2600, 1850, 200, 100))
+
+
+def test_jpeg_tiles_match_tifffile(tiffs):
+    img = engine.io.read(tiffs["jpeg"])
+    assert img.metadata["compression"] == "jpeg" and img.metadata["tile_size"] == [128, 128]
+    with tifffile.TiffFile(tiffs["jpeg"]) as tf:  # the library read directly
+        levels = [lv.asarray() for lv in tf.series[0].levels]
+    assert len(levels) == 3
+    for i, a in enumerate(levels):
+        _check_regions(img, i, a)
+
+
+def test_region_reader_threads(tiffs, ref):
+    img = engine.io.read(tiffs["multipage"])
+    boxes = [(x, y, 300, 200) for x in range(0, 2700, 450) for y in range(0, 1900, 380)]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda b: img.read_region(1, *b), boxes))
+    for b, g in zip(boxes, got):
+        np.testing.assert_array_equal(g, _crop(ref[::2, ::2], *b))
+    with pytest.raises(ValueError, match="level 3 out of range"):
+        img.read_region(3, 0, 0, 4, 4)
+
+
+def test_large_tiff_is_read_lazily(tmp_path, ref):
+    """8000 x 8000 x 3 (192 MB) level: opening and one region must stay far below that."""
+    import imagecodecs
+
+    tile = np.ascontiguousarray(ref[:256, :256])
+    enc = imagecodecs.jpeg8_encode(tile, level=75)
+    dec = imagecodecs.jpeg8_decode(enc)
+    path = tmp_path / "big.tif"
+    tifffile.imwrite(path, data=(enc for _ in range(32 * 32)), shape=(8000, 8000, 3), dtype="uint8",
+                     tile=(256, 256), compression="jpeg", photometric="rgb", metadata=None)
+    level_bytes = 8000 * 8000 * 3
+    tracemalloc.start()
+    try:
+        img = engine.io.read(path)
+        _, peak_open = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        region = img.read_region(0, 3000, 2900, 512, 700)
+        _, peak_read = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert img.array is None and img.metadata["eager"] is False
+    assert img.shape == (8000, 8000, 3)
+    assert peak_open < level_bytes / 20, peak_open
+    assert peak_read < level_bytes / 20, peak_read
+    np.testing.assert_array_equal(region, np.tile(dec, (32, 32, 1))[2900:3600, 3000:3512])
+    np.testing.assert_array_equal(img.read_region(0, 7900, 7950, 200, 100)[50:, 100:], 0)
+    img.close()
