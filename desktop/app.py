@@ -1,0 +1,150 @@
+"""QApplication wiring and the command line for automation.
+
+``python -m desktop [FILE] [--task TASK] [--screenshot PNG] [--quit] [--sfreq HZ]`` opens FILE,
+runs TASK with its default model, waits for the result, saves a screenshot of the
+main window and (with ``--quit``) exits 0; any failure prints ``error: ...`` and exits 2.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+
+from PySide6.QtCore import QObject, QTimer
+from PySide6.QtWidgets import QApplication
+
+__all__ = ["main", "build_parser", "Automation", "TASK_CHOICES"]
+
+logger = logging.getLogger("desktop")
+
+TASK_CHOICES = ("reconstruct", "detect-nuclei", "denoise", "score-beats", "score-segments")
+EXIT_FAILURE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m desktop", description="Latent desktop application.")
+    p.add_argument("file", nargs="?", help="file, WFDB record or DICOM folder to open")
+    p.add_argument("--task", choices=TASK_CHOICES, help="run this task with its default model after opening")
+    p.add_argument("--model", help="bundled model name or .safetensors file for --task (default: the task's)")
+    p.add_argument("--screenshot", metavar="PNG", help="save a screenshot of the main window when done")
+    p.add_argument("--quit", action="store_true", help="exit when done (0 on success, 2 on failure)")
+    p.add_argument("--sfreq", type=float, metavar="HZ", help="sampling rate of a headerless text/NPY signal")
+    p.add_argument("--series-uid", help="DICOM SeriesInstanceUID to open from a folder with several series")
+    p.add_argument("--timeout", type=float, default=900.0, metavar="S", help="give up after S seconds (automation)")
+    p.add_argument("--size", default="1366x768", metavar="WxH", help="window size for automation (default 1366x768)")
+    p.add_argument("--selftest", action="store_true", help="check the installation and exit")
+    return p
+
+
+class Automation(QObject):
+    """Open a file, optionally run a task, take a screenshot, optionally quit."""
+
+    def __init__(self, window, args, app: QApplication):
+        super().__init__(window)
+        self.window, self.args, self.app = window, args, app
+        self.exit_code: int | None = None
+        self.t0 = time.perf_counter()
+
+    def start(self) -> None:
+        from desktop.dialogs import messages
+
+        messages.set_interactive(False)
+        self.window.opener.interactive = False
+        self.window.opener.opened.connect(self._opened)
+        self.window.opener.failed.connect(lambda _p, msg: self.fail(msg))
+        self.window.analysis.taskFinished.connect(lambda _t: self._finished())
+        self.window.analysis.taskFailed.connect(lambda _t, msg: self.fail(msg))
+        self.window.analysis.taskCancelled.connect(lambda _t: self.fail("the task was cancelled"))
+        QTimer.singleShot(int(self.args.timeout * 1000), lambda: self.fail(f"timed out after {self.args.timeout:g} s"))
+        opts = {}
+        if self.args.sfreq:
+            opts["sfreq"] = self.args.sfreq
+        if self.args.series_uid:
+            opts["series_uid"] = self.args.series_uid
+        self.window.open_path(self.args.file, **opts)
+
+    def _opened(self, path: str) -> None:
+        logger.info("opened %s in %.1f s", path, time.perf_counter() - self.t0)
+        task = self.args.task
+        if not task:
+            self._finished()
+            return
+        from engine.tasks import TASKS
+
+        spec = TASKS[task]
+        modality = self.window.session.modality
+        if modality not in spec.modalities:
+            self.fail(f"task {task!r} does not apply to {modality} data; it applies to: {', '.join(spec.modalities)}")
+            return
+        if not self.window.analysis.run_task(task, self.args.model):
+            self.fail(f"task {task!r} could not be started")
+
+    def _finished(self) -> None:
+        # Let the views draw the result before grabbing the window.
+        QTimer.singleShot(500, self._shoot)
+
+    def _shoot(self) -> None:
+        if self.exit_code is not None:
+            return
+        if self.args.screenshot:
+            from desktop.panels.export import save_png
+
+            try:
+                self.app.processEvents()
+                save_png(self.window, self.args.screenshot)
+            except OSError as exc:
+                self.fail(str(exc))
+                return
+            logger.info("screenshot saved to %s", self.args.screenshot)
+        if self.args.quit:
+            self.exit_code = 0
+            self.window.close()
+            self.app.exit(0)
+
+    def fail(self, message: str) -> None:
+        if self.exit_code is not None:
+            return
+        print(f"error: {message}", file=sys.stderr)
+        if self.args.quit:
+            self.exit_code = EXIT_FAILURE
+            self.window.close()
+            self.app.exit(EXIT_FAILURE)
+
+
+def _parse_size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+        return max(400, w), max(300, h)
+    except ValueError:
+        return 1366, 768
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.selftest:
+        from desktop.selftest import run_selftest
+
+        return run_selftest()
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("Latent")
+    app.setOrganizationName("Latent")
+    from desktop.main_window import MainWindow
+
+    window = MainWindow()
+    automation = None
+    if args.file:
+        if args.screenshot or args.quit:
+            window.resize(*_parse_size(args.size))
+        automation = Automation(window, args, app)
+        QTimer.singleShot(0, automation.start)
+    elif args.task or args.screenshot:
+        print("error: --task and --screenshot need a FILE to open", file=sys.stderr)
+        return EXIT_FAILURE
+    window.show()
+    code = app.exec()
+    if automation is not None and automation.exit_code is not None:
+        code = automation.exit_code
+    window.shutdown()
+    return int(code)

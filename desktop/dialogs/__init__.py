@@ -1,0 +1,1 @@
+"""Dialogs: messages, the DICOM series browser, About."""

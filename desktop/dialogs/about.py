@@ -1,0 +1,40 @@
+"""Help › About: the version and the library/device report (engine.utils.sys_info)."""
+from __future__ import annotations
+
+from PySide6.QtGui import QFontDatabase
+from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QVBoxLayout
+
+__all__ = ["AboutDialog", "about_text"]
+
+
+def about_text() -> str:
+    from engine.utils import sys_info
+
+    try:
+        return sys_info()
+    except Exception as exc:  # noqa: BLE001 - the About box must always open
+        return f"version information unavailable: {exc}"
+
+
+class AboutDialog(QDialog):
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        import engine
+
+        self.setWindowTitle("About Latent")
+        head = QLabel(f"<h3>Latent {engine.__version__}</h3><p>Offline autoencoder analysis of CT, H&amp;E "
+                      "histology, ECG and EEG. Runs on your GPU when there is one, otherwise on the CPU; "
+                      "never uses the network.</p><p>Bundled samples and their attribution: "
+                      "resources/samples/README.md.</p>")
+        head.setWordWrap(True)
+        text = QPlainTextEdit(about_text())
+        text.setReadOnly(True)
+        text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        buttons.rejected.connect(self.reject)
+        buttons.accepted.connect(self.accept)
+        lay = QVBoxLayout(self)
+        lay.addWidget(head)
+        lay.addWidget(text, 1)
+        lay.addWidget(buttons)
+        self.resize(560, 440)

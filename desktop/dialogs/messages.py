@@ -1,0 +1,45 @@
+"""Every message box the application shows goes through these functions.
+
+Tests replace :func:`show_error` to intercept dialogs without a modal loop.
+"""
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+logger = logging.getLogger("desktop")
+
+__all__ = ["show_error", "show_info", "ask_yes_no", "set_interactive", "errors_seen"]
+
+_interactive = True
+#: Every error shown (or, when not interactive, logged) in this process, newest last.
+errors_seen: list[str] = []
+
+
+def set_interactive(on: bool) -> None:
+    """Automation runs without modal dialogs: errors are then logged and remembered only."""
+    global _interactive
+    _interactive = bool(on)
+
+
+def show_error(parent: QWidget | None, title: str, text: str) -> None:
+    """Show a modal error dialog with *text* (one or two lines that say what to do)."""
+    logger.warning("%s: %s", title, text)
+    errors_seen.append(text)
+    if not _interactive:
+        return
+    box = QMessageBox(QMessageBox.Icon.Critical, title, text, QMessageBox.StandardButton.Ok, parent)
+    box.exec()
+
+
+def show_info(parent: QWidget | None, title: str, text: str) -> None:
+    if not _interactive:
+        logger.info("%s: %s", title, text)
+        return
+    QMessageBox.information(parent, title, text)
+
+
+def ask_yes_no(parent: QWidget | None, title: str, text: str) -> bool:
+    answer = QMessageBox.question(parent, title, text)
+    return answer == QMessageBox.StandardButton.Yes

@@ -1,0 +1,342 @@
+"""The main window: menus, docks, status bar and the viewer for the open modality.
+
+No computation happens here: reading is done by :class:`desktop.opener.Opener`,
+analysis by :class:`desktop.panels.analysis.AnalysisPanel`, both in worker threads.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QPushButton, QStackedWidget,
+                               QVBoxLayout, QWidget)
+
+from desktop import settings as prefs
+from desktop.dialogs import messages
+from desktop.jobs import JobRunner
+from desktop.opener import Opener
+from desktop.panels.analysis import AnalysisPanel
+from desktop.panels.export import ExportPanel
+from desktop.panels.results import ResultsPanel
+from desktop.session import Session
+from desktop.views.ct_view import CtView
+from desktop.views.signal_view import SignalView
+from desktop.views.slide_view import SlideView
+
+logger = logging.getLogger("desktop")
+
+__all__ = ["MainWindow", "OPEN_FILTER"]
+
+OPEN_FILTER = ("Medical images and signals (*.dcm *.dicom *.ima DICOMDIR *.png *.jpg *.jpeg *.tif *.tiff *.svs "
+               "*.ndpi *.mrxs *.scn *.hea *.dat *.edf *.bdf *.gdf *.fif *.fif.gz *.vhdr *.set *.txt *.csv "
+               "*.tsv *.asc *.npy);;All files (*)")
+
+WELCOME = """<h2>Latent</h2>
+<p>Open a CT series (DICOM folder), an H&amp;E image or slide, an ECG or an EEG recording:<br>
+<b>File › Open</b>, <b>File › Open DICOM folder</b>, drag a file onto this window,
+or try a bundled sample from <b>Help › Open sample</b>.</p>
+<p>Then choose a task in the <b>Analysis</b> panel and press <b>Run</b>.</p>"""
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Latent")
+        self.setAcceptDrops(True)
+        self.session = Session(self)
+        self.opener = Opener(self.session, self)
+        self.device_runner = JobRunner(self)
+        self._build_central()
+        self._build_docks()
+        self._build_menus()
+        self._build_status()
+        self.session.dataChanged.connect(self._on_data)
+        self.session.resultAdded.connect(self._on_result)
+        self.opener.busyChanged.connect(self._on_open_busy)
+        self._restore()
+        QTimer.singleShot(300, self._detect_device)
+
+    # ---- construction -----------------------------------------------------------------
+    def _build_central(self) -> None:
+        self.stack = QStackedWidget()
+        welcome = QWidget()
+        wl = QVBoxLayout(welcome)
+        text = QLabel(WELCOME)
+        text.setWordWrap(True)
+        text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        wl.addStretch(1)
+        wl.addWidget(text)
+        for label, slot in (("Open file…", self.ask_open), ("Open DICOM folder…", self.ask_open_folder)):
+            b = QPushButton(label)
+            b.setMaximumWidth(260)
+            b.clicked.connect(slot)
+            wl.addWidget(b, 0, Qt.AlignmentFlag.AlignHCenter)
+        wl.addStretch(2)
+        self.welcome = welcome
+        self.ct_view = CtView(self.session)
+        self.slide_view = SlideView(self.session)
+        self.signal_view = SignalView(self.session)
+        for w in (welcome, self.ct_view, self.slide_view, self.signal_view):
+            self.stack.addWidget(w)
+        for v in (self.ct_view, self.slide_view, self.signal_view):
+            v.statusMessage.connect(lambda msg: self.statusBar().showMessage(msg, 4000))
+        self.setCentralWidget(self.stack)
+
+    def _dock(self, title: str, widget: QWidget, name: str) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        return dock
+
+    def _build_docks(self) -> None:
+        self.analysis = AnalysisPanel(self.session)
+        self.results = ResultsPanel(self.session)
+        self.export = ExportPanel(self.session, self.current_view)
+        self.analysis_dock = self._dock("Analysis", self.analysis, "analysis_dock")
+        self.results_dock = self._dock("Results", self.results, "results_dock")
+        self.export_dock = self._dock("Export", self.export, "export_dock")
+        self.tabifyDockWidget(self.results_dock, self.export_dock)
+        self.results_dock.raise_()
+        self._docks_sized = False
+
+    def showEvent(self, ev):  # noqa: N802 - Qt override
+        super().showEvent(ev)
+        if not self._docks_sized and not prefs.settings().value("window/state"):
+            self._docks_sized = True
+            QTimer.singleShot(0, self._size_docks)
+
+    def _size_docks(self) -> None:
+        w = max(280, min(340, self.width() // 4))
+        self.resizeDocks([self.analysis_dock], [w], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.analysis_dock, self.results_dock], [220, max(300, self.height() - 300)],
+                         Qt.Orientation.Vertical)
+
+    def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        act = QAction(text, self)
+        if shortcut is not None:
+            act.setShortcut(QKeySequence(shortcut))
+        if tip:
+            act.setStatusTip(tip)
+        act.triggered.connect(slot)
+        menu.addAction(act)
+        return act
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        m = bar.addMenu("&File")
+        self._action(m, "&Open…", self.ask_open, QKeySequence.StandardKey.Open, "Open an image or a recording")
+        self._action(m, "Open DICOM &folder…", self.ask_open_folder, "Ctrl+Shift+O", "Open a folder of DICOM files")
+        self.recent_menu = m.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self.close_act = self._action(m, "&Close", self.session.close, QKeySequence.StandardKey.Close)
+        m.addSeparator()
+        self.png_act = self._action(m, "Save view as &PNG…", self.export.ask_png, "Ctrl+Shift+S")
+        self.export_act = self._action(m, "&Export results…", self.export.ask_results, "Ctrl+E")
+        m.addSeparator()
+        self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        v = bar.addMenu("&View")
+        self._action(v, "&Fit to window", self.fit_view, "Ctrl+0")
+        self.compare_act = self._action(v, "&Compare original / reconstruction / anomaly", self.toggle_compare,
+                                        "Ctrl+K")
+        v.addSeparator()
+        for dock in (self.analysis_dock, self.results_dock, self.export_dock):
+            v.addAction(dock.toggleViewAction())
+
+        a = bar.addMenu("&Analysis")
+        self.run_act = self._action(a, "&Run selected task", lambda: self.analysis.run_task(), "Ctrl+R")
+        self.cancel_act = self._action(a, "&Cancel", self.analysis.cancel, "Esc")
+        a.addSeparator()
+        self._action(a, "Clear &results", self.session.clear_results)
+
+        h = bar.addMenu("&Help")
+        self.samples_menu = h.addMenu("Open &sample")
+        self.samples_menu.aboutToShow.connect(self._fill_samples)
+        self._action(h, "&Mouse and keys", self.show_help, "F1")
+        self._action(h, "&About Latent", self.show_about)
+        self._fill_samples()
+        self._fill_recent()
+
+    def _build_status(self) -> None:
+        self.file_label = QLabel("")
+        self.statusBar().addPermanentWidget(self.file_label)
+        self.statusBar().showMessage("Ready")
+
+    # ---- opening -----------------------------------------------------------------
+    def open_path(self, path: str, **options) -> None:
+        self.statusBar().showMessage(f"Opening {Path(path).name}…")
+        self.opener.open(path, **options)
+
+    def ask_open(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open", prefs.last_dir(), OPEN_FILTER)
+        if paths:
+            self.open_path(paths[0])
+
+    def ask_open_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open DICOM folder", prefs.last_dir())
+        if folder:
+            self.open_path(folder)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        items = prefs.recent_files()
+        for p in items:
+            act = self.recent_menu.addAction(p)
+            act.triggered.connect(lambda _=False, p=p: self._open_recent(p))
+        if not items:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list").triggered.connect(
+                lambda: prefs.settings().setValue("recent_files", []))
+
+    def _open_recent(self, path: str) -> None:
+        if not os.path.exists(path) and not os.path.exists(path + ".hea"):
+            prefs.remove_recent_file(path)
+            messages.show_error(self, "File not found", f"{path}: no longer exists; removed from the recent list.")
+            return
+        self.open_path(path)
+
+    def _fill_samples(self) -> None:
+        from desktop.resources import list_samples
+
+        self.samples_menu.clear()
+        samples = list_samples()
+        for label, path, opts in samples:
+            act = self.samples_menu.addAction(label)
+            act.triggered.connect(lambda _=False, p=path, o=opts: self.open_path(p, **o))
+        if not samples:
+            self.samples_menu.addAction("(no samples bundled in this build)").setEnabled(False)
+
+    def dragEnterEvent(self, ev):  # noqa: N802 - Qt override
+        if ev.mimeData().hasUrls():
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev):  # noqa: N802 - Qt override
+        urls = [u.toLocalFile() for u in ev.mimeData().urls() if u.isLocalFile()]
+        if urls:
+            ev.acceptProposedAction()
+            self.open_path(urls[0])
+
+    def _on_open_busy(self, busy: bool) -> None:
+        if busy:
+            self.setCursor(Qt.CursorShape.BusyCursor)
+        else:
+            self.unsetCursor()
+
+    # ---- state -------------------------------------------------------------------
+    def current_view(self) -> QWidget:
+        return self.stack.currentWidget()
+
+    def _on_data(self) -> None:
+        data, modality = self.session.data, self.session.modality
+        view = {"ct": self.ct_view, "histology": self.slide_view, "ecg": self.signal_view,
+                "eeg": self.signal_view}.get(modality, self.welcome)
+        self.stack.setCurrentWidget(view)
+        if data is None:
+            self.setWindowTitle("Latent")
+            self.file_label.setText("")
+            self.statusBar().showMessage("Closed")
+            return
+        name = Path(self.session.path or "").name
+        self.setWindowTitle(f"{name} — Latent")
+        self.file_label.setText(describe_data(data))
+        self.statusBar().showMessage(f"Opened {name}", 5000)
+        view.setFocus()
+
+    def _on_result(self, task: str) -> None:
+        from desktop.panels.results import summarise
+
+        entry = self.session.results[task]
+        self.statusBar().showMessage(summarise(task, entry, self.session.data).splitlines()[0], 10000)
+
+    def fit_view(self) -> None:
+        view = self.current_view()
+        if hasattr(view, "fit"):
+            view.fit()
+        elif view is self.signal_view:
+            view.auto_scale()
+
+    def toggle_compare(self) -> None:
+        view = self.current_view()
+        box = getattr(view, "compare_box", None)
+        if box is not None and box.isEnabled():
+            box.setChecked(not box.isChecked())
+        else:
+            self.statusBar().showMessage("Run “Reconstruct + anomaly map” first to compare.", 4000)
+
+    def _detect_device(self) -> None:
+        def detect():
+            from engine.utils import choose_device, device_name
+
+            return device_name(choose_device())
+
+        self.device_runner.start(detect, name="device", on_result=self.analysis.set_device_text,
+                                 on_error=lambda msg: self.analysis.set_device_text("CPU (torch unavailable)"))
+
+    # ---- help ----------------------------------------------------------------------
+    def show_help(self) -> None:
+        messages.show_info(self, "Mouse and keys", HELP_TEXT)
+
+    def show_about(self) -> None:
+        from desktop.dialogs.about import AboutDialog
+
+        AboutDialog(self).exec()
+
+    # ---- persistence -------------------------------------------------------------
+    def _restore(self) -> None:
+        s = prefs.settings()
+        geo = s.value("window/geometry")
+        if isinstance(geo, QByteArray) and not geo.isEmpty():
+            self.restoreGeometry(geo)
+        else:
+            screen = self.screen().availableGeometry() if self.screen() else None
+            w = min(1366, screen.width()) if screen else 1280
+            h = min(768, screen.height()) if screen else 720
+            self.resize(max(900, w - 40), max(600, h - 60))
+        st = s.value("window/state")
+        if isinstance(st, QByteArray) and not st.isEmpty():
+            self.restoreState(st)
+
+    def closeEvent(self, ev):  # noqa: N802 - Qt override
+        s = prefs.settings()
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        self.shutdown()
+        super().closeEvent(ev)
+
+    def shutdown(self) -> None:
+        """Stop every worker thread (cancel, then wait)."""
+        for obj in (self.analysis, self.opener, self.export, self.signal_view):
+            obj.runner.shutdown()
+        self.device_runner.shutdown()
+
+
+def describe_data(data) -> str:
+    """A one-line description of the open data for the status bar."""
+    m = getattr(data, "modality", "?")
+    if m == "ct":
+        sp = data.spacing or ()
+        return f"CT {' × '.join(map(str, data.shape))}, {' × '.join(f'{v:.2f}' for v in sp)} mm"
+    if m == "histology":
+        mpp = f", {data.mpp:.3g} µm/px" if data.mpp else ", scale unknown"
+        return f"H&E {data.shape[1]} × {data.shape[0]} px, {len(data.levels or (1,))} level(s){mpp}"
+    if m in ("ecg", "eeg"):
+        return (f"{m.upper()} {len(data.channels)} ch, {data.sfreq:g} Hz, {data.duration:.1f} s, "
+                f"{len(data.annotations)} annotations")
+    return str(m)
+
+
+HELP_TEXT = """CT: wheel or Up/Down/PageUp/PageDown = slice; right-drag = window (left/right) and level (up/down);
+Ctrl+wheel = zoom; left-drag = pan; W/L tool makes left-drag adjust window/level; presets in the combo box.
+Slides: wheel = zoom; left-drag = pan; Fit / 1:1 buttons; click a nucleus in the Results table to centre on it.
+Signals: Left/Right or PageUp/PageDown = page; Home/End; +/- = gain of the selected channels (all if none);
+tick channels in the list to show them; HP/LP/Notch filters affect the display only; click the overview to jump.
+Ctrl+R runs the selected task, Esc cancels it, Ctrl+K compares original / reconstruction / anomaly."""

@@ -1,0 +1,1 @@
+"""Dock panels: analysis (run a task), results (layers, tables) and export."""

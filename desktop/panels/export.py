@@ -1,0 +1,122 @@
+"""Export panel: a PNG snapshot of the view, and every result through its task's writer
+(CSV/GeoJSON detections, denoised WFDB/EDF, anomaly map TIFF, JSON summary with provenance).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QFileDialog, QLabel, QListWidget, QPushButton, QVBoxLayout, QWidget
+
+from desktop.dialogs import messages
+from desktop.jobs import JobRunner
+from desktop.session import Session
+from desktop.settings import last_dir, set_last_dir
+
+__all__ = ["ExportPanel", "save_png", "write_results"]
+
+
+def save_png(widget: QWidget, path: str | os.PathLike) -> Path:
+    """Grab *widget* as it is drawn and save it as a PNG (atomically)."""
+    from engine.utils import atomic_path
+
+    path = Path(path)
+    pix = widget.grab()
+    with atomic_path(path) as tmp:
+        if not pix.save(str(tmp), "PNG"):
+            raise OSError(f"{path}: the image could not be written")
+    return path
+
+
+def write_results(results: dict, data, out_dir: str | os.PathLike) -> list[Path]:
+    """Call each task's writer on its result; returns every file written."""
+    from engine.tasks import TASKS
+
+    written: list[Path] = []
+    for task, entry in results.items():
+        written += [Path(p) for p in TASKS[task].writer()(entry.result, data, Path(out_dir))]
+    return written
+
+
+class ExportPanel(QWidget):
+    """``exported(list)`` is emitted with the paths written."""
+
+    exported = Signal(list)
+
+    def __init__(self, session: Session, snapshot_widget, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = session
+        self.snapshot_widget = snapshot_widget  # callable returning the widget to grab
+        self.runner = JobRunner(self)
+        self.runner.busyChanged.connect(self._update)
+        self.png_btn = QPushButton("Save view as PNG…")
+        self.png_btn.clicked.connect(self.ask_png)
+        self.results_btn = QPushButton("Export results…")
+        self.results_btn.setToolTip("Write every result with provenance: CSV/GeoJSON detections, denoised "
+                                    "WFDB/EDF, anomaly map TIFF, JSON summary")
+        self.results_btn.clicked.connect(self.ask_results)
+        self.files = QListWidget()
+        self.files.setToolTip("Files written in this session")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.addWidget(self.png_btn)
+        lay.addWidget(self.results_btn)
+        lay.addWidget(QLabel("Written:"))
+        lay.addWidget(self.files, 1)
+        for sig in (session.dataChanged, session.resultAdded, session.resultsCleared):
+            sig.connect(self._update)
+        self._update()
+
+    def _update(self, *_) -> None:
+        self.png_btn.setEnabled(self.session.data is not None)
+        self.results_btn.setEnabled(bool(self.session.results) and not self.runner.running)
+
+    def _stem(self) -> str:
+        from engine.utils import stem_of
+
+        return stem_of(self.session.path) if self.session.path else "latent"
+
+    def ask_png(self) -> None:
+        if self.session.data is None:
+            return
+        default = str(Path(last_dir()) / f"{self._stem()}_view.png")
+        path, _ = QFileDialog.getSaveFileName(self, "Save view as PNG", default, "PNG image (*.png)")
+        if not path:
+            return
+        if not path.lower().endswith(".png"):
+            path += ".png"
+        try:
+            save_png(self.snapshot_widget(), path)
+        except OSError as exc:
+            messages.show_error(self, "Could not save the image", str(exc))
+            return
+        set_last_dir(path)
+        self._written([Path(path)])
+
+    def ask_results(self) -> None:
+        if not self.session.results:
+            messages.show_info(self, "Nothing to export", "Run a task first; its results can then be exported.")
+            return
+        folder = QFileDialog.getExistingDirectory(self, "Export results to folder", last_dir())
+        if folder:
+            set_last_dir(folder + "/")
+            self.export_to(folder)
+
+    def export_to(self, folder: str | os.PathLike) -> None:
+        """Write every result to *folder* in a worker thread."""
+        results, data = dict(self.session.results), self.session.data
+        self.results_btn.setEnabled(False)
+        self.runner.start(lambda: write_results(results, data, folder), name="export",
+                          on_result=self._written, on_error=self._failed)
+
+    def _written(self, paths) -> None:
+        for p in paths:
+            self.files.addItem(str(p))
+        self.files.scrollToBottom()
+        self._update()
+        self.exported.emit([str(p) for p in paths])
+
+    def _failed(self, msg: str) -> None:
+        self._update()
+        messages.show_error(self, "Export failed", msg)

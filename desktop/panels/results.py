@@ -1,0 +1,226 @@
+"""Results panel: overlay layer settings, a summary of each result and its table.
+
+Clicking a row of the detections / beats / segments table centres the view on it.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox,
+                               QHeaderView, QLabel, QSlider, QTableView, QVBoxLayout, QWidget)
+
+from desktop.session import ANOMALY_DISPLAY_MAX, Session
+from desktop.settings import settings
+from desktop.views.overlays import COLORMAPS
+
+__all__ = ["ResultsPanel", "ArrayTableModel", "summarise", "MAX_TABLE_ROWS"]
+
+MAX_TABLE_ROWS = 200_000
+
+
+class ArrayTableModel(QAbstractTableModel):
+    """A read-only table over numpy columns (fast for hundreds of thousands of rows)."""
+
+    def __init__(self, headers, columns, formats, parent=None):
+        super().__init__(parent)
+        self.headers, self.columns, self.formats = list(headers), [np.asarray(c) for c in columns], list(formats)
+        self.n = len(self.columns[0]) if self.columns else 0
+
+    def rowCount(self, parent=QModelIndex()):  # noqa: N802 - Qt override
+        return 0 if parent.isValid() else self.n
+
+    def columnCount(self, parent=QModelIndex()):  # noqa: N802 - Qt override
+        return 0 if parent.isValid() else len(self.headers)
+
+    def data(self, index, role=Qt.ItemDataRole.DisplayRole):
+        if role == Qt.ItemDataRole.DisplayRole and index.isValid():
+            return self.formats[index.column()](self.columns[index.column()][index.row()])
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self.headers[section]
+        return None
+
+
+def summarise(task: str, entry, data) -> str:
+    """A few lines describing a result, for the panel and the status bar."""
+    r = entry.result
+    lines = []
+    if task == "reconstruct":
+        a = np.asarray(r.anomaly.array, np.float32)
+        lines.append(f"Anomaly: max {np.nanmax(a):.2f}, mean {np.nanmean(a):.2f}, "
+                     f"{100 * np.mean(a > 1):.1f}% above 1")
+        lines.append("Scale: 0 = typical, 1 = calibrated high percentile of normal data")
+    elif task == "detect-nuclei":
+        lines.append(f"Nuclei: {r.count}")
+        mpp = r.mpp or getattr(data, "mpp", None)
+        if mpp and data is not None:
+            area_mm2 = data.shape[0] * data.shape[1] * (mpp / 1000.0) ** 2
+            lines.append(f"Density: {r.count / area_mm2:,.0f} per mm² (over {area_mm2:.3f} mm²)")
+        elif data is not None:
+            lines.append(f"Density: {r.count / (data.shape[0] * data.shape[1]) * 1e6:,.0f} per Mpx (scale unknown)")
+    elif task == "denoise":
+        lines.append(f"Denoised {len(r.signal.channels)} channel(s), {r.signal.duration:.1f} s")
+    elif task == "score-beats":
+        n = len(r.score)
+        hot = int(np.sum(np.asarray(r.score) >= r.threshold)) if r.threshold is not None else 0
+        lines.append(f"Beats: {n}; above threshold: {hot}" + (f" (threshold {r.threshold:.3g})" if r.threshold is not None else ""))
+    elif task == "score-segments":
+        n = len(r.score)
+        lines.append(f"Segments: {n}; flagged: {int(np.sum(r.label))}"
+                     + (f" (threshold {r.threshold:.3g})" if r.threshold is not None else ""))
+    sha = getattr(r, "sha256", None) or getattr(getattr(r, "reconstruction", None), "sha256", "")
+    lines.append(f"Model: {entry.model}" + (f"  sha256 {sha[:12]}…" if sha else ""))
+    lines.append(f"Time: {entry.seconds:.1f} s on {entry.device or 'this machine'}")
+    return "\n".join(lines)
+
+
+class ResultsPanel(QWidget):
+    def __init__(self, session: Session, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.session = session
+        self._build()
+        self._load_settings()
+        session.resultAdded.connect(self._on_result)
+        session.resultsCleared.connect(self._on_cleared)
+        session.dataChanged.connect(self._on_cleared)
+
+    def _build(self) -> None:
+        layers = QGroupBox("Layers")
+        form = QFormLayout(layers)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.visible_box = QCheckBox("Anomaly heat-map")
+        self.visible_box.setChecked(True)
+        self.markers_box = QCheckBox("Nucleus markers")
+        self.markers_box.setChecked(True)
+        self.trace_box = QCheckBox("Denoised / reconstructed trace")
+        self.trace_box.setChecked(True)
+        self.cmap_box = QComboBox()
+        self.cmap_box.addItems(COLORMAPS)
+        self.opacity = QSlider(Qt.Orientation.Horizontal)
+        self.opacity.setRange(0, 100)
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(0.0, ANOMALY_DISPLAY_MAX)
+        self.threshold.setSingleStep(0.05)
+        self.threshold.setDecimals(2)
+        self.threshold.setToolTip("Anomaly below this value (calibrated scale: 1 = high percentile of "
+                                  "normal data) is not coloured")
+        form.addRow(self.visible_box)
+        form.addRow(self.markers_box)
+        form.addRow(self.trace_box)
+        form.addRow("Colormap", self.cmap_box)
+        form.addRow("Opacity", self.opacity)
+        form.addRow("Threshold", self.threshold)
+        self.scale_label = QLabel(f"fixed scale 0 … {ANOMALY_DISPLAY_MAX:g}")
+        form.addRow("", self.scale_label)
+        for w, sig in ((self.visible_box, "toggled"), (self.markers_box, "toggled"), (self.trace_box, "toggled"),
+                       (self.cmap_box, "currentTextChanged"), (self.opacity, "valueChanged"),
+                       (self.threshold, "valueChanged")):
+            getattr(w, sig).connect(self._push)
+
+        self.result_box = QComboBox()
+        self.result_box.currentIndexChanged.connect(self._show_selected)
+        self.summary = QLabel("No results yet.")
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.table = QTableView()
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.clicked.connect(self._row_clicked)
+        self.table.setToolTip("Click a row to centre the view on it")
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.addWidget(layers)
+        lay.addWidget(self.result_box)
+        lay.addWidget(self.summary)
+        lay.addWidget(self.table, 1)
+        self.focus_points: np.ndarray | None = None  # (N, 2) rows -> (x, y) or (t, 0)
+
+    def _load_settings(self) -> None:
+        s = settings()
+        ov = self.session.overlay
+        try:
+            ov.colormap = str(s.value("overlay/colormap", ov.colormap))
+            ov.opacity = float(s.value("overlay/opacity", ov.opacity))
+            ov.threshold = float(s.value("overlay/threshold", ov.threshold))
+        except (TypeError, ValueError):
+            pass
+        for w in (self.cmap_box, self.opacity, self.threshold):
+            w.blockSignals(True)
+        self.cmap_box.setCurrentText(ov.colormap if ov.colormap in COLORMAPS else COLORMAPS[0])
+        self.opacity.setValue(int(round(ov.opacity * 100)))
+        self.threshold.setValue(ov.threshold)
+        for w in (self.cmap_box, self.opacity, self.threshold):
+            w.blockSignals(False)
+
+    def _push(self, *_) -> None:
+        self.session.set_overlay(visible=self.visible_box.isChecked(), show_markers=self.markers_box.isChecked(),
+                                 show_reconstruction=self.trace_box.isChecked(),
+                                 colormap=self.cmap_box.currentText(), opacity=self.opacity.value() / 100.0,
+                                 threshold=float(self.threshold.value()))
+        s = settings()
+        s.setValue("overlay/colormap", self.cmap_box.currentText())
+        s.setValue("overlay/opacity", self.opacity.value() / 100.0)
+        s.setValue("overlay/threshold", float(self.threshold.value()))
+
+    # ---- results ------------------------------------------------------------------
+    def _on_cleared(self) -> None:
+        self.result_box.clear()
+        self.summary.setText("No results yet." if self.session.data is not None else "")
+        self.table.setModel(None)
+        self.focus_points = None
+
+    def _on_result(self, task: str) -> None:
+        i = self.result_box.findData(task)
+        if i < 0:
+            from engine.tasks import TASKS
+
+            self.result_box.addItem(TASKS[task].title if task in TASKS else task, task)
+            i = self.result_box.count() - 1
+        if self.result_box.currentIndex() == i:
+            self._show_selected()
+        else:
+            self.result_box.setCurrentIndex(i)
+
+    def _show_selected(self, *_) -> None:
+        task = self.result_box.currentData()
+        entry = self.session.results.get(task) if task else None
+        if entry is None:
+            return
+        data = self.session.data
+        self.summary.setText(summarise(task, entry, data))
+        r = entry.result
+        model, self.focus_points = None, None
+        if task == "detect-nuclei" and r.count:
+            xy = np.asarray(r.xy, float)[:MAX_TABLE_ROWS]
+            model = ArrayTableModel(["#", "x", "y", "score"],
+                                    [np.arange(1, len(xy) + 1), xy[:, 0], xy[:, 1], np.asarray(r.score)[:len(xy)]],
+                                    [str, "{:.1f}".format, "{:.1f}".format, "{:.2f}".format])
+            self.focus_points = xy
+        elif task == "score-beats" and len(r.score):
+            order = np.argsort(-np.asarray(r.score))[:MAX_TABLE_ROWS]  # most abnormal first
+            t = np.asarray(r.sample, float)[order] / data.sfreq
+            sym = np.asarray(r.symbol, dtype=object)[order] if len(r.symbol) else np.full(len(order), "")
+            model = ArrayTableModel(["time (s)", "label", "score"], [t, sym, np.asarray(r.score)[order]],
+                                    ["{:.2f}".format, str, "{:.3f}".format])
+            self.focus_points = np.stack([t, np.zeros_like(t)], 1)
+        elif task == "score-segments" and len(r.score):
+            order = np.argsort(-np.asarray(r.score))[:MAX_TABLE_ROWS]
+            t0 = np.asarray(r.start, float)[order] / data.sfreq
+            t1 = np.asarray(r.stop, float)[order] / data.sfreq
+            model = ArrayTableModel(["start (s)", "stop (s)", "score", "flag"],
+                                    [t0, t1, np.asarray(r.score)[order], np.asarray(r.label)[order]],
+                                    ["{:.1f}".format, "{:.1f}".format, "{:.3f}".format, lambda v: "yes" if v else ""])
+            self.focus_points = np.stack([(t0 + t1) / 2, np.zeros_like(t0)], 1)
+        self.table.setModel(model)
+        self.table.setVisible(model is not None)
+
+    def _row_clicked(self, index: QModelIndex) -> None:
+        if self.focus_points is not None and index.isValid():
+            x, y = self.focus_points[index.row()]
+            self.session.focus(float(x), float(y))

@@ -1,0 +1,109 @@
+"""The state of one window: the open data, the results, the overlay settings.
+
+Widgets observe a :class:`Session` through its signals; they do not own state.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+
+__all__ = ["Session", "ResultEntry", "OverlaySettings", "ANOMALY_DISPLAY_MAX"]
+
+#: The anomaly map is shown on the model's calibrated fixed scale: 0 = typical of
+#: normal data, 1 = the calibrated high percentile. The colour scale always spans
+#: 0..ANOMALY_DISPLAY_MAX, never the range of the image, so a normal case stays cool.
+ANOMALY_DISPLAY_MAX = 2.0
+
+
+@dataclass
+class ResultEntry:
+    """One finished task: its result and how it was made."""
+
+    task: str
+    result: Any
+    model: str
+    device: str = ""
+    seconds: float = 0.0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OverlaySettings:
+    """How the anomaly heat-map is drawn (persisted in QSettings)."""
+
+    colormap: str = "inferno"
+    opacity: float = 0.55
+    threshold: float = 0.5  # on the calibrated scale; below it the overlay is transparent
+    visible: bool = True
+    show_markers: bool = True
+    show_reconstruction: bool = True
+
+
+class Session(QObject):
+    """The open data and everything computed from it.
+
+    Signals
+    -------
+    dataChanged()
+        New data was opened (``data`` may be None after :meth:`close`).
+    resultAdded(str)
+        A task finished; the entry is ``results[task]``.
+    resultsCleared()
+    overlayChanged()
+        :attr:`overlay` was modified.
+    focusRequested(float, float)
+        Centre the view on a point: (x, y) image pixels, or (seconds, 0) for signals.
+    """
+
+    dataChanged = Signal()
+    resultAdded = Signal(str)
+    resultsCleared = Signal()
+    overlayChanged = Signal()
+    focusRequested = Signal(float, float)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.data: Any = None
+        self.path: str | None = None
+        self.read_options: dict[str, Any] = {}
+        self.results: dict[str, ResultEntry] = {}
+        self.overlay = OverlaySettings()
+
+    @property
+    def modality(self) -> str | None:
+        return None if self.data is None else getattr(self.data, "modality", None)
+
+    def set_data(self, data: Any, path: str, options: dict[str, Any] | None = None) -> None:
+        old = self.data
+        self.results.clear()
+        self.resultsCleared.emit()
+        self.data, self.path, self.read_options = data, path, dict(options or {})
+        self.dataChanged.emit()
+        if old is not None and old is not data and hasattr(old, "close"):
+            try:
+                old.close()
+            except Exception:  # noqa: BLE001 - closing a reader must never break the UI
+                pass
+
+    def close(self) -> None:
+        self.set_data(None, None)  # type: ignore[arg-type]
+
+    def add_result(self, entry: ResultEntry) -> None:
+        self.results[entry.task] = entry
+        self.resultAdded.emit(entry.task)
+
+    def clear_results(self) -> None:
+        self.results.clear()
+        self.resultsCleared.emit()
+
+    def set_overlay(self, **changes: Any) -> None:
+        for k, v in changes.items():
+            if not hasattr(self.overlay, k):
+                raise AttributeError(f"unknown overlay setting {k!r}")
+            setattr(self.overlay, k, v)
+        self.overlayChanged.emit()
+
+    def focus(self, x: float, y: float = 0.0) -> None:
+        self.focusRequested.emit(float(x), float(y))

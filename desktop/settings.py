@@ -1,0 +1,62 @@
+"""User preferences in QSettings: recent files, last folder, geometry, overlay settings.
+
+Set ``LATENT_SETTINGS_DIR`` to keep them in an INI file in that folder (tests and
+portable installs do this).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QSettings
+
+__all__ = ["settings", "recent_files", "add_recent_file", "remove_recent_file", "last_dir",
+           "set_last_dir", "MAX_RECENT"]
+
+MAX_RECENT = 10
+ORG, APP = "Latent", "Latent"
+
+
+def settings() -> QSettings:
+    folder = os.environ.get("LATENT_SETTINGS_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        return QSettings(str(Path(folder) / "latent.ini"), QSettings.Format.IniFormat)
+    return QSettings(ORG, APP)
+
+
+def _as_list(value) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value else []
+    return [str(v) for v in value]
+
+
+def recent_files() -> list[str]:
+    return _as_list(settings().value("recent_files", []))
+
+
+def add_recent_file(path: str) -> list[str]:
+    path = os.path.abspath(path)
+    items = [p for p in recent_files() if p != path]
+    items.insert(0, path)
+    items = items[:MAX_RECENT]
+    settings().setValue("recent_files", items)
+    return items
+
+
+def remove_recent_file(path: str) -> list[str]:
+    items = [p for p in recent_files() if p != path]
+    settings().setValue("recent_files", items)
+    return items
+
+
+def last_dir() -> str:
+    value = settings().value("last_dir", "")
+    return str(value) if value and os.path.isdir(str(value)) else str(Path.home())
+
+
+def set_last_dir(path: str) -> None:
+    p = Path(path)
+    settings().setValue("last_dir", str(p if p.is_dir() else p.parent))

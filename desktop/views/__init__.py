@@ -1,0 +1,1 @@
+"""The data viewers: CT slices, histology slides, ECG/EEG traces, and their overlays."""
