@@ -27,6 +27,7 @@ import numpy as np
 
 from engine.errors import CorruptFileError, ReadError
 from engine.io.signal_common import canonical_unit, is_ecg_name, is_eeg_name, modality_unit, unit_factor
+from engine.io.wfdb_dat import DatReader
 from engine.types import Annotation, Signal
 
 __all__ = ["read_wfdb", "ANNOTATORS", "record_base"]
@@ -102,9 +103,17 @@ def read_wfdb(path: str, *, modality: str | None = None, **_) -> Signal:
         raise ReadError(path, f"modality must be 'ecg' or 'eeg', not {guessed!r}")
     factors, units, unconverted = _unit_plan(names, src_units, guessed)
 
+    fast = DatReader.from_header(hea.parent, header) if eager is None else None
+
     def sample_reader(start: int, stop: int) -> np.ndarray:
-        arr = _rdrecord(hea, base, start, stop) if eager is None else eager[start:stop]
-        out = np.ascontiguousarray(arr.T, dtype=np.float32)
+        if fast is not None:
+            try:
+                out = fast.read(start, stop)
+            except (OSError, EOFError) as exc:
+                raise CorruptFileError(fast.path, f"cannot read samples {start}-{stop}: {exc}") from None
+        else:
+            arr = _rdrecord(hea, base, start, stop) if eager is None else eager[start:stop]
+            out = np.ascontiguousarray(arr.T, dtype=np.float32)
         out *= factors[:, None]
         return out
 
@@ -212,7 +221,8 @@ def _guess_modality(names, units) -> str:
     if any(is_ecg_name(n) for n in names):
         return "ecg"
     volts = [canonical_unit(u) for u in units]
-    if any(is_eeg_name(n) for n in names) or (volts and all(u == "uV" for u in volts)):
+    n_eeg = sum(is_eeg_name(n) for n in names)
+    if 2 * n_eeg >= len(names) or (volts and all(u == "uV" for u in volts)):
         return "eeg"
     return "ecg"
 

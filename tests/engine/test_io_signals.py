@@ -417,3 +417,53 @@ def test_cli_info_json_on_signals(data_dir, tmp_path):
     r = _info(data_dir / "eeg/bonn/E_S/S001.txt")
     assert r.returncode == 2 and r.stderr.startswith("error:") and "--sfreq" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("fmt", ["16", "212", "80", "160", "24", "32", "61"])
+def test_wfdb_window_reads_equal_wfdb_in_every_format(tmp_path, fmt):
+    """The direct window reader equals wfdb.rdrecord exactly, NaN for invalid samples included."""
+    import wfdb
+
+    from engine.io.wfdb_dat import DatReader
+
+    lim = {"80": 120, "212": 2000}.get(fmt, 30000)
+    rng = np.random.default_rng(int(fmt))
+    d = rng.integers(-lim, lim, size=(1001, 3))  # 3 channels: odd sample count for 212
+    d[7, 1] = {"80": -128, "212": -2048, "24": -(2**23), "32": -(2**31)}.get(fmt, -32768)  # invalid
+    written = {"61": "16", "160": "16"}.get(fmt, fmt)  # wfdb cannot write 61/160: rewrite the bytes
+    wfdb.wrsamp("f", fs=500, units=["mV"] * 3, sig_name=["I", "II", "V2"], d_signal=d, fmt=[written] * 3,
+                adc_gain=[200.0, 400.0, 1000.0], baseline=[0, 10, -5], write_dir=str(tmp_path))
+    if fmt != written:
+        raw = d.astype(">i2") if fmt == "61" else (d + 32768).astype("<u2")
+        (tmp_path / "f.dat").write_bytes(raw.tobytes())
+        hea = tmp_path / "f.hea"
+        hea.write_text(hea.read_text().replace("f.dat 16 ", f"f.dat {fmt} "))
+    ref = wfdb.rdrecord(str(tmp_path / "f"), return_res=32).p_signal.T
+    fast = DatReader.from_header(tmp_path, wfdb.rdheader(str(tmp_path / "f")))
+    assert fast is not None and fast.fmt == fmt
+    sig = read(tmp_path / "f")
+    assert np.isnan(sig.data[1, 7])
+    np.testing.assert_array_equal(sig.data, ref)
+    for start, stop in ((0, 1), (1, 2), (3, 998), (999, 1001), (500, 501)):
+        np.testing.assert_array_equal(fast.read(start, stop), ref[:, start:stop])
+
+
+def test_wfdb_two_signal_files_fall_back_to_wfdb(tmp_path):
+    import wfdb
+
+    from engine.io.wfdb_dat import DatReader
+
+    rng = np.random.default_rng(5)
+    a, b = rng.integers(-900, 900, size=(600, 2)), rng.integers(-900, 900, size=(600, 1))
+    for name, d in (("a", a), ("b", b)):
+        wfdb.wrsamp(name, fs=250, units=["mV"] * d.shape[1], sig_name=[f"{name}{i}" for i in range(d.shape[1])],
+                    d_signal=d, fmt=["16"] * d.shape[1], adc_gain=[200.0] * d.shape[1],
+                    baseline=[0] * d.shape[1], write_dir=str(tmp_path))
+    lines = [ln for ln in (tmp_path / "a.hea").read_text().splitlines()[1:] if ln.strip()]
+    lines += [ln for ln in (tmp_path / "b.hea").read_text().splitlines()[1:] if ln.strip()]
+    (tmp_path / "ab.hea").write_text("ab 3 250 600\n" + "\n".join(lines) + "\n")
+    hdr = wfdb.rdheader(str(tmp_path / "ab"))
+    assert DatReader.from_header(tmp_path, hdr) is None
+    sig = read(tmp_path / "ab")
+    assert sig.channels == ("a0", "a1", "b0")
+    np.testing.assert_allclose(sig.data, np.hstack([a, b]).T / 200.0, atol=1e-6)
