@@ -108,7 +108,8 @@ class JobRunner(QObject):
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._threads: list[JobThread] = []
+        self._threads: list[JobThread] = []  # alive (until QThread.finished)
+        self._active: list[JobThread] = []  # not yet reported (result, error or cancel)
 
     def start(self, make_job: Callable[[], Any], *, name: str = "job",
               on_result: Callable[[Any], None] | None = None,
@@ -116,38 +117,53 @@ class JobRunner(QObject):
               on_cancel: Callable[[], None] | None = None,
               on_progress: Callable[[float, str], None] | None = None) -> JobThread:
         thread = JobThread(make_job, name, self)
-        if on_result is not None:
-            thread.succeeded.connect(on_result)
-        if on_error is not None:
-            thread.failed.connect(on_error)
-        if on_cancel is not None:
-            thread.cancelled.connect(on_cancel)
+        # One slot per outcome: the job stops counting as running, then the callback runs,
+        # with nothing in between (several queued slots could interleave with other events).
+
+        def outcome(callback):
+            def slot(*args, t=thread):
+                self._reported(t)
+                if callback is not None:
+                    callback(*args)
+            return slot
+
+        thread.succeeded.connect(outcome(on_result))
+        thread.failed.connect(outcome(on_error))
+        thread.cancelled.connect(outcome(on_cancel))
         if on_progress is not None:
             thread.progress.connect(on_progress)
         thread.finished.connect(lambda t=thread: self._done(t))
         self._threads.append(thread)
+        self._active.append(thread)
         thread.start()
-        if len(self._threads) == 1:
+        if len(self._active) == 1:
             self.busyChanged.emit(True)
         return thread
 
     @property
     def running(self) -> list[JobThread]:
-        return list(self._threads)
+        """Jobs whose outcome has not been reported yet."""
+        return list(self._active)
 
     def cancel_all(self) -> None:
-        for t in self._threads:
+        for t in self._active:
             t.cancel()
 
-    def shutdown(self, timeout_ms: int = 10000) -> None:
+    def shutdown(self, timeout_ms: int = 30000) -> None:
         """Cancel every job and wait for its thread (called when the window closes)."""
-        self.cancel_all()
+        for t in list(self._threads):
+            t.cancel()
         for t in list(self._threads):
             t.wait(timeout_ms)
 
+    def _reported(self, thread: JobThread) -> None:
+        if thread in self._active:
+            self._active.remove(thread)
+            if not self._active:
+                self.busyChanged.emit(False)
+
     def _done(self, thread: JobThread) -> None:
+        self._reported(thread)
         if thread in self._threads:
             self._threads.remove(thread)
             thread.deleteLater()
-        if not self._threads:
-            self.busyChanged.emit(False)

@@ -72,9 +72,10 @@ class Opener(QObject):
         self._read(path, options)
 
     def _series_listed(self, path: str, options: dict, series: list) -> None:
-        images = [s for s, _ in series if s.rows]
+        from desktop.dialogs.series_browser import SeriesBrowser, is_image_series
+
+        images = [s for s, _ in series if is_image_series(s)]
         if len(images) > 1 and self.interactive:
-            from desktop.dialogs.series_browser import SeriesBrowser
 
             dlg = SeriesBrowser(path, series, self.parent_widget)
             if not dlg.exec() or dlg.selected_uid is None:

@@ -6,7 +6,16 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QListWidget, QListWidgetItem, QVBoxLayout
 
-__all__ = ["SeriesBrowser", "list_series_with_thumbnails", "thumbnail_pixmap", "MAX_THUMBNAILS"]
+__all__ = ["SeriesBrowser", "list_series_with_thumbnails", "thumbnail_pixmap", "is_image_series",
+           "MAX_THUMBNAILS"]
+
+#: DICOM modalities that carry no viewable image (segmentations, structures, reports, ...).
+NON_IMAGE_MODALITIES = {"SEG", "RTSTRUCT", "RTPLAN", "SR", "PR", "KO", "REG", "RWV", "DOC", "FID"}
+
+
+def is_image_series(series) -> bool:
+    """Whether a SeriesInfo can be opened as an image (has pixels, not a SEG/RTSTRUCT/SR...)."""
+    return bool(series.rows) and (series.modality or "").upper() not in NON_IMAGE_MODALITIES
 
 MAX_THUMBNAILS = 48
 THUMB = 128
@@ -19,7 +28,7 @@ def list_series_with_thumbnails(path: str) -> list[tuple]:
     out = []
     for i, s in enumerate(list_series(path)):
         thumb = None
-        if i < MAX_THUMBNAILS and s.rows:
+        if i < MAX_THUMBNAILS and is_image_series(s):
             try:
                 thumb = read_series_thumbnail(s, THUMB)
             except Exception:  # noqa: BLE001 - a series without pixels simply has no thumbnail
@@ -59,15 +68,15 @@ class SeriesBrowser(QDialog):
         self.list.setResizeMode(QListWidget.ResizeMode.Adjust)
         self.list.setMovement(QListWidget.Movement.Static)
         self.list.setWordWrap(True)
-        enabled = [i for i, (s, _) in enumerate(series) if s.rows]
+        enabled = [i for i, (s, _) in enumerate(series) if is_image_series(s)]
         best = max(enabled, key=lambda i: (series[i][0].modality == "CT", series[i][0].n_instances), default=0)
         for i, (s, thumb) in enumerate(series):
-            size = f"{s.rows}×{s.cols}" if s.rows and s.cols else "no image"
+            size = f"{s.rows}×{s.cols}" if is_image_series(s) else "not an image"
             text = f"{s.modality} {s.description or '(no description)'}\n{s.n_instances} files, {size}"
             item = QListWidgetItem(QIcon(thumbnail_pixmap(thumb, s.modality)), text)
             item.setData(Qt.ItemDataRole.UserRole, s.uid)
             item.setToolTip(f"SeriesInstanceUID {s.uid}")
-            if not s.rows:
+            if not is_image_series(s):
                 item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
             self.list.addItem(item)
         self.list.setCurrentRow(best)

@@ -1,0 +1,34 @@
+"""Desktop test set-up: offscreen Qt, preferences in a temporary folder, a main window
+fixture, and a recorder that replaces the error dialog (never the engine)."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["LATENT_SETTINGS_DIR"] = tempfile.mkdtemp(prefix="latent-settings-")
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Every error dialog the app would show, as a list of messages (no modal loop)."""
+    from desktop.dialogs import messages
+
+    seen: list[str] = []
+    monkeypatch.setattr(messages, "show_error", lambda parent, title, text: seen.append(text))
+    monkeypatch.setattr(messages, "show_info", lambda parent, title, text: seen.append("info: " + text))
+    return seen
+
+
+@pytest.fixture
+def window(qtbot, errors):
+    from desktop.main_window import MainWindow
+
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1366, 768)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.shutdown()
