@@ -53,7 +53,7 @@ def test_engine_tests_run_with_qt_blocked(tmp_path):
     plugin.write_text(BLOCKER)
     env = dict(os.environ, PYTHONPATH=f"{tmp_path}{os.pathsep}{REPO}")
     r = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "block_qt", "-p", "no:qt", "-p", "no:cacheprovider",
+        [sys.executable, "-m", "pytest", "-q", "-p", "block_qt", "-p", "no:pytest-qt", "-p", "no:cacheprovider",
          "tests/engine/test_io_common.py", "-k", "not subprocess"],
         capture_output=True, text=True, cwd=REPO, env=env, timeout=900,
     )
