@@ -23,8 +23,8 @@ from collections import Counter
 
 import numpy as np
 
-from engine.errors import ReadError, UnsupportedFormatError
-from engine.io.dicom_scan import Instance, Scan, scan_path
+from engine.errors import CorruptFileError, LatentError, ReadError, UnsupportedFormatError
+from engine.io.dicom_scan import Instance, Scan, _one_line, quiet_pydicom, scan_path
 from engine.io.dicom_series import Plane, decode_instance, fg_item, order_planes, planes_of
 from engine.types import Image, SeriesInfo
 
@@ -34,6 +34,8 @@ logger = logging.getLogger("engine")
 
 #: ImageType values of scout images that may share a series with the slices.
 _LOCALIZER = "LOCALIZER"
+#: Largest difference between direction cosines of planes stacked into one volume.
+_SAME_ORIENTATION = 1e-3
 
 
 def _group(scan: Scan) -> dict[str, list[Instance]]:
@@ -47,7 +49,7 @@ def _image_instances(insts: list[Instance]) -> list[Instance]:
     imgs = [i for i in insts if i.is_image]
     # Scout images sometimes share the series UID with the axial slices: drop them when
     # they differ in size or orientation from the rest.
-    scouts = [i for i in imgs if _LOCALIZER in [str(v).upper() for v in (i.ds.get("ImageType") or [])]]
+    scouts = [i for i in imgs if _LOCALIZER in i.image_type]
     if scouts and len(scouts) < len(imgs):
         imgs = [i for i in imgs if i not in scouts]
     return imgs
@@ -61,10 +63,10 @@ def _planes(uid: str, insts: list[Instance], where: str) -> list[Plane]:
         raise ReadError(where, f"series {uid} has slices of different sizes ({detail}); "
                                "it cannot be stacked into one volume")
     planes = [p for i in imgs for p in planes_of(i)]
-    oris = {tuple(round(v, 3) for v in p.orientation) for p in planes if p.orientation is not None}
-    if len(oris) > 1:
-        raise ReadError(where, f"series {uid} mixes {len(oris)} slice orientations; "
-                               "it cannot be stacked into one volume")
+    oris = np.array([p.orientation for p in planes if p.orientation is not None]).reshape(-1, 6)
+    if len(oris) and float(np.max(np.abs(oris - oris[0]))) > _SAME_ORIENTATION:
+        raise ReadError(where, f"series {uid} mixes slice orientations (ImageOrientationPatient "
+                               "differs between files); it cannot be stacked into one volume")
     return planes
 
 
@@ -89,8 +91,9 @@ def list_series(path: str | os.PathLike) -> list[SeriesInfo]:
     Image series list their files in plane order (head first for axial CT); objects without
     image pixels (SEG, RTSTRUCT, SR, ...) are listed too, with their DICOM Modality.
     """
-    scan = scan_path(path)
-    return [_series_info(uid, insts, scan.path) for uid, insts in _group(scan).items()]
+    with quiet_pydicom():
+        scan = scan_path(path)
+        return [_series_info(uid, insts, scan.path) for uid, insts in _group(scan).items()]
 
 
 def _n_planes(insts: list[Instance]) -> int:
@@ -121,7 +124,18 @@ def _choose(scan: Scan, groups: dict[str, list[Instance]], series_uid: str | Non
 
 
 def _find(ds, keyword: str):
-    """A header value at the top level or one level inside a shared functional group."""
+    """A header value at the top level or one level inside a shared functional group.
+
+    None when absent or unreadable: a damaged descriptive field never stops a read.
+    """
+    try:
+        return _find_value(ds, keyword)
+    except Exception:  # noqa: BLE001
+        logger.debug("unreadable %s", keyword, exc_info=True)
+        return None
+
+
+def _find_value(ds, keyword: str):
     if keyword in ds and ds.get(keyword) not in (None, ""):
         return ds.get(keyword)
     shared = ds.get("SharedFunctionalGroupsSequence")
@@ -156,9 +170,10 @@ def _metadata(planes: list[Plane], geo: dict, vol: np.ndarray) -> dict:
                     ("SliceThickness", "SliceThickness"), ("SeriesDescription", "SeriesDescription"),
                     ("StudyDate", "StudyDate"), ("BodyPartExamined", "BodyPartExamined"),
                     ("PhotometricInterpretation", "PhotometricInterpretation")):
-        v = _plain(_find(ds, kw))
+        v = _find(ds, kw)
+        v = str(v).strip() if key == "StudyDate" and v is not None else _plain(v)
         if v not in (None, ""):
-            meta[key] = v if key != "StudyDate" else str(ds.get("StudyDate"))
+            meta[key] = v
     if "SliceThickness" not in meta and planes[0].thickness:
         meta["SliceThickness"] = planes[0].thickness
     file_meta = getattr(ds, "file_meta", None)
@@ -167,12 +182,15 @@ def _metadata(planes: list[Plane], geo: dict, vol: np.ndarray) -> dict:
     from engine.io.dicom_scan import sop_name
 
     meta["SOPClass"] = sop_name(planes[0].inst.sop_class)
-    voi = fg_item(ds, planes[0].frame, "FrameVOILUTSequence") or ds
-    if "WindowCenter" in voi and "WindowWidth" in voi:
-        meta["window_center"], meta["window_width"] = _plain(voi.WindowCenter), _plain(voi.WindowWidth)
-    pad = ds.get("PixelPaddingValue")
-    if pad is not None:
-        meta["pixel_padding_value"] = int(pad)
+    try:
+        voi = fg_item(ds, planes[0].frame, "FrameVOILUTSequence") or ds
+        if "WindowCenter" in voi and "WindowWidth" in voi:
+            meta["window_center"], meta["window_width"] = _plain(voi.WindowCenter), _plain(voi.WindowWidth)
+        pad = ds.get("PixelPaddingValue")
+        if pad is not None:
+            meta["pixel_padding_value"] = int(pad)
+    except Exception:  # noqa: BLE001 - damaged optional values
+        logger.debug("unreadable window/padding values", exc_info=True)
     # Outside the reconstruction circle: the value all corners share, when far below air.
     corners = vol[:, [0, 0, -1, -1], [0, -1, 0, -1]]
     if corners.size and float(corners.min()) == float(corners.max()) and float(corners.min()) < -1000:
@@ -182,7 +200,7 @@ def _metadata(planes: list[Plane], geo: dict, vol: np.ndarray) -> dict:
         if key in geo and geo[key] is not None:
             meta[key] = geo[key]
     meta["n_planes"] = len(planes)
-    meta["sop_instance_uids"] = tuple(str(p.inst.ds.get("SOPInstanceUID", "")) for p in planes)
+    meta["sop_instance_uids"] = tuple(p.inst.sop_uid for p in planes)
     if all(p.position is not None for p in planes):
         meta["plane_positions"] = tuple(tuple(round(x, 4) for x in p.position) for p in planes)
     return meta
@@ -191,7 +209,13 @@ def _metadata(planes: list[Plane], geo: dict, vol: np.ndarray) -> dict:
 def _units(inst: Instance) -> str:
     if inst.modality == "CT":
         return "HU"
-    ds = inst.ds
+    try:
+        return _units_of(inst, inst.ds)
+    except Exception:  # noqa: BLE001 - a damaged optional value
+        return ""
+
+
+def _units_of(inst: Instance, ds) -> str:
     if inst.modality == "PT" and ds.get("Units"):
         return str(ds.Units).strip()
     if inst.modality == "RTDOSE" and ds.get("DoseUnits"):
@@ -242,6 +266,19 @@ def read_dicom(path: str | os.PathLike, *, series_uid: str | None = None, **_) -
         inconsistent slices; ``UnsupportedFormatError`` for objects without image
         pixels (SEG, RTSTRUCT, SR) and compressed pixels no installed plugin decodes.
     """
+    try:
+        with quiet_pydicom():
+            return _read_dicom(path, series_uid)
+    except LatentError:
+        raise
+    except MemoryError:
+        raise ReadError(path, "not enough memory to read this series") from None
+    except Exception as exc:  # noqa: BLE001 - a damaged value no check above foresaw
+        logger.debug("DICOM read failed on %s", path, exc_info=True)
+        raise CorruptFileError(path, f"cannot be read as DICOM ({_one_line(exc)})") from None
+
+
+def _read_dicom(path: str | os.PathLike, series_uid: str | None) -> Image:
     scan = scan_path(path)
     where = scan.path
     if not scan.instances:
@@ -287,6 +324,11 @@ def read_series_thumbnail(series: SeriesInfo, size: int = 128) -> np.ndarray:
     """
     if not series.files:
         raise ReadError(None, f"series {series.uid} lists no files")
+    with quiet_pydicom():
+        return _thumbnail(series, size)
+
+
+def _thumbnail(series: SeriesInfo, size: int) -> np.ndarray:
     from engine.io.dicom_scan import read_header
 
     path = series.files[len(series.files) // 2]

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import CorruptFileError, ReadError, UnsupportedFormatError
 
-__all__ = ["Instance", "Scan", "scan_path", "read_header", "sop_name", "non_image_reason"]
+__all__ = ["Instance", "Scan", "scan_path", "read_header", "sop_name", "non_image_reason", "quiet_pydicom"]
 
 logger = logging.getLogger("engine")
 
@@ -71,6 +73,8 @@ class Instance:
     cols: int | None
     n_frames: int
     reason_not_image: str | None  # None for an image
+    sop_uid: str = ""
+    image_type: tuple[str, ...] = ()
 
     @property
     def is_image(self) -> bool:
@@ -87,9 +91,32 @@ class Scan:
     n_files: int = 0
 
 
+@contextmanager
+def quiet_pydicom():
+    """Turn pydicom's warnings and log lines about odd values into engine DEBUG messages.
+
+    A damaged or unusual file then yields at most one clear error (CLI: one ``error:``
+    line), not a screenful of validation chatter. The pydicom logger level is restored after.
+    """
+    import pydicom  # noqa: F401 - its import sets the "pydicom" logger level: do it first
+
+    plog = logging.getLogger("pydicom")
+    level = plog.level
+    plog.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
+    finally:
+        plog.setLevel(level)
+    for w in caught[:20]:
+        logger.debug("pydicom: %s", w.message)
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     first = text.splitlines()[0] if text else ""
+    first = first.split(" - ")[0]  # pydicom appends advice after " - "
     first = first if len(first) < 200 else first[:197] + "..."
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
@@ -129,26 +156,32 @@ def read_header(path: str, *, strict: bool) -> Instance | None:
             raise ReadError(path, "the file is empty (0 bytes)")
         return None
     has_marker = head[128:132] == b"DICM"
-    if not has_marker and not _looks_preambleless(head):
-        if strict:
-            raise UnsupportedFormatError(path, "not a DICOM file (no 'DICM' marker and no DICOM data elements at the start)")
-        return None
+    if not has_marker and not strict and not _looks_preambleless(head):
+        return None  # while scanning, only files that start like a raw data set are tried
+    not_dicom = "not a DICOM file (no 'DICM' marker, and not readable as a raw DICOM data set)"
     try:
-        ds = pydicom.dcmread(path, stop_before_pixels=True, force=not has_marker)
-        info = _instance_fields(ds)
+        with quiet_pydicom():
+            ds = pydicom.dcmread(path, stop_before_pixels=True, force=not has_marker)
+            info = _instance_fields(ds, path)
+    except ReadError:
+        raise
     except (InvalidDicomError, Exception) as exc:  # noqa: BLE001 - any parser failure is a damaged file
-        if not has_marker and not strict:
+        if not has_marker:
+            if strict:
+                raise UnsupportedFormatError(path, not_dicom) from None
             return None
         raise CorruptFileError(path, f"the DICOM header of {name} is damaged ({_one_line(exc)})") from None
     if info is None:
-        if not has_marker and not strict:
+        if not has_marker:
+            if strict:
+                raise UnsupportedFormatError(path, not_dicom)
             return None
-        what = "the DICOM header is damaged or incomplete" if has_marker else "not a DICOM file"
-        raise CorruptFileError(path, f"{what}: {name} has no SOP Class UID and no image attributes")
+        raise CorruptFileError(path, f"the DICOM header of {name} is damaged or incomplete "
+                                     "(no SOP Class UID and no image attributes)")
     return Instance(path=path, ds=ds, forced=not has_marker, **info)
 
 
-def _instance_fields(ds) -> dict | None:
+def _instance_fields(ds, path: str) -> dict | None:
     meta = getattr(ds, "file_meta", None)
     sop = str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta else "") or "")
     rows, cols = ds.get("Rows"), ds.get("Columns")
@@ -156,7 +189,12 @@ def _instance_fields(ds) -> dict | None:
         return None
     reason = non_image_reason(sop) if sop else None
     if reason is None and (rows is None or cols is None or "BitsAllocated" not in ds):
-        reason = f"a {sop_name(sop)} object without image pixels"
+        name = sop_name(sop)
+        if "Image" in name or not sop:  # an image class without its image attributes
+            raise CorruptFileError(path, f"the DICOM header of {os.path.basename(path)} is incomplete "
+                                         f"({name} without Rows/Columns/Bits Allocated): "
+                                         "the file is truncated or damaged")
+        reason = f"a {name} object without image pixels"
     try:
         n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     except (TypeError, ValueError):
@@ -170,6 +208,8 @@ def _instance_fields(ds) -> dict | None:
         cols=None if cols is None else int(cols),
         n_frames=max(n_frames, 1),
         reason_not_image=reason,
+        sop_uid=str(ds.get("SOPInstanceUID", "") or ""),
+        image_type=tuple(str(v).strip().upper() for v in (ds.get("ImageType") or ())),
     )
 
 
@@ -190,11 +230,12 @@ def _dicomdir_files(path: str) -> list[str]:
     from pydicom.fileset import FileSet
 
     try:
-        ds = pydicom.dcmread(path)
-        if "DirectoryRecordSequence" not in ds:
-            raise ValueError("no Directory Record Sequence")
-        fs = FileSet(ds)
-        files = [os.fspath(inst.path) for inst in fs]
+        with quiet_pydicom():
+            ds = pydicom.dcmread(path)
+            if "DirectoryRecordSequence" not in ds:
+                raise ValueError("no Directory Record Sequence")
+            fs = FileSet(ds)
+            files = [os.fspath(inst.path) for inst in fs]
     except ReadError:
         raise
     except Exception as exc:  # noqa: BLE001

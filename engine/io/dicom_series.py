@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.errors import CorruptFileError, ReadError, UnsupportedFormatError
-from engine.io.dicom_scan import Instance, _one_line
+from engine.io.dicom_scan import Instance, _one_line, quiet_pydicom
 
 __all__ = ["Plane", "planes_of", "order_planes", "decode_instance", "fg_item", "check_decodable"]
 
@@ -252,13 +252,15 @@ def decode_instance(inst: Instance) -> np.ndarray:
     ts = str(meta.get("TransferSyntaxUID", "") if meta is not None else "") or "1.2.840.10008.1.2"
     check_decodable(path, ts)
     try:
-        ds = pydicom.dcmread(path, force=inst.forced)
+        with quiet_pydicom():
+            ds = pydicom.dcmread(path, force=inst.forced)
     except Exception as exc:  # noqa: BLE001
         raise CorruptFileError(path, f"{name} cannot be read ({_one_line(exc)})") from None
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise CorruptFileError(path, f"{name} has no pixel data (the file is truncated or incomplete)")
     try:
-        arr = ds.pixel_array
+        with quiet_pydicom():
+            arr = ds.pixel_array
     except MemoryError:
         raise ReadError(path, f"not enough memory to decode {name}") from None
     except Exception as exc:  # noqa: BLE001 - truncated or damaged pixel data

@@ -270,14 +270,51 @@ def _corrupt(kind: str, src: Path, out: Path) -> Path:
     return out
 
 
-@pytest.mark.parametrize("kind", ["truncated", "truncated-header", "flipped-header", "empty", "png"])
-def test_damaged_file_raises_read_error_naming_it(data_dir, tmp_path, kind):
+@pytest.mark.parametrize("kind, error, words", [
+    ("truncated", CorruptFileError, "truncated"),
+    ("truncated-header", CorruptFileError, "truncated"),
+    ("flipped-header", CorruptFileError, "damaged"),
+    ("empty", ReadError, "empty"),
+    ("png", UnsupportedFormatError, ""),
+])
+def test_damaged_file_raises_read_error_naming_it(data_dir, tmp_path, kind, error, words):
     bad = _corrupt(kind, data_dir / LIDC / "000026.dcm", tmp_path / f"bad_{kind}.dcm")
     for reader in (read_dicom, engine.io.read):
         with pytest.raises(ReadError) as err:
             reader(bad)
         msg = str(err.value)
         assert bad.name in msg and "\n" not in msg and "Traceback" not in msg
+        assert words in msg
+    assert isinstance(err.value, error) or kind == "png"  # the registry names PNG itself
+    with pytest.raises(error):
+        read_dicom(bad)
+
+
+def test_random_damage_never_escapes_as_a_library_error(data_dir, tmp_path, recwarn):
+    # Flipped bytes and cuts anywhere in a real file: either a correct-shaped image
+    # (the damage hit a value that does not matter) or a ReadError, nothing else.
+    rng = np.random.default_rng(7)
+    raw = (data_dir / "ct/single/CT_small.dcm").read_bytes()
+    n_errors = 0
+    for i in range(45):
+        b = bytearray(raw)
+        if i % 3 == 0:
+            b = b[: int(rng.integers(1, len(b)))]
+        else:
+            at = rng.integers(128, 3000, size=int(rng.integers(1, 9)))
+            for j in at:
+                b[j] ^= int(rng.integers(1, 256))
+        bad = tmp_path / f"fuzz{i}.dcm"
+        bad.write_bytes(bytes(b))
+        try:
+            img = read_dicom(bad)
+        except ReadError as exc:
+            n_errors += 1
+            assert bad.name in str(exc) and "\n" not in str(exc)
+        else:
+            assert img.array.ndim == 3 and img.array.dtype == np.float32
+    assert n_errors >= 15  # the cuts alone are 15 damaged files
+    assert not [w for w in recwarn if "pydicom" in str(w.filename)]  # no chatter for the CLI
 
 
 def test_damaged_slice_in_a_series_is_named(data_dir, tmp_path):
@@ -344,6 +381,15 @@ def test_cli_info_json(data_dir):
     d = json.loads(proc.stdout)
     assert d["modality"] == "ct" and d["shape"] == [30, 512, 512]
     assert d["spacing"] == pytest.approx([8.0, 0.646484375, 0.646484375]) and d["units"] == "HU"
+
+
+def test_cli_error_on_damaged_file(data_dir, tmp_path):
+    bad = _corrupt("truncated", data_dir / LIDC / "000026.dcm", tmp_path / "cut.dcm")
+    proc = subprocess.run([sys.executable, "-m", "engine", "info", "--json", str(bad)],
+                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "cut.dcm" in lines[0]
 
 
 # ---- window presets ------------------------------------------------------------------------
