@@ -47,7 +47,7 @@ READERS: dict[str, ReaderSpec] = {
                    "WFDB record (header + signal + annotations)"),
         ReaderSpec("mne", "engine.io.eeg", "read_mne",
                    (".edf", ".bdf", ".gdf", ".fif", ".fif.gz", ".vhdr", ".set"),
-                   ("edf", "bdf", "fif", "brainvision", "matlab"),
+                   ("edf", "bdf", "gdf", "fif", "brainvision", "matlab"),
                    "EDF/EDF+/BDF/GDF/FIF/BrainVision/EEGLAB through MNE"),
         ReaderSpec("text", "engine.io.text", "read_text",
                    (".txt", ".csv", ".tsv", ".asc", ".npy"), ("npy", "text"),
@@ -226,7 +226,7 @@ def find_reader(path: str | os.PathLike) -> ReaderSpec:
         raise UnsupportedFormatError(p, f"not a medical image or signal Latent reads ({_NAMES[kind]}); "
                                         f"supported: {supported_formats()}")
     if kind == "wfdb-header" and suffix not in (".hea", ""):
-        if suffix in (".txt", ".csv"):
+        if suffix in (".txt", ".csv", ".tsv", ".asc"):
             return READERS["text"]
     if expected is not None and expected != kind:
         raise UnsupportedFormatError(
