@@ -41,6 +41,7 @@ ANNOTATORS = ("atr", "qrs", "ecg", "ann", "ari", "apn", "pu", "pu0", "pu1", "st"
 #: Below this many samples x channels a record is read at once (0.8 MB of float32).
 EAGER_LIMIT = 200_000
 
+_KNOWN_FORMATS = {"8", "16", "24", "32", "61", "80", "160", "212", "310", "311", "508", "516", "524"}
 _BYTES_PER_SAMPLE = {"8": 1, "16": 2, "24": 3, "32": 4, "61": 2, "80": 1, "160": 2,
                      "212": 1.5, "310": 4 / 3, "311": 4 / 3}
 
@@ -146,6 +147,8 @@ def read_wfdb(path: str, *, modality: str | None = None, **_) -> Signal:
     data = None
     if eager is not None or sig_len * len(names) <= EAGER_LIMIT:
         data = sample_reader(0, sig_len)
+    else:
+        sample_reader(sig_len - 1, sig_len)  # a damaged signal file fails here, not in a later job
     return Signal(
         modality=guessed, sfreq=float(header.fs), channels=names, units=units,
         n_samples=int(sig_len), path=os.fspath(path), annotations=annotations,
@@ -174,6 +177,9 @@ def _check_signal_files(hea: Path, header) -> None:
     per_file: dict[str, list[int]] = {}
     for ch, fname in enumerate(header.file_name):
         per_file.setdefault(fname, []).append(ch)
+    for ch, fmt in enumerate(header.fmt or []):
+        if str(fmt) not in _KNOWN_FORMATS:
+            raise CorruptFileError(hea, f"unknown WFDB sample format {fmt!r} for signal {ch + 1}")
     for fname, chans in per_file.items():
         if fname == "-" or fname.startswith("~"):
             continue

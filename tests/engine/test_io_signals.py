@@ -357,7 +357,10 @@ def _corrupt_cases(data_dir: Path, tmp: Path):
     (tmp / "short.dat").write_bytes((data_dir / "ecg/mitdb/100.dat").read_bytes()[:40000])
     (tmp / "garbage.txt").write_text("1.0\n2.0\nthree\n4.0\n")
     (tmp / "empty.hea").write_bytes(b"")
+    (tmp / "badfmt.hea").write_text(hea.replace("lonely", "badfmt").replace(" 212 ", " 999 "))
+    shutil.copy(data_dir / "ecg/mitdb/100.dat", tmp / "badfmt.dat")
     return [
+        ("badfmt", {}, "format"),
         ("truncated.edf", {}, "truncated"),
         ("flipped.edf", {}, "header"),
         ("empty.edf", {}, "empty"),
@@ -467,3 +470,19 @@ def test_wfdb_two_signal_files_fall_back_to_wfdb(tmp_path):
     sig = read(tmp_path / "ab")
     assert sig.channels == ("a0", "a1", "b0")
     np.testing.assert_allclose(sig.data, np.hstack([a, b]).T / 200.0, atol=1e-6)
+
+
+def test_registry_routes_signal_formats(tmp_path):
+    """Integer whitespace tables look like a WFDB header line; GDF has its own magic."""
+    from engine.io.registry import find_reader
+
+    for name in ("ints.tsv", "ints.asc", "ints.txt", "ints.csv"):
+        sep = "," if name.endswith(".csv") else ("\t" if name.endswith(".tsv") else " ")
+        (tmp_path / name).write_text("\n".join(sep.join(str(i * 3 + j) for j in range(3)) for i in range(20)))
+        assert find_reader(tmp_path / name).name == "text", name
+        assert read(tmp_path / name, sfreq=10).shape == (3, 20)
+    fake = tmp_path / "fake.gdf"
+    fake.write_bytes(b"GDF 2.20" + b"\0" * 400)
+    assert find_reader(fake).name == "mne"
+    with pytest.raises(ReadError, match="fake.gdf"):
+        read(fake)
