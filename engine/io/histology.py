@@ -64,6 +64,9 @@ def _open_tiff_or_slide(path: str, kind: str, ext: str):
             raise
         try:  # a plain TIFF named .svs, or a layout OpenSlide refuses: tifffile may still read it
             src = TiffSlide(path)
+        except CorruptFileError as damage:
+            # OpenSlide only says "not recognised"; tifffile says what is damaged
+            raise (damage if isinstance(exc, UnsupportedFormatError) else exc) from None
         except ReadError:
             raise exc from None
         return src, f"OpenSlide could not open it ({exc.reason}); read with tifffile"

@@ -120,9 +120,9 @@ def tiffs(ref, tmp_path_factory):
     out = {}
     out["subifd"] = d / "pyramid_subifd.tif"  # SubIFD pyramid, 3 levels, tile 256, deflate
     with tifffile.TiffWriter(out["subifd"]) as tw:
-        tw.write(lv[0], tile=(256, 256), compression="zlib", photometric="rgb", subifds=2, metadata=None)
+        tw.write(lv[0], tile=(256, 256), compression="zlib", compressionargs={"level": 1}, photometric="rgb", subifds=2, metadata=None)
         for a in lv[1:]:
-            tw.write(a, tile=(256, 256), compression="zlib", photometric="rgb", subfiletype=1, metadata=None)
+            tw.write(a, tile=(256, 256), compression="zlib", compressionargs={"level": 1}, photometric="rgb", subfiletype=1, metadata=None)
     out["jpeg"] = d / "pyramid_jpeg.tiff"  # SubIFD pyramid, tile 128, JPEG (lossy)
     with tifffile.TiffWriter(out["jpeg"]) as tw:
         tw.write(lv[0], tile=(128, 128), compression="jpeg", photometric="rgb", subifds=2, metadata=None)
@@ -135,36 +135,40 @@ def tiffs(ref, tmp_path_factory):
                      subfiletype=1 if i else 0, metadata=None)
     out["bigtiff"] = d / "planar.btf"  # BigTIFF, planar (separate) samples, tile 128
     tifffile.imwrite(out["bigtiff"], np.moveaxis(ref, -1, 0), bigtiff=True, tile=(128, 128),
-                     photometric="rgb", planarconfig="separate", compression="zlib", metadata=None)
+                     photometric="rgb", planarconfig="separate", compression="zlib", compressionargs={"level": 1}, metadata=None)
     out["ome"] = d / "slide.ome.tif"  # OME-TIFF pyramid, PhysicalSizeX 0.25 um, Y 0.26 um
     with tifffile.TiffWriter(out["ome"], ome=True) as tw:
-        tw.write(lv[0], tile=(256, 256), compression="zlib", photometric="rgb", subifds=2,
+        tw.write(lv[0], tile=(256, 256), compression="zlib", compressionargs={"level": 1}, photometric="rgb", subifds=2,
                  metadata={"axes": "YXS", "PhysicalSizeX": 0.25, "PhysicalSizeXUnit": "µm",
                            "PhysicalSizeY": 260.0, "PhysicalSizeYUnit": "nm"})
         for a in lv[1:]:
-            tw.write(a, tile=(256, 256), compression="zlib", photometric="rgb", subfiletype=1)
+            tw.write(a, tile=(256, 256), compression="zlib", compressionargs={"level": 1}, photometric="rgb", subfiletype=1)
     out["cm"] = d / "res_cm.tif"  # 20000 px/cm = 0.5 um/px; stripped, not tiled
     tifffile.imwrite(out["cm"], ref, photometric="rgb", resolution=(20000.0, 20000.0),
-                     resolutionunit="CENTIMETER", rowsperstrip=64, compression="zlib", metadata=None)
+                     resolutionunit="CENTIMETER", rowsperstrip=64, compression="zlib", compressionargs={"level": 1}, metadata=None)
     out["dpi72"] = d / "res_72dpi.tif"
     tifffile.imwrite(out["dpi72"], ref[:300, :400], photometric="rgb", resolution=(72.0, 72.0),
                      resolutionunit="INCH", metadata=None)
     out["svs"] = d / "aperio.svs"  # Aperio layout: baseline, stripped thumbnail, reduced level
     head = f"{APERIO}{ref.shape[1]}x{ref.shape[0]} [0,0 {ref.shape[1]}x{ref.shape[0]}] (256x256)"
     with tifffile.TiffWriter(out["svs"]) as tw:
-        tw.write(lv[0], tile=(256, 256), compression="zlib", photometric="rgb", metadata=None,
+        tw.write(lv[0], tile=(256, 256), compression="zlib", compressionargs={"level": 1}, photometric="rgb", metadata=None,
                  description=f"{head} ZLIB/RGB|AppMag = 20|MPP = 0.5")
-        tw.write(np.ascontiguousarray(ref[::16, ::16]), photometric="rgb", compression="zlib",
+        tw.write(np.ascontiguousarray(ref[::16, ::16]), photometric="rgb", compression="zlib", compressionargs={"level": 1},
                  metadata=None, description=f"{head} -> {ref.shape[1] // 16}x{ref.shape[0] // 16} - |AppMag = 20")
-        tw.write(lv[2], tile=(256, 256), compression="zlib", photometric="rgb", metadata=None,
+        tw.write(lv[2], tile=(256, 256), compression="zlib", compressionargs={"level": 1}, photometric="rgb", metadata=None,
                  description=f"{head} -> {lv[2].shape[1]}x{lv[2].shape[0]} - |AppMag = 20|MPP = 0.5")
     return out
 
 
 @pytest.mark.parametrize("name", ["subifd", "multipage", "bigtiff", "ome", "svs"])
-def test_tiff_regions_equal_written_arrays(tiffs, ref, name):
+@pytest.mark.parametrize("eager", [False, True], ids=["lazy", "eager"])
+def test_tiff_regions_equal_written_arrays(tiffs, ref, name, eager, monkeypatch):
+    if not eager:  # every level, level 0 included, read tile by tile from the file
+        monkeypatch.setattr("engine.io.histology.EAGER_PIXELS", 0)
     img = engine.io.read(tiffs[name])
     try:
+        assert (img.array is not None) == eager and img.metadata["eager"] == eager
         assert img.modality == "histology" and img.units == "RGB8" and img.dtype == "uint8"
         assert img.shape == (1900, 2700, 3)
         n = 1 if name == "bigtiff" else 3 if name != "svs" else 2
@@ -172,9 +176,9 @@ def test_tiff_regions_equal_written_arrays(tiffs, ref, name):
         assert len(img.levels) == n
         assert img.levels == tuple(a.shape[:2] for a in written[:n])
         np.testing.assert_allclose(img.downsamples, [1.0, 2.0, 4.0][:n] if name != "svs" else [1.0, 4.0], rtol=2e-3)
-        for level in range(n):
+        for level in range(n) if not eager else [0]:
             _check_regions(img, level, written[level])
-        if img.array is not None:
+        if eager:
             np.testing.assert_array_equal(img.array, ref)
     finally:
         img.close()
@@ -265,3 +269,150 @@ def test_large_tiff_is_read_lazily(tmp_path, ref):
     np.testing.assert_array_equal(region, np.tile(dec, (32, 32, 1))[2900:3600, 3000:3512])
     np.testing.assert_array_equal(img.read_region(0, 7900, 7950, 200, 100)[50:, 100:], 0)
     img.close()
+
+
+# ----------------------------------------------------------------------------- conversions
+def test_png_conversions_known_answers(tmp_path):
+    grey = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    PILImage.fromarray(grey, "L").save(tmp_path / "grey.png")
+    np.testing.assert_array_equal(engine.io.read(tmp_path / "grey.png").array, np.stack([grey] * 3, -1))
+    g16 = (np.arange(256, dtype=np.uint16).reshape(16, 16) * 257 + 3)
+    PILImage.fromarray(g16).save(tmp_path / "grey16.png")
+    img = engine.io.read(tmp_path / "grey16.png")
+    np.testing.assert_array_equal(img.array[..., 1], (g16 >> 8).astype(np.uint8))  # high byte rule
+    assert "high byte" in img.metadata["conversion"]
+    pal = PILImage.fromarray(np.array([[0, 1], [2, 1]], np.uint8), "P")
+    pal.putpalette([10, 20, 30, 200, 100, 50, 1, 2, 3] + [0] * 759)
+    pal.save(tmp_path / "pal.png")
+    np.testing.assert_array_equal(engine.io.read(tmp_path / "pal.png").array,
+                                  [[[10, 20, 30], [200, 100, 50]], [[1, 2, 3], [200, 100, 50]]])
+    rgba = np.zeros((2, 2, 4), np.uint8)
+    rgba[..., :3] = 100
+    rgba[..., 3] = [[255, 0], [128, 255]]
+    PILImage.fromarray(rgba, "RGBA").save(tmp_path / "alpha.png")
+    got = engine.io.read(tmp_path / "alpha.png").array
+    np.testing.assert_array_equal(got[:, :, 0], [[100, 255], [177, 100]])  # (100*128 + 255*127) / 255 = 177.2
+
+
+def test_png_phys_and_jpeg(tmp_path, ref):
+    tile = ref[:64, :80]
+    PILImage.fromarray(tile).save(tmp_path / "phys.png", dpi=(25400 / 0.5, 25400 / 0.5))
+    img = engine.io.read(tmp_path / "phys.png")
+    np.testing.assert_allclose(img.spacing, (0.5, 0.5), rtol=1e-5)
+    assert "pHYs" in img.metadata["mpp_source"]
+    PILImage.fromarray(tile).save(tmp_path / "phys72.png", dpi=(72, 72))
+    img = engine.io.read(tmp_path / "phys72.png")
+    assert img.spacing is None and "default" in img.metadata["mpp_source"]
+    PILImage.fromarray(tile).save(tmp_path / "tile.jpg", quality=90)
+    img = engine.io.read(tmp_path / "tile.jpg")
+    assert img.metadata["format"] == "JPEG" and img.shape == (64, 80, 3)
+    np.testing.assert_array_equal(img.array, _pil_rgb(tmp_path / "tile.jpg"))
+
+
+def test_tiff_conversions(tmp_path, ref):
+    a = np.ascontiguousarray(ref[:300, :400])
+    tifffile.imwrite(tmp_path / "grey.tif", a[..., 1], tile=(128, 128), photometric="minisblack", metadata=None)
+    np.testing.assert_array_equal(engine.io.read(tmp_path / "grey.tif").read_region(0, 0, 0, 400, 300),
+                                  np.repeat(a[..., 1:2], 3, -1))
+    tifffile.imwrite(tmp_path / "rgb16.tif", a.astype(np.uint16) * 257, tile=(128, 128), photometric="rgb",
+                     metadata=None)
+    np.testing.assert_array_equal(engine.io.read(tmp_path / "rgb16.tif").array, a)
+    rgba = np.concatenate([a, np.full(a.shape[:2] + (1,), 255, np.uint8)], -1)
+    rgba[:10, :, 3] = 0
+    tifffile.imwrite(tmp_path / "rgba.tif", rgba, tile=(128, 128), photometric="rgb",
+                     extrasamples=["unassalpha"], metadata=None)
+    got = engine.io.read(tmp_path / "rgba.tif").array
+    np.testing.assert_array_equal(got[10:], a[10:])
+    assert (got[:10] == 255).all()
+    tifffile.imwrite(tmp_path / "float.tif", a.astype(np.float32), photometric="rgb", metadata=None)
+    with pytest.raises(ReadError, match="float.tif.*float32"):
+        engine.io.read(tmp_path / "float.tif")
+
+
+# ----------------------------------------------------------------------------- damage
+def _flip(data: bytes, start: int, n: int = 64) -> bytes:
+    b = bytearray(data)
+    for i in range(start, start + n):
+        b[i] ^= 0x5A
+    return bytes(b)
+
+
+def test_damaged_files_raise_read_error(data_dir, tiffs, tmp_path):
+    png = (data_dir / "histo/monuseg/TCGA-2Z-A9J9-01A-01-TS1.png").read_bytes()
+    svs = tiffs["svs"].read_bytes()
+    tif = tiffs["cm"].read_bytes()  # deflate strips: damaged data is detectable
+    with tifffile.TiffFile(tiffs["cm"]) as tf:
+        strip = tf.pages[0].dataoffsets[5]
+    bigpng = b"\x89PNG\r\n\x1a\n" + b"".join(
+        struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+        for t, d in [(b"IHDR", struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0)),
+                     (b"IDAT", zlib.compress(b"\x00" * 1000)), (b"IEND", b"")])
+    cases = {
+        "truncated.png": png[: len(png) // 2],
+        "flipped.png": _flip(png, len(png) // 2),
+        "empty.png": b"",
+        "notes.png": b"patient notes, not an image\n" * 20,
+        "renamed_png.tif": png,
+        "truncated.tif": tif[: len(tif) // 3],
+        "flipped.tif": _flip(tif, strip + 20),
+        "header_flipped.tif": tif[:4] + b"\xff\xff\xff\x7f" + tif[8:],
+        "truncated.svs": svs[: len(svs) // 2],
+        "bomb.png": bigpng,
+        "random.tif": b"II*\x00" + bytes(range(256)) * 8,
+    }
+    for name, data in cases.items():
+        p = tmp_path / name
+        p.write_bytes(data)
+        with pytest.raises(ReadError) as exc:
+            img = engine.io.read(p)
+            img.read_region(0, 0, 0, *img.shape[1::-1])  # lazily opened: the pixels must fail
+        assert name in str(exc.value), (name, str(exc.value))
+        assert "\n" not in str(exc.value)
+    # the reader itself (not only the registry) names the file for non-image content
+    with pytest.raises(ReadError, match="notes.png"):
+        read_histology(tmp_path / "notes.png")
+
+
+def test_damaged_tile_in_lazy_level_is_read_error(tmp_path, ref, monkeypatch):
+    """A bad tile found only when a region is read later is a ReadError, too."""
+    monkeypatch.setattr("engine.io.histology.EAGER_PIXELS", 0)  # as if it were a whole slide
+    big = np.ascontiguousarray(ref[:1024, :1280])
+    p = tmp_path / "lazy.tif"
+    tifffile.imwrite(p, big, tile=(256, 256), compression="zlib", compressionargs={"level": 1}, photometric="rgb", metadata=None)
+    with tifffile.TiffFile(p) as tf:
+        off = tf.pages[0].dataoffsets[-1]  # the bottom-right tile
+    p.write_bytes(_flip(p.read_bytes(), off + 30))
+    img = engine.io.read(p)
+    assert img.array is None
+    np.testing.assert_array_equal(img.read_region(0, 0, 0, 300, 300), big[:300, :300])
+    with pytest.raises(ReadError, match="lazy.tif.*tile"):
+        img.read_region(0, 1200, 1000, 100, 100)
+    img.close()
+
+
+# ----------------------------------------------------------------------------- CLI
+def _info(path, *extra):
+    return subprocess.run([sys.executable, "-m", "engine", "info", "--json", *extra, str(path)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_cli_info_json(data_dir, tiffs):
+    r = _info(data_dir / "histo/crchisto/img1/img1.png")
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["modality"] == "histology" and d["shape"] == [500, 500, 3] and d["spacing"] is None
+    r = _info(tiffs["ome"])
+    assert r.returncode == 0, r.stderr
+    d = json.loads(r.stdout)
+    assert d["modality"] == "histology" and d["shape"] == [1900, 2700, 3]
+    assert d["levels"] == [[1900, 2700], [950, 1350], [475, 675]]
+    np.testing.assert_allclose(d["spacing"], [0.26, 0.25])
+
+
+def test_cli_damaged_exit_2(tmp_path, data_dir):
+    p = tmp_path / "cut.png"
+    p.write_bytes((data_dir / "histo/monuseg/TCGA-2Z-A9J9-01A-01-TS1.png").read_bytes()[:5000])
+    r = _info(p)
+    assert r.returncode == 2 and r.stdout == ""
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "cut.png" in lines[0], r.stderr
