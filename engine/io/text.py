@@ -10,6 +10,8 @@ Layout rules
 * Text: one row per sample, one column per channel, separated by commas, tabs,
   semicolons or white space. Blank lines and lines starting with ``#`` or ``%`` are
   skipped; a single first row of channel names is accepted.
+  Every column is a channel (a time column is not recognised: drop it first). Text
+  files are read whole (signals stored as text are small; use NPY for long ones).
 * NPY: a 1-D array is one channel. A 2-D array is ``(channels, samples)`` when its
   first axis is the shorter one (or equal), else ``(samples, channels)`` and it is
   transposed: **channels are the shorter axis**. NPY files are memory-mapped and read
