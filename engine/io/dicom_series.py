@@ -246,6 +246,7 @@ def decode_instance(inst: Instance) -> np.ndarray:
     Colour images are turned into luminance (0.299 R + 0.587 G + 0.114 B) so they can be viewed.
     """
     import pydicom
+    from pydicom.uid import UID
 
     path, name = inst.path, os.path.basename(inst.path)
     meta = getattr(inst.ds, "file_meta", None)
@@ -264,6 +265,11 @@ def decode_instance(inst: Instance) -> np.ndarray:
     except MemoryError:
         raise ReadError(path, f"not enough memory to decode {name}") from None
     except Exception as exc:  # noqa: BLE001 - truncated or damaged pixel data
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        if len(lines) > 1 and "plugins" in lines[0]:  # pydicom lists each plugin's failure
+            raise CorruptFileError(path, f"the {UID(ts).name} pixel data of {name} cannot be decoded "
+                                         f"by the installed plugins ({lines[1][:200]}); it is damaged "
+                                         "or needs another decoder such as python-gdcm") from None
         raise CorruptFileError(path, f"the pixel data of {name} is truncated or damaged "
                                      f"({_one_line(exc)})") from None
     spp = int(ds.get("SamplesPerPixel", 1) or 1)
