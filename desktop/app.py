@@ -121,12 +121,13 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if args.selftest:
+    if "--selftest" in argv:  # the installer's check has its own options (desktop/selftest.py)
         from desktop.selftest import run_selftest
 
-        return run_selftest()
+        return run_selftest(argv)
+    args = build_parser().parse_args(argv)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Latent")
     app.setOrganizationName("Latent")

@@ -9,14 +9,13 @@ import logging
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QPushButton, QStackedWidget,
                                QVBoxLayout, QWidget)
 
 from desktop import settings as prefs
 from desktop.dialogs import messages
-from desktop.jobs import JobRunner
 from desktop.opener import Opener
 from desktop.panels.analysis import AnalysisPanel
 from desktop.panels.export import ExportPanel
@@ -42,13 +41,14 @@ or try a bundled sample from <b>Help › Open sample</b>.</p>
 
 
 class MainWindow(QMainWindow):
+    deviceFound = Signal(str)
+
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("Latent")
         self.setAcceptDrops(True)
         self.session = Session(self)
         self.opener = Opener(self.session, self)
-        self.device_runner = JobRunner(self)
         self._build_central()
         self._build_docks()
         self._build_menus()
@@ -273,13 +273,24 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Run “Reconstruct + anomaly map” first to compare.", 4000)
 
     def _detect_device(self) -> None:
+        # A daemon thread, not a QThread: importing torch cannot be interrupted, and quitting
+        # the app must not wait for it.
+        import threading
+
         def detect():
-            from engine.utils import choose_device, device_name
+            try:
+                from engine.utils import choose_device, device_name
 
-            return device_name(choose_device())
+                text = device_name(choose_device())
+            except Exception:  # noqa: BLE001 - no torch: the tasks will say so when run
+                text = "CPU (torch unavailable)"
+            try:
+                self.deviceFound.emit(text)
+            except RuntimeError:  # the window is gone
+                pass
 
-        self.device_runner.start(detect, name="device", on_result=self.analysis.set_device_text,
-                                 on_error=lambda msg: self.analysis.set_device_text("CPU (torch unavailable)"))
+        self.deviceFound.connect(self.analysis.set_device_text)
+        threading.Thread(target=detect, name="latent-device", daemon=True).start()
 
     # ---- help ----------------------------------------------------------------------
     def show_help(self) -> None:
@@ -316,7 +327,6 @@ class MainWindow(QMainWindow):
         """Stop every worker thread (cancel, then wait)."""
         for obj in (self.analysis, self.opener, self.export, self.signal_view):
             obj.runner.shutdown()
-        self.device_runner.shutdown()
 
 
 def describe_data(data) -> str:
