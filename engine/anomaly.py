@@ -1,0 +1,131 @@
+"""Anomaly maps: reconstruction error, post-processing, foreground masks, calibration.
+
+The map is the per-pixel (per-sample) reconstruction error in model units, with the
+post-processing the literature found to matter (Baur et al. 2021; Kascenas et al. 2022):
+a median filter and a Gaussian blur to suppress single-pixel edge errors, and a
+foreground mask (CT body or lungs by HU thresholds + morphology; histology tissue by
+saturation; signals: a moving average of the error). It is expressed on a FIXED scale
+calibrated on normal validation data: ``(error - p_low) / (p_high - p_low)`` clipped at 0,
+so 0 = typical of normal data and 1 = the high percentile (p99 by default) of normal
+data. The calibration percentiles travel with the weights (``meta["calibration"]``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+__all__ = ["error_map", "postprocess_image_error", "smooth_signal_error", "ct_body_mask", "ct_lung_mask",
+           "tissue_mask", "calibrate", "apply_calibration", "anomaly_stats", "CALIBRATION_PERCENTILES"]
+
+CALIBRATION_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+
+
+def error_map(x: np.ndarray, recon: np.ndarray, *, kind: str = "abs", channel_axis: int | None = 0) -> np.ndarray:
+    """Per-pixel error, averaged over *channel_axis* (None keeps every channel)."""
+    d = np.asarray(x, np.float32) - np.asarray(recon, np.float32)
+    e = np.abs(d) if kind == "abs" else d * d
+    if channel_axis is not None:
+        e = e.mean(axis=channel_axis)
+    return e.astype(np.float32)
+
+
+def postprocess_image_error(err: np.ndarray, *, median_size: int = 0, smooth_sigma: float = 0.0) -> np.ndarray:
+    """Median filter then Gaussian blur of a 2-D error map (sizes in pixels; 0 = skip)."""
+    out = np.asarray(err, np.float32)
+    if median_size and median_size > 1:
+        out = ndi.median_filter(out, size=int(median_size), mode="reflect")
+    if smooth_sigma and smooth_sigma > 0:
+        out = ndi.gaussian_filter(out, float(smooth_sigma), mode="reflect")
+    return out.astype(np.float32)
+
+
+def smooth_signal_error(err: np.ndarray, *, sfreq: float, smooth_s: float = 0.05) -> np.ndarray:
+    """Moving average of a ``(channels, n)`` error over *smooth_s* seconds."""
+    n = max(1, int(round(smooth_s * sfreq)))
+    if n <= 1:
+        return np.asarray(err, np.float32)
+    return ndi.uniform_filter1d(np.asarray(err, np.float32), n, axis=-1, mode="nearest")
+
+
+def ct_body_mask(hu: np.ndarray, *, threshold: float = -500.0) -> np.ndarray:
+    """The patient's body on an axial slice: the largest component above *threshold* HU, holes filled.
+
+    Filling holes puts the lungs (air inside the chest wall) inside the body.
+    """
+    fg = ndi.binary_opening(hu > threshold, iterations=2)
+    lab, n = ndi.label(fg)
+    if n == 0:
+        return np.zeros(hu.shape, bool)
+    sizes = ndi.sum(fg, lab, index=np.arange(1, n + 1))
+    body = lab == (1 + int(np.argmax(sizes)))
+    return ndi.binary_fill_holes(body)
+
+
+def ct_lung_mask(hu: np.ndarray, *, threshold: float = -400.0, closing_mm: float = 10.0,
+                 spacing_mm: float = 0.7) -> np.ndarray:
+    """Lungs on an axial slice: air (< *threshold* HU) inside the body, closed and filled so
+    vessels and nodules inside the lung count as lung (a nodule is what we look for)."""
+    body = ct_body_mask(hu)
+    air = (hu < threshold) & ndi.binary_erosion(body, iterations=3)
+    lab, n = ndi.label(air)
+    if n == 0:
+        return np.zeros(hu.shape, bool)
+    sizes = ndi.sum(air, lab, index=np.arange(1, n + 1))
+    keep = np.isin(lab, 1 + np.flatnonzero(sizes >= max(500.0, 0.02 * air.sum())))
+    r = max(1, int(round(closing_mm / spacing_mm / 2)))
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    disk = (yy * yy + xx * xx) <= r * r
+    closed = ndi.binary_closing(np.pad(keep, r), structure=disk)[r:-r, r:-r]
+    filled = np.zeros_like(closed)
+    lab2, n2 = ndi.label(closed)
+    for i in range(1, n2 + 1):  # fill each lung separately (filling both would add the mediastinum)
+        filled |= ndi.binary_fill_holes(lab2 == i)
+    return filled & body
+
+
+def tissue_mask(rgb: np.ndarray, *, min_saturation: float = 0.07, max_value: float = 0.92) -> np.ndarray:
+    """Tissue on an H&E image: saturated or dark pixels (glass background is bright and grey)."""
+    x = np.asarray(rgb, np.float32)
+    if x.max() > 1.5:
+        x = x / 255.0
+    mx, mn = x[..., :3].max(-1), x[..., :3].min(-1)
+    sat = (mx - mn) / np.maximum(mx, 1e-6)
+    m = (sat > min_saturation) | (mx < max_value)
+    return ndi.binary_opening(m, iterations=1)
+
+
+def calibrate(values: np.ndarray, *, low: str = "p50", high: str = "p99", data: str = "") -> dict[str, Any]:
+    """Percentiles of post-processed errors of NORMAL validation data (the fixed scale)."""
+    v = np.asarray(values, np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        raise ValueError("no values to calibrate on")
+    pct = np.percentile(v, CALIBRATION_PERCENTILES)
+    cal = {f"p{p:g}": float(q) for p, q in zip(CALIBRATION_PERCENTILES, pct)}
+    cal.update(low=low, high=high, n=int(v.size), mean=float(v.mean()), data=data)
+    return cal
+
+
+def apply_calibration(err: np.ndarray, calibration: dict[str, Any] | None) -> np.ndarray:
+    """Map errors to the fixed scale ``max(0, (e - low) / (high - low))``; identity if uncalibrated."""
+    e = np.asarray(err, np.float32)
+    if not calibration:
+        return e
+    lo = float(calibration[calibration.get("low", "p50")])
+    hi = float(calibration[calibration.get("high", "p99")])
+    return np.maximum((e - lo) / max(hi - lo, 1e-12), 0.0).astype(np.float32)
+
+
+def anomaly_stats(a: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
+    """Summary of a calibrated map (inside *mask* when given): mean, p95, p99, max, fraction > 1."""
+    v = np.asarray(a, np.float32)
+    if mask is not None:
+        v = v[np.asarray(mask, bool)]
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return {"mean": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0, "fraction_above_1": 0.0, "n": 0}
+    p95, p99 = np.percentile(v, [95, 99])
+    return {"mean": float(v.mean()), "p95": float(p95), "p99": float(p99), "max": float(v.max()),
+            "fraction_above_1": float((v > 1).mean()), "n": int(v.size)}

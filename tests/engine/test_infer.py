@@ -1,0 +1,125 @@
+"""Tiled/windowed inference equals whole-input inference away from borders; pipelines shapes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine import weights
+from engine.infer_image import ramp, tiled_reconstruct
+from engine.infer_signal import infer_signal
+from engine.jobs import run_job
+from engine.models import build_model
+from engine.types import Signal
+
+
+def _conv2d(seed=0, **kw):
+    torch.manual_seed(seed)
+    m = build_model("conv", spatial_dims=2, in_channels=1, channels=[4, 8], **kw).eval()
+    for mod in m.modules():  # non-trivial BatchNorm statistics (eval mode uses them)
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.1, 0.1)
+            mod.running_var.uniform_(0.5, 1.5)
+    return m
+
+
+def test_ramps_sum_to_one_over_overlap():
+    a = ramp(64, 16, taper_lo=False, taper_hi=True)
+    b = ramp(64, 16, taper_lo=True, taper_hi=False)
+    np.testing.assert_allclose(a[-16:] + b[:16], 1.0, atol=1e-6)
+    assert a[0] == 1 and b[-1] == 1 and a[-1] == 0 and b[0] == 0  # outer margin discarded
+
+
+@pytest.mark.parametrize("skip", [False, True])
+def test_tiled_equals_whole_image_away_from_borders(skip):
+    rng = np.random.default_rng(0)
+    img = rng.random((1, 200, 232), dtype=np.float32)
+    m = _conv2d(skip_connections=skip)
+    # whole image: edge-pad to the size multiple exactly as the tiler does
+    pad = np.pad(img, [(0, 0), (0, (-200) % 4), (0, (-232) % 4)], mode="edge")
+    with torch.inference_mode():
+        whole = m(torch.from_numpy(pad)[None])[0].numpy()[:, :200, :232]
+    tiled = run_job(tiled_reconstruct(m, lambda y0, x0, y1, x1: img[:, y0:y1, x0:x1], 200, 232,
+                                      tile=128, overlap=96, size_multiple=m.size_multiple, batch_size=5))
+    assert tiled.shape == whole.shape
+    inner = (slice(None), slice(48, -48), slice(48, -48))
+    # Blending gives weight 0 to the outer overlap/4 = 24 px of each inner tile edge and ramps
+    # over the next 48 px; the receptive field is 33 px (half: 16), so away from the image
+    # borders tiled == whole. Tolerance: 1 % of the output's spread (max), 0.01 % (mean);
+    # measured 0.3 % max, where both overlapping tiles have near-zero weight.
+    spread = float(whole.std())
+    err = np.abs(tiled - whole)[inner]
+    assert float(err.max()) < 1e-2 * spread
+    assert float(err.mean()) < 1e-4 * spread
+    # and a deliberately wrong blend (no overlap) is measurably worse at tile seams
+    bad = run_job(tiled_reconstruct(m, lambda y0, x0, y1, x1: img[:, y0:y1, x0:x1], 200, 232,
+                                    tile=128, overlap=0, size_multiple=m.size_multiple))
+    assert float(np.abs(bad - whole)[inner].max()) > 10 * float(err.max())
+
+
+def _signal_model(tmp_path, *, sfreq=100.0, baseline="none"):
+    torch.manual_seed(1)
+    m = build_model("conv", spatial_dims=1, in_channels=1, channels=[4, 8], kernel_size=3).eval()
+    meta = {"architecture": "conv", "hparams": m.hparams, "modality": "eeg",
+            "preprocessing": {"kind": "signal", "units": "uV", "scale": 10.0, "baseline": baseline},
+            "input": {"channels": 1, "channel_mode": "per_channel", "window": 128, "overlap": 64,
+                      "sfreq": sfreq, "size_multiple": 4},
+            "anomaly": {"error": "abs", "smooth_s": 0.05}}
+    p = tmp_path / "sig.safetensors"
+    weights.save(m, p, meta)
+    return weights.load(p), m
+
+
+def test_windowed_equals_whole_signal_away_from_ends(tmp_path):
+    loaded, m = _signal_model(tmp_path)
+    rng = np.random.default_rng(0)
+    t = np.arange(3000) / 100.0
+    x = (20 * np.sin(2 * np.pi * 3 * t) + 5 * rng.standard_normal((2, 3000))).astype(np.float32)
+    sig = Signal.from_array(x, sfreq=100.0, modality="eeg")
+    out = run_job(infer_signal(loaded, sig, batch_size=7, overlap=96))  # margin 24 > half receptive field
+    assert out.shape == x.shape and out.dtype == np.float32
+    with torch.inference_mode():
+        whole = m(torch.from_numpy(x[:, None] / 10.0))[:, 0].numpy() * 10.0
+    # tolerance: 1 % of the signal's spread (max), 0.1 % (mean), 40 samples from the ends
+    err = np.abs(out - whole)[:, 40:-40]
+    assert float(err.max()) < 0.01 * float(x.std())
+    assert float(err.mean()) < 0.001 * float(x.std())
+
+
+def test_signal_resampled_to_model_rate_and_back(tmp_path):
+    loaded, _ = _signal_model(tmp_path, sfreq=100.0, baseline="mean")
+    t = np.arange(5000) / 250.0
+    x = (30 * np.sin(2 * np.pi * 2 * t))[None].astype(np.float32)
+    sig = Signal.from_array(x, sfreq=250.0, modality="eeg")
+    out = run_job(infer_signal(loaded, sig))
+    assert out.shape == x.shape and np.isfinite(out).all()
+
+
+def test_histology_pipeline_streams_regions(tmp_path, data_dir):
+    from engine.infer_histo import reconstruct_histology
+    from engine.io import read
+
+    torch.manual_seed(0)
+    m = build_model("conv", spatial_dims=2, in_channels=3, channels=[4, 8]).eval()
+    meta = {"architecture": "conv", "hparams": m.hparams, "modality": "histology",
+            "preprocessing": {"kind": "rgb", "scale": 255.0}, "input": {"channels": 3, "tile": 128, "overlap": 32,
+                                                                       "size_multiple": 4},
+            "anomaly": {"median_size": 3, "smooth_sigma": 1.0, "mask": "tissue"}}
+    weights.save(m, tmp_path / "h.safetensors", meta)
+    loaded = weights.load(tmp_path / "h.safetensors")
+    img = read(str(data_dir / "histo/crchisto/img1/img1.png"))
+    calls = []
+    orig = img.read_region
+
+    class Spy:  # count region reads: the pipeline must read tiles, not the whole image
+        def __getattr__(self, k):
+            return getattr(img, k)
+
+        def read_region(self, level, x, y, w, h):
+            calls.append((w, h))
+            return orig(level, x, y, w, h)
+
+    recon, amap, mask = run_job(reconstruct_histology(loaded, Spy(), calibrated=False))
+    assert recon.shape == (3, 500, 500) and amap.shape == (500, 500) and mask.shape == (500, 500)
+    assert max(w * h for w, h in calls[:-1]) <= 128 * 128
+    assert np.isfinite(recon).all() and np.isfinite(amap).all()
