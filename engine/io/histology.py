@@ -143,7 +143,10 @@ def read_histology(path: str | os.PathLike, *, mpp=None, **_) -> Image:
                 meta["note"] = fallback
             file_mpp, note = src.mpp()
             rows, cols = shapes[0]
-            array = src.read(0, 0, 0, cols, rows) if rows * cols <= EAGER_PIXELS else None
+            array = None
+            if rows * cols <= EAGER_PIXELS:
+                array = src.read(0, 0, 0, cols, rows)
+                getattr(src, "clear_cache", lambda: None)()  # level 0 now lives in the array
         else:
             raise UnsupportedFormatError(
                 path, f"not an H&E image Latent reads (content: {kind}); expected PNG, JPEG, TIFF or a "

@@ -34,6 +34,20 @@ def _float(props, key) -> float | None:
     return v if v > 0 else None
 
 
+def _tiff_compression(path: str) -> str | None:
+    """Compression of level 0 when the slide is a TIFF (SVS, NDPI, SCN, BIF, ...), else None."""
+    try:
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            comp = tif.pages.first.compression
+        name = comp.name.lower() if hasattr(comp, "name") else str(comp)
+        return {"adobe_deflate": "deflate", "aperio_jp2000_ycbc": "jpeg2000",
+                "aperio_jp2000_rgb": "jpeg2000"}.get(name, name)
+    except Exception:  # not a TIFF (MRXS, VMS): OpenSlide does not say
+        return None
+
+
 class OpenSlideSlide:
     """An OpenSlide handle with level-coordinate regions (thread-safe)."""
 
@@ -78,13 +92,7 @@ class OpenSlideSlide:
         tw, th = p.get("openslide.level[0].tile-width"), p.get("openslide.level[0].tile-height")
         if tw and th:
             meta["tile_size"] = [int(th), int(tw)]
-        desc = p.get("tiff.ImageDescription", "") or p.get("openslide.comment", "") or ""
-        if desc.startswith("Aperio"):
-            head = desc.splitlines()[1] if len(desc.splitlines()) > 1 else desc.split("|")[0]
-            for comp in ("JPEG", "J2K", "LZW", "DEFLATE"):
-                if comp in head.split("|")[0].upper():
-                    meta["compression"] = comp.lower()
-                    break
+        meta["compression"] = _tiff_compression(self.path)
         bounds = [p.get(f"openslide.bounds-{k}") for k in ("x", "y", "width", "height")]
         if all(bounds):
             meta["bounds_xywh"] = [int(b) for b in bounds]

@@ -306,6 +306,10 @@ class TiffSlide:
                 out[a0 - y0: a1 - y0, b0 - x0: b1 - x0] = tile[a0 - ty0: a1 - ty0, b0 - tx0: b1 - tx0]
         return out
 
+    def clear_cache(self) -> None:
+        """Forget decoded tiles (after level 0 was loaded whole into ``Image.array``)."""
+        self._cache.clear()
+
     def close(self) -> None:
         with self._lock:
             if not self._closed:

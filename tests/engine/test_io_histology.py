@@ -324,6 +324,25 @@ def test_tiff_conversions(tmp_path, ref):
     got = engine.io.read(tmp_path / "rgba.tif").array
     np.testing.assert_array_equal(got[10:], a[10:])
     assert (got[:10] == 255).all()
+    tifffile.imwrite(tmp_path / "mw.tif", a[..., 0], photometric="miniswhite", metadata=None)
+    np.testing.assert_array_equal(engine.io.read(tmp_path / "mw.tif").array[..., 2], 255 - a[..., 0])
+    idx = (a[..., 0] % 3).astype(np.uint8)
+    cmap = np.zeros((3, 256), np.uint16)
+    cmap[:, :3] = [[65535, 0, 30000], [0, 65535, 30000], [0, 0, 30000]]
+    tifffile.imwrite(tmp_path / "pal.tif", idx, photometric="palette", colormap=cmap, metadata=None)
+    lut = np.array([[255, 0, 0], [0, 255, 0], [117, 117, 117]], np.uint8)  # 30000 >> 8 = 117
+    np.testing.assert_array_equal(engine.io.read(tmp_path / "pal.tif").array, lut[idx])
+    # three greyscale OME channel pages shown as R, G, B; ImageJ pixel size in its own unit
+    tifffile.imwrite(tmp_path / "cyx.ome.tif", np.moveaxis(a, -1, 0), photometric="minisblack",
+                     tile=(128, 128), metadata={"axes": "CYX", "PhysicalSizeX": 0.5, "PhysicalSizeY": 0.5})
+    img = engine.io.read(tmp_path / "cyx.ome.tif")
+    assert img.spacing == (0.5, 0.5)
+    np.testing.assert_array_equal(img.array, a)
+    tifffile.imwrite(tmp_path / "ij.tif", a, imagej=True, photometric="rgb", resolution=(1 / 0.3, 1 / 0.3),
+                     metadata={"unit": "um"})
+    img = engine.io.read(tmp_path / "ij.tif")
+    np.testing.assert_allclose(img.spacing, (0.3, 0.3))
+    assert "ImageJ" in img.metadata["mpp_source"]
     tifffile.imwrite(tmp_path / "float.tif", a.astype(np.float32), photometric="rgb", metadata=None)
     with pytest.raises(ReadError, match="float.tif.*float32"):
         engine.io.read(tmp_path / "float.tif")
