@@ -205,6 +205,8 @@ def find_reader(path: str | os.PathLike) -> ReaderSpec:
         return READERS["histology"]
     if suffix in (".dat", ".atr") and p.with_suffix(".hea").exists():
         return READERS["wfdb"]
+    if suffix == ".event" and _suffix(p.with_suffix("")) in (".edf", ".bdf") and p.with_suffix("").is_file():
+        return READERS["mne"]  # PhysioNet's X.edf.event: the events of X.edf, read with it
     if suffix == ".fif.gz":
         return READERS["mne"]
     kind = sniff(p)
