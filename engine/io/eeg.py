@@ -102,6 +102,8 @@ def read_mne(path: str, *, modality: str | None = None, preload: bool = False, *
         With the file name when MNE cannot read the file or it holds no data channel.
     """
     p = Path(path)
+    if p.suffix.lower() == ".event" and p.with_suffix("").suffix.lower() in (".edf", ".bdf"):
+        p = p.with_suffix("")  # PhysioNet's X.edf.event repeats the events stored in X.edf
     if not p.is_file():
         raise ReadError(path, "no such file")
     _check_edf_size(p)

@@ -486,3 +486,16 @@ def test_registry_routes_signal_formats(tmp_path):
     assert find_reader(fake).name == "mne"
     with pytest.raises(ReadError, match="fake.gdf"):
         read(fake)
+
+
+def test_edf_event_file_opens_its_recording_and_matches_edf_annotations(data_dir):
+    """PhysioNet's X.edf.event (WFDB annotations) holds the same events as the EDF+ channel."""
+    import wfdb
+
+    edf = data_dir / "eeg/eegmmidb/S001R03.edf"
+    sig = read(str(edf) + ".event")
+    assert sig.shape == (64, 20000) and len(sig.annotations) == 30
+    ev = wfdb.rdann(str(edf), "event")
+    later = [a for a in sig.annotations if a.sample > 0]  # the event file omits the one at sample 0
+    assert [a.sample for a in later] == [int(s) for s in ev.sample]
+    assert [a.description for a in later] == [n.split()[0] for n in ev.aux_note]
