@@ -24,7 +24,7 @@ from collections import Counter
 import numpy as np
 
 from engine.errors import CorruptFileError, LatentError, ReadError, UnsupportedFormatError
-from engine.io.dicom_scan import Instance, Scan, _one_line, quiet_pydicom, scan_path
+from engine.io.dicom_scan import Instance, Scan, _one_line, quiet_pydicom, scan_path, sop_name
 from engine.io.dicom_series import Plane, decode_instance, fg_item, order_planes, planes_of
 from engine.types import Image, SeriesInfo
 
@@ -113,12 +113,14 @@ def _choose(scan: Scan, groups: dict[str, list[Instance]], series_uid: str | Non
     images = {u: g for u, g in groups.items() if any(i.is_image for i in g)}
     if images:
         # The CT image series with the most planes; any image series when there is no CT.
-        return max(images, key=lambda u: (images[u][0].modality == "CT", _n_planes(images[u])))
+        def rank(u: str) -> tuple[bool, int]:
+            return any(i.modality == "CT" for i in _image_instances(images[u])), _n_planes(images[u])
+
+        return max(images, key=rank)
     if len(scan.instances) == 1 and scan.instances[0].path == where:  # one file opened directly
         inst = scan.instances[0]
         raise UnsupportedFormatError(inst.path, inst.reason_not_image)
-    found = Counter(f"{g[0].modality} ({g[0].reason_not_image.split('(')[-1].rstrip(')')})"
-                    for g in groups.values())
+    found = Counter(f"{g[0].modality} ({sop_name(g[0].sop_class)})" for g in groups.values())
     raise ReadError(where, "no DICOM image series here; found only "
                            + ", ".join(f"{n} {k} series" for k, n in found.items()))
 
@@ -179,8 +181,6 @@ def _metadata(planes: list[Plane], geo: dict, vol: np.ndarray) -> dict:
     file_meta = getattr(ds, "file_meta", None)
     ts = file_meta.get("TransferSyntaxUID") if file_meta is not None else None
     meta["TransferSyntax"] = ts.name if ts is not None else "Implicit VR Little Endian (no file meta)"
-    from engine.io.dicom_scan import sop_name
-
     meta["SOPClass"] = sop_name(planes[0].inst.sop_class)
     try:
         voi = fg_item(ds, planes[0].frame, "FrameVOILUTSequence") or ds

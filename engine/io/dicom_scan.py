@@ -234,12 +234,15 @@ def _dicomdir_files(path: str) -> list[str]:
             ds = pydicom.dcmread(path)
             if "DirectoryRecordSequence" not in ds:
                 raise ValueError("no Directory Record Sequence")
-            fs = FileSet(ds)
-            files = [os.fspath(inst.path) for inst in fs]
+            listed = sum(1 for rec in ds.DirectoryRecordSequence if rec.get("ReferencedFileID"))
+            fs = FileSet(ds)  # leaves out the files it cannot find
+            files = [os.fspath(inst.path) for inst in fs if os.path.isfile(inst.path)]
     except ReadError:
         raise
     except Exception as exc:  # noqa: BLE001
         raise CorruptFileError(path, f"the DICOMDIR cannot be read ({_one_line(exc)})") from None
+    if len(files) < listed:
+        raise CorruptFileError(path, f"{listed - len(files)} of the {listed} files the DICOMDIR lists are missing")
     return files
 
 
@@ -266,14 +269,14 @@ def scan_path(path: str | os.PathLike) -> Scan:
         scan.n_files = 1
         return scan
     if p.is_file():
-        files = _dicomdir_files(os.fspath(p))
-        missing = [f for f in files if not os.path.isfile(f)]
-        if missing:
-            logger.warning("%s: %d file(s) listed in the DICOMDIR are missing", p, len(missing))
-            scan.skipped += [(f, "listed in the DICOMDIR but missing") for f in missing]
-        files = [f for f in files if os.path.isfile(f)]
-        if not files and missing:
-            raise ReadError(p, f"none of the {len(missing)} files the DICOMDIR lists exist beside it")
+        # A DICOMDIR: the files its records list. When it is unreadable or lists files that
+        # are not there (e.g. upper/lower case changed on copying), scan its folder instead.
+        try:
+            files = _dicomdir_files(os.fspath(p))
+        except ReadError as exc:
+            logger.warning("%s; scanning the folder %s instead", exc, p.parent)
+            scan.skipped.append((os.fspath(p), exc.reason))
+            files = _walk_files(p.parent)
     else:
         files = _walk_files(p)
     scan.n_files = len(files)

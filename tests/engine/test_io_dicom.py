@@ -286,6 +286,13 @@ def test_dicomdir(data_dir, tmp_path):
         img = engine.io.read(path)  # the registry routes DICOMDIR files and folders here
         check_against_pydicom(img, files)
     assert [s.n_instances for s in list_series(dicomdir)] == [3]
+    # a file the DICOMDIR lists is gone: the folder is scanned instead and says so
+    gone = next(f for f in (tmp_path / "set").rglob("IM*") if f.is_file())
+    sop = pydicom.dcmread(gone, stop_before_pixels=True).SOPInstanceUID
+    gone.unlink()
+    img = read_dicom(dicomdir)
+    assert img.shape[0] == 2 and sop not in img.metadata["sop_instance_uids"]
+    assert img.metadata["skipped_files"] == 1
 
 
 def test_series_listing_and_thumbnail(data_dir):
