@@ -52,6 +52,9 @@ def _open_tiff_or_slide(path: str, kind: str, ext: str):
     from engine.io.histology_slide import OpenSlideSlide, detect_vendor
     from engine.io.histology_tiff import TiffSlide
 
+    if ext == ".mrxs" and not Path(path).with_suffix("").is_dir():
+        raise ReadError(path, f"the MRXS slide's data folder '{Path(path).with_suffix('').name}' is not "
+                              "next to the .mrxs file; copy the folder together with it")
     use_openslide = ext in OPENSLIDE_EXTENSIONS
     if not use_openslide and kind == "tiff":
         use_openslide = detect_vendor(path) in _VENDOR_TIFF
