@@ -220,6 +220,12 @@ def _record_layout(sfreq: float, n: int) -> tuple[float, int]:
     for d, r in exact:
         if n % r == 0:
             return d, r
+    # any record of at most 10 s that divides the length and whose duration is exact in 8 characters
+    for r in range(min(n, int(sfreq * 10)), 0, -1):
+        if n % r == 0:
+            d = float(f"{r / sfreq:.8g}"[:8])
+            if d > 0 and abs(d * sfreq - r) < 1e-9 * r:
+                return d, r
     if exact:
         return exact[0]
     from fractions import Fraction

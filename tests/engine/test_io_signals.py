@@ -411,9 +411,11 @@ def test_cli_info_json_on_signals(data_dir, tmp_path):
     d = json.loads(r.stdout)
     assert (d["modality"], d["shape"], d["sfreq"], d["n_annotations"]) == ("eeg", [64, 20000], 160.0, 30)
     assert d["channels"][:2] == ["Fc5.", "Fc3."] and d["units"][0] == "uV"
-    write_edf(read(data_dir / "ecg/nstdb/118e00"), tmp_path / "ecg.edf")
+    src = read(data_dir / "ecg/nstdb/118e00")
+    write_edf(src, tmp_path / "ecg.edf")
     d = json.loads(_info(tmp_path / "ecg.edf").stdout)
     assert (d["modality"], d["channels"], d["units"]) == ("ecg", ["MLII", "V1"], ["mV", "mV"])
+    assert (d["shape"], d["sfreq"], d["n_annotations"]) == ([2, 650160], 360.0, len(src.annotations))
     r = _info(data_dir / "eeg/bonn/E_S/S001.txt", "--sfreq", "173.61")
     d = json.loads(r.stdout)
     assert (d["modality"], d["shape"], d["sfreq"], d["n_annotations"]) == ("eeg", [1, 4097], 173.61, 0)

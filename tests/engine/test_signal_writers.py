@@ -201,3 +201,15 @@ def test_edf_write_is_atomic(tmp_path):
     with pytest.raises(ValueError):
         write_edf(bad, out)
     assert out.read_bytes() == before and [p.name for p in tmp_path.iterdir()] == ["keep.edf"]
+
+
+@pytest.mark.parametrize("sfreq,n,want", [
+    (160.0, 20000, (1.0, 160)),      # eegmmidb: whole 1-s records
+    (360.0, 650000, (1.0, 360)),     # MIT-BIH: nothing exact divides 650000 -> 1 s, padded
+    (250.0, 370, (1.48, 370)),       # an EDF with short records: one exact record, no padding
+    (173.61, 4097, (100.0, 17361)),  # Bonn rate: the shortest exact record is 100 s
+    (500.0, 1001, (2.002, 1001)),
+])
+def test_edf_record_layout(sfreq, n, want):
+    d, r = sw._record_layout(sfreq, n)
+    assert (d, r) == want and d * sfreq == pytest.approx(r, rel=1e-12) and len(f"{d:g}") <= 8
