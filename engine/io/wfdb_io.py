@@ -136,7 +136,7 @@ def read_wfdb(path: str, *, modality: str | None = None, **_) -> Signal:
         metadata["start"] = " ".join(str(x) for x in (header.base_date, header.base_time) if x)
     if uncal:
         metadata["uncalibrated_channels"] = uncal
-        logger.warning("%s: gain 0 (uncalibrated) for %s; amplitudes use WFDB's default 200 ADU/mV "
+        logger.info("%s: gain 0 (uncalibrated) for %s; amplitudes use WFDB's default 200 ADU/mV "
                        "and are arbitrary", hea.name, ", ".join(uncal))
     if unconverted:
         metadata["unconverted_channels"] = unconverted
