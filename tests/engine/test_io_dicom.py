@@ -42,8 +42,8 @@ def check_against_pydicom(img, files) -> None:
     assert img.levels == (ref.shape[1:],)
     assert img.metadata["sop_instance_uids"] == tuple(d.SOPInstanceUID for d in dss)
     z = [float(d.ImagePositionPatient[2]) for d in dss]
-    if len(z) > 1:
-        assert img.spacing[0] == pytest.approx(abs(z[0] - z[1]), abs=1e-4)
+    if len(z) > 1:  # the median gap (the gap itself when the slices are evenly spaced)
+        assert img.spacing[0] == pytest.approx(float(np.median(-np.diff(z))), abs=1e-4)
     for forbidden in ("PatientName", "PatientID", "PatientBirthDate"):
         assert forbidden not in img.metadata
 
@@ -295,6 +295,22 @@ def test_dicomdir(data_dir, tmp_path):
     assert img.metadata["skipped_files"] == 1
 
 
+def test_folder_with_two_ct_series(data_dir, tmp_path):
+    # nested folders, files without an extension, notes beside: grouped by SeriesInstanceUID
+    lidc = _copy(data_dir, ["000026.dcm", "000011.dcm", "000062.dcm", "000096.dcm"], tmp_path / "a" / "b")
+    dx = _copy(data_dir, ["1-04.dcm", "1-05.dcm"], tmp_path / "c", src=LUNG_DX + "/CT")
+    dx[0].rename(tmp_path / "c" / "IM0001")
+    (tmp_path / "c" / "README.txt").write_text("two slices\n")
+    series = list_series(tmp_path)
+    assert sorted(s.n_instances for s in series) == [2, 4]
+    img = read_dicom(tmp_path)  # default: the CT series with the most slices
+    check_against_pydicom(img, lidc)
+    other = next(s.uid for s in series if s.n_instances == 2)
+    img2 = read_dicom(tmp_path, series_uid=other)
+    check_against_pydicom(img2, [tmp_path / "c" / "IM0001", dx[1]])
+    assert img2.series_uid == other and {s.uid for s in img2.series} == {s.uid for s in series}
+
+
 def test_series_listing_and_thumbnail(data_dir):
     series = list_series(data_dir / LIVER)
     ct = next(s for s in series if s.modality == "CT")
@@ -305,6 +321,8 @@ def test_series_listing_and_thumbnail(data_dir):
     middle = _hu(pydicom.dcmread(ct.files[1]))
     assert thumb.dtype == np.float32 and thumb.shape == (128, 128)
     np.testing.assert_allclose(thumb, middle.reshape(128, 4, 128, 4).mean(axis=(1, 3)), rtol=1e-5)
+    (ect,) = list_series(data_dir / "ct/single/eCT_Supplemental.dcm")  # one file, two frames
+    assert ect.n_instances == 1 and read_series_thumbnail(ect, size=64).shape == (64, 64)
 
 
 def test_irregular_gaps_are_reported(data_dir, tmp_path):
