@@ -168,7 +168,10 @@ def _load_text(p: Path):
     if not rows:
         raise ReadError(p, "the file holds no samples")
     first_no, first = rows[0]
-    delim = next((d for d in (",", "\t", ";") if d in first), None)
+    delim = next((d for d in (";", "\t", ",") if d in first), None)
+    if delim in (";", "\t") and "," in first:  # European CSV: "1,5;2,25" uses decimal commas
+        rows = [(no, ln.replace(",", ".")) for no, ln in rows]
+        first = rows[0][1]
     header = None
     tokens = _split(first, delim)
     if not all(_NUMBER.match(t) for t in tokens if t):

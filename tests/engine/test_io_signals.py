@@ -310,6 +310,9 @@ def test_text_variants(tmp_path):
     for name in ("t.tsv", "w.txt"):
         sig = read(tmp_path / name, sfreq=100, channels="A,B", modality="ecg")
         check_signal(sig, x, sfreq=100, channels=("A", "B"), units="mV", modality="ecg", atol=1e-6)
+    (tmp_path / "eu.csv").write_text("\n".join(f"{a};{b}".replace(".", ",") for a, b in x.T))
+    sig = read(tmp_path / "eu.csv", sfreq=100)  # semicolons and decimal commas
+    check_signal(sig, x, sfreq=100, channels=("ch1", "ch2"), units="uV", modality="eeg", atol=1e-6)
     sig = read(tmp_path / "w.txt", sfreq=100, units="V")  # stated in volts, returned in µV
     np.testing.assert_allclose(sig.data, x * 1e6, rtol=1e-6)
     assert sig.units == ("uV", "uV") and sig.metadata["source_units"] == "V"
