@@ -3,6 +3,12 @@
 OpenSlide's ``read_region`` takes the top-left corner in **level-0** pixels and returns
 un-premultiplied RGBA; transparent parts (no tissue scanned) are composited onto white.
 Pixels outside the level are zero, as in every other histology reader.
+
+Known limitation (OpenSlide's, not fixable from outside): when a level's downsample
+is not an integer (an Aperio level of ``floor(w0 / 4)`` columns has 3.99... or
+4.000...), OpenSlide maps level coordinates to a sub-pixel position and resamples the
+level (bilinear), so such levels are close to but not bit-identical with the stored
+pixels. Level 0 and levels with integer downsamples are exact.
 """
 from __future__ import annotations
 

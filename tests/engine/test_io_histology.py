@@ -221,6 +221,32 @@ def test_aperio_svs_through_openslide(tiffs, ref, tmp_path):
     np.testing.assert_array_equal(img2.read_region(0, 2600, 1850, 200, 100), _crop(ref, 2600, 1850, 200, 100))
 
 
+def test_openslide_non_integer_downsample(tmp_path, ref):
+    """1001 x 1203 over 251 x 301: OpenSlide's downsample is 3.99..., not 4.
+
+    OpenSlide then places level pixels at a sub-pixel offset and resamples them
+    (bilinear), so level 1 is close to, not equal to, the stored level; level 0 is exact.
+    A one-pixel shift would give a mean difference above 20 grey levels.
+    """
+    base = np.ascontiguousarray(ref[:1001, :1203])
+    low = np.ascontiguousarray(base[::4, ::4])
+    p = tmp_path / "odd.svs"
+    with tifffile.TiffWriter(p) as tw:
+        tw.write(base, tile=(256, 256), photometric="rgb", metadata=None,
+                 description=f"{APERIO}1203x1001 (256x256) RAW|AppMag = 40|MPP = 0.25")
+        tw.write(np.ascontiguousarray(base[::16, ::16]), photometric="rgb", metadata=None,
+                 description=f"{APERIO}1203x1001 -> 76x63")
+        tw.write(low, tile=(256, 256), photometric="rgb", metadata=None,
+                 description=f"{APERIO}1203x1001 -> 301x251|MPP = 0.25")
+    img = engine.io.read(p, mpp=None)
+    assert img.metadata["reader"] == "openslide" and img.spacing == (0.25, 0.25)
+    assert img.levels == ((1001, 1203), (251, 301)) and 3.99 < img.downsamples[1] < 4.0
+    _check_regions(img, 0, base)
+    got = img.read_region(1, 40, 30, 200, 180).astype(int)
+    assert np.abs(got - low[30:210, 40:240]).mean() < 8
+    np.testing.assert_array_equal(img.read_region(1, 290, 240, 30, 30)[11:, 11:], 0)  # outside: zero
+
+
 def test_jpeg_tiles_match_tifffile(tiffs):
     img = engine.io.read(tiffs["jpeg"])
     assert img.metadata["compression"] == "jpeg" and img.metadata["tile_size"] == [128, 128]
@@ -229,6 +255,19 @@ def test_jpeg_tiles_match_tifffile(tiffs):
     assert len(levels) == 3
     for i, a in enumerate(levels):
         _check_regions(img, i, a)
+
+
+def test_jpeg_strips_with_shared_tables(tmp_path, ref, monkeypatch):
+    """libtiff (through Pillow) writes abbreviated JPEG strips plus one JPEGTables tag."""
+    monkeypatch.setattr("engine.io.histology.EAGER_PIXELS", 0)
+    p = tmp_path / "libtiff_jpeg.tif"
+    PILImage.fromarray(ref[:700, :900]).save(p, compression="jpeg", quality=80)
+    with tifffile.TiffFile(p) as tf:
+        assert tf.pages[0].jpegtables is not None and not tf.pages[0].is_tiled
+        expected = tf.pages[0].asarray()
+    img = engine.io.read(p)
+    assert img.metadata["compression"] == "jpeg" and "rows_per_strip" in img.metadata
+    _check_regions(img, 0, expected)
 
 
 def test_region_reader_threads(tiffs, ref):
