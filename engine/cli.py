@@ -19,6 +19,9 @@ __all__ = ["main", "COMMANDS"]
 COMMANDS = (
     "engine.commands.info",
     "engine.commands.sysinfo",
+    "engine.commands.train",
+    "engine.commands.reconstruct",
+    "engine.commands.models",
     "engine.commands.detect_nuclei",
     "engine.commands.evaluate_nuclei",
 )

@@ -142,5 +142,6 @@ def tiled_reconstruct(module, read: Callable[[int, int, int, int], np.ndarray], 
     out = _alloc((acc.shape[0], height, width))
     step = max(1, (8 * 1024 * 1024) // max(1, width * acc.shape[0]))
     for r in range(0, height, step):
-        out[:, r:r + step] = acc[:, r:r + step, :width] / np.maximum(wsum[r:r + step, :width], 1e-8)
+        e = min(r + step, height)
+        out[:, r:e] = acc[:, r:e, :width] / np.maximum(wsum[r:e, :width], 1e-8)
     return out

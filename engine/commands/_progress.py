@@ -1,0 +1,33 @@
+"""A minimal progress bar on stderr for the CLI (no dependency; silent when not a terminal)."""
+from __future__ import annotations
+
+import sys
+import time
+
+from engine.types import Progress
+
+
+class ProgressBar:
+    """Callable for :func:`engine.jobs.run_job`: redraws at most 10 times per second."""
+
+    def __init__(self, label: str = "", *, stream=None, force: bool = False, width: int = 30):
+        self.stream = stream or sys.stderr
+        self.enabled = force or bool(getattr(self.stream, "isatty", lambda: False)())
+        self.label, self.width, self._last, self._t0 = label, width, 0.0, time.perf_counter()
+
+    def __call__(self, p: Progress) -> None:
+        if not self.enabled:
+            return
+        now = time.perf_counter()
+        if now - self._last < 0.1 and p.fraction < 1.0:
+            return
+        self._last = now
+        n = int(round(self.width * max(0.0, min(1.0, p.fraction))))
+        bar = "#" * n + "-" * (self.width - n)
+        self.stream.write(f"\r{self.label} [{bar}] {100 * p.fraction:5.1f}% {now - self._t0:6.1f}s {p.message[:60]:<60}")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
