@@ -480,6 +480,21 @@ def test_unsupported_compression(data_dir, tmp_path, ts):
             reader(out)
 
 
+def test_missing_decoder_plugin_says_what_to_install():
+    # pylibjpeg made unimportable before pydicom loads: JPEG-LS then has no decoder at all
+    code = ("import sys; sys.modules['pylibjpeg'] = None\n"
+            "from pydicom.data import get_testdata_file\n"
+            "from engine.io.dicom import read_dicom\n"
+            "from engine.errors import UnsupportedFormatError\n"
+            "try:\n    read_dicom(get_testdata_file('MR_small_jpeg_ls_lossless.dcm'))\n"
+            "except UnsupportedFormatError as e:\n    print(e)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    msg = proc.stdout.strip()
+    assert "MR_small_jpeg_ls_lossless.dcm" in msg and "JPEG-LS Lossless" in msg
+    assert "install pylibjpeg with pylibjpeg-libjpeg" in msg
+
+
 def test_folder_without_dicom(data_dir, tmp_path):
     shutil.copy(data_dir / LUNG_DX / "slices.csv", tmp_path / "slices.csv")
     (tmp_path / "notes").write_text("not dicom\n")
