@@ -165,5 +165,5 @@ class JobRunner(QObject):
     def _done(self, thread: JobThread) -> None:
         self._reported(thread)
         if thread in self._threads:
+            # No deleteLater(): a caller may still hold the thread; Python frees it with its wrapper.
             self._threads.remove(thread)
-            thread.deleteLater()

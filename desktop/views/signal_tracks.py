@@ -73,11 +73,11 @@ class ScoreTrack(pg.PlotWidget):
         """A per-sample anomaly curve on the calibrated fixed scale (0 .. 2, never auto)."""
         self.clear_scores()
         self.kind = "anomaly"
-        curve = pg.PlotDataItem(t, a, pen=pg.mkPen(_RED, width=1.2), fillLevel=0,
-                                brush=pg.mkBrush(230, 60, 50, 60))
+        curve = pg.PlotDataItem(pen=pg.mkPen(_RED, width=1.2), fillLevel=0, brush=pg.mkBrush(230, 60, 50, 60))
         curve.setDownsampling(auto=True, method="peak")
         curve.setClipToView(True)
-        self.addItem(curve)
+        self.addItem(curve)  # before setData: clip-to-view needs the ViewBox
+        curve.setData(t, a)
         self.items.append(curve)
         self._threshold(threshold)
         self.setLabel("left", "anomaly")

@@ -361,10 +361,11 @@ class SignalView(QWidget):
         y = (over - centre) * factor
         pen = pg.mkPen((220, 40, 40), width=1.3)
         for ch, k in k_of.items():
-            c = pg.PlotDataItem(t[: y.shape[1]], y[ch] - k, pen=pen)
+            c = pg.PlotDataItem(pen=pen)  # data after addItem: pyqtgraph's clip-to-view needs the ViewBox
             c.setDownsampling(auto=True, method="peak")
             c.setClipToView(True)
             self.plot.addItem(c)
+            c.setData(t[: y.shape[1]], y[ch] - k)
             self.overlay_curves.append(c)
 
     def _clear_markers(self) -> None:
