@@ -13,7 +13,8 @@ Conventions
 * Channel names are kept as stored; ``metadata["clean_names"]`` holds tidied names
   (padding dots stripped, standard 10-10 capitalisation: ``"Fc5."`` -> ``"FC5"``).
 * The modality is ECG when every data channel is ECG-like (MNE type ``ecg`` or a lead
-  name such as ECG, EKG, MLII, V1-V6, I, II, III, aVR, aVL, aVF), otherwise EEG.
+  name such as ECG, EKG, MLII, V1-V6, I, II, III, aVR, aVL, aVF), or when every voltage
+  channel is stored in mV and none has an EEG electrode name; otherwise EEG.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import CorruptFileError, ReadError, UnsupportedFormatError
-from engine.io.signal_common import is_ecg_name, strip_channel_name
+from engine.io.signal_common import canonical_unit, is_ecg_name, is_eeg_name, strip_channel_name
 from engine.types import Annotation, Signal
 
 __all__ = ["read_mne", "clean_channel_name"]
@@ -130,7 +131,11 @@ def read_mne(path: str, *, modality: str | None = None, preload: bool = False, *
     ptypes = [types[i] for i in picks]
     volt = [info["chs"][i]["unit"] == _FIFF_UNIT_V for i in picks]
     ecg_like = [t == "ecg" or is_ecg_name(n) for t, n in zip(ptypes, names)]
-    guessed = modality or ("ecg" if all(ecg_like) else "eeg")
+    orig = getattr(raw, "_orig_units", None) or {}
+    stored = [canonical_unit(orig.get(n)) for n, v in zip(names, volt) if v]
+    # Generic names ("CH1") stored in mV with no electrode name: an ECG (EEG is stored in µV)
+    in_mv = bool(stored) and all(u == "mV" for u in stored) and not any(is_eeg_name(n) for n in names)
+    guessed = modality or ("ecg" if all(ecg_like) or in_mv else "eeg")
     if guessed not in ("ecg", "eeg"):
         raise ReadError(path, f"modality must be 'ecg' or 'eeg', not {guessed!r}")
 
@@ -172,7 +177,6 @@ def read_mne(path: str, *, modality: str | None = None, preload: bool = False, *
         metadata["dropped_channels"] = dropped
     if unconverted:
         metadata["unconverted_channels"] = unconverted
-    orig = getattr(raw, "_orig_units", None) or {}
     if orig:
         metadata["source_units"] = [orig.get(n, "") for n in names]
 

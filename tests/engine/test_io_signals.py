@@ -504,3 +504,16 @@ def test_edf_event_file_opens_its_recording_and_matches_edf_annotations(data_dir
     later = [a for a in sig.annotations if a.sample > 0]  # the event file omits the one at sample 0
     assert [a.sample for a in later] == [int(s) for s in ev.sample]
     assert [a.description for a in later] == [n.split()[0] for n in ev.aux_note]
+
+
+@pytest.mark.parametrize("unit,names,want", [("mV", ("CH1", "CH2"), "ecg"), ("uV", ("CH1", "CH2"), "eeg"),
+                                             ("mV", ("Fp1", "CH2"), "eeg"), ("uV", ("ECG", "EKG2"), "ecg")])
+def test_edf_modality_guess_from_names_and_stored_unit(tmp_path, unit, names, want):
+    from engine.io.signal_writers import write_edf
+
+    x = np.random.default_rng(6).normal(size=(2, 512))
+    src = Signal.from_array(x, sfreq=128, modality="ecg" if unit == "mV" else "eeg", channels=names, units=unit)
+    sig = read(write_edf(src, tmp_path / "g.edf"))
+    assert sig.modality == want
+    scale = {("mV", "ecg"): 1, ("uV", "eeg"): 1, ("mV", "eeg"): 1000, ("uV", "ecg"): 1e-3}[(unit, want)]
+    np.testing.assert_allclose(sig.data, x * scale, atol=1e-3 * abs(x * scale).max())
