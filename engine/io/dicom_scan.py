@@ -97,6 +97,8 @@ def quiet_pydicom():
 
     A damaged or unusual file then yields at most one clear error (CLI: one ``error:``
     line), not a screenful of validation chatter. The pydicom logger level is restored after.
+    Like :class:`warnings.catch_warnings` it changes process-wide state for its duration, so
+    a warning another thread raises meanwhile is also logged at DEBUG instead of shown.
     """
     import pydicom  # noqa: F401 - its import sets the "pydicom" logger level: do it first
 
