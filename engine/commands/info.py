@@ -10,6 +10,7 @@ def register(sub) -> None:
     p.add_argument("path", help="file, DICOM folder/DICOMDIR, or WFDB record path")
     p.add_argument("--sfreq", type=float, default=None, help="sampling rate in Hz for headerless text/NPY signals")
     p.add_argument("--modality", choices=("ecg", "eeg"), default=None, help="override the modality guess for signals")
+    p.add_argument("--series-uid", default=None, help="DICOM folder with several series: the series to read")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -78,6 +79,8 @@ def _text(d: dict[str, Any]) -> str:
                 mark = "*" if s["uid"] == d.get("series_uid") else " "
                 lines.append(f"  {mark} {s['uid']}  {s['modality']}  {s['n_instances']} instances  {s['description']}")
     for k, v in (d.get("metadata") or {}).items():
+        if isinstance(v, (list, tuple)) and len(v) > 8:
+            v = f"[{len(v)} values; see --json]"
         lines.append(f"{k + ':':<14}{v}")
     return "\n".join(lines)
 
@@ -90,6 +93,8 @@ def run(args) -> int:
         opts["sfreq"] = args.sfreq
     if args.modality is not None:
         opts["modality"] = args.modality
+    if args.series_uid is not None:
+        opts["series_uid"] = args.series_uid
     obj = read(args.path, **opts)
     try:
         d = describe(obj)

@@ -58,6 +58,7 @@ READERS: dict[str, ReaderSpec] = {
 # Magic bytes -> content kind. Order matters: the first match wins.
 _MAGIC: tuple[tuple[int, bytes, str], ...] = (
     (128, b"DICM", "dicom"),
+    (0, b"\x02\x00\x00\x00UL", "dicom"),  # preamble-less file meta (explicit VR)
     (0, b"II*\x00", "tiff"),
     (0, b"MM\x00*", "tiff"),
     (0, b"II+\x00", "tiff"),
