@@ -78,10 +78,12 @@ def _text(d: dict[str, Any]) -> str:
             for s in d["series"]:
                 mark = "*" if s["uid"] == d.get("series_uid") else " "
                 lines.append(f"  {mark} {s['uid']}  {s['modality']}  {s['n_instances']} instances  {s['description']}")
-    for k, v in (d.get("metadata") or {}).items():
+    meta = d.get("metadata") or {}
+    width = max([14] + [len(k) + 2 for k in meta])
+    for k, v in meta.items():
         if isinstance(v, (list, tuple)) and len(v) > 8:
             v = f"[{len(v)} values; see --json]"
-        lines.append(f"{k + ':':<14}{v}")
+        lines.append(f"{k + ':':<{width}}{v}")
     return "\n".join(lines)
 
 
