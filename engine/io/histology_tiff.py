@@ -94,6 +94,13 @@ class _Level:
         else:
             self.seg_h, self.seg_w = max(1, min(int(kf.rowsperstrip), self.rows)), self.cols
         self.ny, self.nx = math.ceil(self.rows / self.seg_h), math.ceil(self.cols / self.seg_w)
+        # uncompressed strips: rows can be read straight from the file, so a huge
+        # single-strip image is still read a few rows at a time
+        self.raw_dtype = None
+        if (not kf.is_tiled and int(kf.compression) == 1 and not self.planar and len(self.pages) == 1
+                and int(kf.predictor) == 1 and int(kf.fillorder) == 1 and kf.bitspersample in (8, 16)
+                and kf.dtype is not None and kf.dtype.kind == "u"):
+            self.raw_dtype = np.dtype(kf.parent.byteorder + kf.dtype.char)
 
     def index(self, ty: int, tx: int, sample: int = 0) -> int:
         return sample * self.ny * self.nx + ty * self.nx + tx
@@ -293,9 +300,36 @@ class TiffSlide:
         self._cache.put(key, tile)
         return tile
 
+    def _raw_rows(self, lv: _Level, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """Rows ``[y0:y1]`` of an uncompressed stripped level, read without whole strips."""
+        page = lv.pages[0]
+        row_bytes = lv.cols * lv.spp * lv.raw_dtype.itemsize
+        parts = []
+        for ty in range(y0 // lv.seg_h, (y1 - 1) // lv.seg_h + 1):
+            r0, r1 = max(y0, ty * lv.seg_h), min(y1, (ty + 1) * lv.seg_h)
+            offset, count = page.dataoffsets[ty], page.databytecounts[ty]
+            start = (r0 - ty * lv.seg_h) * row_bytes
+            need = (r1 - r0) * row_bytes
+            if not offset or count < start + need:
+                raise CorruptFileError(self.path, f"strip {ty} is shorter than its rows need")
+            with self._lock:
+                if self._closed:
+                    raise ReadError(self.path, "the file has been closed")
+                fh = self._tif.filehandle
+                fh.seek(offset + start)
+                data = fh.read(need)
+            if len(data) < need:
+                raise CorruptFileError(self.path, f"the TIFF is truncated inside strip {ty}")
+            rows = np.frombuffer(data, lv.raw_dtype).reshape(r1 - r0, lv.cols, lv.spp)[:, x0:x1]
+            parts.append(to_rgb8(rows, self.path, photometric=lv.photometric,
+                                 colormap=lv.colormap, alpha=lv.alpha))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+
     def read(self, level: int, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
         """The block ``[y0:y1, x0:x1]`` of *level* (already clipped to the level)."""
         lv = self.levels[level]
+        if lv.raw_dtype is not None:
+            return self._raw_rows(lv, x0, y0, x1, y1)
         out = np.empty((y1 - y0, x1 - x0, 3), np.uint8)
         for ty in range(y0 // lv.seg_h, (y1 - 1) // lv.seg_h + 1):
             for tx in range(x0 // lv.seg_w, (x1 - 1) // lv.seg_w + 1):

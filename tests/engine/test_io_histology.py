@@ -474,3 +474,23 @@ def test_cli_damaged_exit_2(tmp_path, data_dir):
     assert r.returncode == 2 and r.stdout == ""
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "cut.png" in lines[0], r.stderr
+
+
+def test_uncompressed_single_strip_read_by_rows(tmp_path, ref, monkeypatch):
+    """One 1900-row strip: a region reads only its own rows, not the whole strip."""
+    monkeypatch.setattr("engine.io.histology.EAGER_PIXELS", 0)
+    p = tmp_path / "one_strip.tif"
+    tifffile.imwrite(p, ref, photometric="rgb", rowsperstrip=ref.shape[0], metadata=None)
+    be = tmp_path / "rgb16_be.tif"
+    tifffile.imwrite(be, ref[:200, :300].astype(">u2") * 257, photometric="rgb", byteorder=">", metadata=None)
+    img = engine.io.read(p)
+    tracemalloc.start()
+    try:
+        got = img.read_region(0, 2650, 1000, 100, 120)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < ref.nbytes / 10, peak  # 120 of 1900 rows, about 1 MB of 15 MB
+    np.testing.assert_array_equal(got, _crop(ref, 2650, 1000, 100, 120))
+    _check_regions(img, 0, ref)
+    _check_regions(engine.io.read(be), 0, ref[:200, :300])
