@@ -81,6 +81,9 @@ class AnalysisPanel(QWidget):
         self.task_box = QComboBox()
         self.task_box.currentIndexChanged.connect(self._on_task)
         self.model_box = QComboBox()
+        for box in (self.task_box, self.model_box):  # long names must not widen the dock
+            box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            box.setMinimumContentsLength(14)
         self.model_box.setToolTip("Bundled model for this task, or a .safetensors weights file")
         self.model_box.activated.connect(self._on_model_activated)
         self.device_label = QLabel("detecting…")

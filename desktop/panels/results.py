@@ -139,6 +139,9 @@ class ResultsPanel(QWidget):
         lay.addWidget(self.result_box)
         lay.addWidget(self.summary)
         lay.addWidget(self.table, 1)
+        self.spacer = QWidget()  # takes the room of the table when a result has none
+        lay.addWidget(self.spacer, 1)
+        self.table.setVisible(False)
         self.focus_points: np.ndarray | None = None  # (N, 2) rows -> (x, y) or (t, 0)
 
     def _load_settings(self) -> None:
@@ -173,6 +176,8 @@ class ResultsPanel(QWidget):
         self.result_box.clear()
         self.summary.setText("No results yet." if self.session.data is not None else "")
         self.table.setModel(None)
+        self.table.setVisible(False)
+        self.spacer.setVisible(True)
         self.focus_points = None
 
     def _on_result(self, task: str) -> None:
@@ -219,6 +224,7 @@ class ResultsPanel(QWidget):
             self.focus_points = np.stack([(t0 + t1) / 2, np.zeros_like(t0)], 1)
         self.table.setModel(model)
         self.table.setVisible(model is not None)
+        self.spacer.setVisible(model is None)
 
     def _row_clicked(self, index: QModelIndex) -> None:
         if self.focus_points is not None and index.isValid():

@@ -7,7 +7,7 @@ for slides) through :attr:`SliceViewBox.wheel_scrolls` and :attr:`SliceViewBox.r
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 __all__ = ["SliceViewBox", "ImagePane"]
@@ -23,7 +23,6 @@ class SliceViewBox(pg.ViewBox):
 
     windowDrag = Signal(float, float)  # dx, dy in screen pixels
     wheelStep = Signal(int)  # +1 = next slice
-    hovered = Signal(QPointF)  # view coordinates under the mouse
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -58,6 +57,8 @@ class SliceViewBox(pg.ViewBox):
 
 class ImagePane(QWidget):
     """A GraphicsView holding a :class:`SliceViewBox`, with a title and corner labels."""
+
+    hoveredPoint = Signal(float, float)  # view coordinates under the mouse
 
     def __init__(self, title: str = "", parent: QWidget | None = None):
         super().__init__(parent)
@@ -111,14 +112,20 @@ class ImagePane(QWidget):
         o = self.orient
         o["left"].move(4, (h - o["left"].height()) // 2)
         o["right"].move(max(0, w - o["right"].width() - 4), (h - o["right"].height()) // 2)
-        o["top"].move((w - o["top"].width()) // 2, 4)
-        o["bottom"].move((w - o["bottom"].width()) // 2, max(0, h - o["bottom"].height() - 4))
+        # the top/bottom letters go under/over the title/info when they would overlap them
+        tx = (w - o["top"].width()) // 2
+        ty = 4 if (not self.title.isVisible() or tx > self.title.x() + self.title.width() + 4) \
+            else self.title.y() + self.title.height() + 4
+        o["top"].move(tx, ty)
+        bx = (w - o["bottom"].width()) // 2
+        by = h - o["bottom"].height() - 4
+        if self.info.isVisible() and bx <= self.info.x() + self.info.width() + 4:
+            by = self.info.y() - o["bottom"].height() - 4
+        o["bottom"].move(bx, max(0, by))
         if self.scale_bar is not None:
             self.scale_bar.adjustSize()
             self.scale_bar.move(max(0, w - self.scale_bar.width() - 10),
                                 max(0, h - self.scale_bar.height() - 10))
-
-    hoveredPoint = Signal(float, float)
 
     def _on_mouse_moved(self, scene_pos) -> None:
         if self.vb.sceneBoundingRect().contains(scene_pos):
