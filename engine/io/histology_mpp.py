@@ -35,7 +35,8 @@ _DEFAULT_DPI = (72.0, 96.0)
 _UNIT_UM = {
     "m": 1e6, "dm": 1e5, "cm": 1e4, "mm": 1e3, "µm": 1.0, "μm": 1.0, "um": 1.0, "micron": 1.0,
     "microns": 1.0, "micrometer": 1.0, "micrometre": 1.0, "nm": 1e-3, "nanometer": 1e-3,
-    "pm": 1e-6, "Å": 1e-4, "å": 1e-4, "angstrom": 1e-4, "\\u00B5m": 1.0, "\\u00b5m": 1.0,
+    "pm": 1e-6, "Å": 1e-4, "å": 1e-4, "angstrom": 1e-4,
+    "\\u00B5m": 1.0, "\\u00b5m": 1.0,  # ImageJ writes µ as a literal escape sequence
 }
 
 
