@@ -81,8 +81,24 @@ class Automation(QObject):
             self.fail(f"task {task!r} could not be started")
 
     def _finished(self) -> None:
+        self._show_result()
         # Let the views draw the result before grabbing the window.
         QTimer.singleShot(500, self._shoot)
+
+    def _show_result(self) -> None:
+        """Make the screenshot informative: side-by-side comparison at the most anomalous slice."""
+        w = self.window
+        if self.args.task != "reconstruct" or w.session.modality not in ("ct", "histology"):
+            return
+        view = w.current_view()
+        if w.session.modality == "ct" and view.anomaly is not None:
+            import numpy as np
+
+            per_slice = np.nanmax(view.anomaly.reshape(view.anomaly.shape[0], -1), axis=1)
+            i = int(np.argmax(per_slice))
+            view.set_slice(int(round(i * (view.volume.shape[0] - 1) / max(1, view.anomaly.shape[0] - 1))))
+        if view.compare_box.isEnabled() and not view.compare_box.isChecked():
+            view.compare_box.setChecked(True)
 
     def _shoot(self) -> None:
         if self.exit_code is not None:

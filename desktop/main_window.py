@@ -56,6 +56,11 @@ class MainWindow(QMainWindow):
         self.session.dataChanged.connect(self._on_data)
         self.session.resultAdded.connect(self._on_result)
         self.opener.busyChanged.connect(self._on_open_busy)
+        for sig in (self.session.dataChanged, self.session.resultAdded, self.session.resultsCleared,
+                    self.analysis.taskStarted, self.analysis.taskFinished, self.analysis.taskFailed,
+                    self.analysis.taskCancelled, self.analysis.task_box.currentIndexChanged):
+            sig.connect(self._update_actions)
+        self._update_actions()
         self._restore()
         QTimer.singleShot(300, self._detect_device)
 
@@ -143,7 +148,7 @@ class MainWindow(QMainWindow):
         self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
         v = bar.addMenu("&View")
-        self._action(v, "&Fit to window", self.fit_view, "Ctrl+0")
+        self.fit_act = self._action(v, "&Fit to window", self.fit_view, "Ctrl+0")
         self.compare_act = self._action(v, "&Compare original / reconstruction / anomaly", self.toggle_compare,
                                         "Ctrl+K")
         v.addSeparator()
@@ -154,7 +159,7 @@ class MainWindow(QMainWindow):
         self.run_act = self._action(a, "&Run selected task", lambda: self.analysis.run_task(), "Ctrl+R")
         self.cancel_act = self._action(a, "&Cancel", self.analysis.cancel, "Esc")
         a.addSeparator()
-        self._action(a, "Clear &results", self.session.clear_results)
+        self.clear_act = self._action(a, "Clear &results", self.session.clear_results)
 
         h = bar.addMenu("&Help")
         self.samples_menu = h.addMenu("Open &sample")
@@ -168,6 +173,20 @@ class MainWindow(QMainWindow):
         self.file_label = QLabel("")
         self.statusBar().addPermanentWidget(self.file_label)
         self.statusBar().showMessage("Ready")
+
+    def _update_actions(self, *_) -> None:
+        """Menu items are enabled only when they can do something."""
+        has_data = self.session.data is not None
+        busy = self.analysis.busy
+        self.close_act.setEnabled(has_data)
+        self.png_act.setEnabled(has_data)
+        self.export_act.setEnabled(bool(self.session.results))
+        self.run_act.setEnabled(has_data and not busy and self.analysis.run_btn.isEnabled())
+        self.cancel_act.setEnabled(busy)
+        self.clear_act.setEnabled(bool(self.session.results) and not busy)
+        self.compare_act.setEnabled("reconstruct" in self.session.results
+                                    and self.session.modality in ("ct", "histology"))
+        self.fit_act.setEnabled(has_data)
 
     # ---- opening -----------------------------------------------------------------
     def open_path(self, path: str, **options) -> None:
