@@ -10,6 +10,7 @@ def register(sub) -> None:
     p.add_argument("path", help="file, DICOM folder/DICOMDIR, or WFDB record path")
     p.add_argument("--sfreq", type=float, default=None, help="sampling rate in Hz for headerless text/NPY signals")
     p.add_argument("--modality", choices=("ecg", "eeg"), default=None, help="override the modality guess for signals")
+    p.add_argument("--mpp", type=float, default=None, help="histology: microns per pixel, overriding the file")
     p.add_argument("--series-uid", default=None, help="DICOM folder with several series: the series to read")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
@@ -95,6 +96,8 @@ def run(args) -> int:
         opts["sfreq"] = args.sfreq
     if args.modality is not None:
         opts["modality"] = args.modality
+    if args.mpp is not None:
+        opts["mpp"] = args.mpp
     if args.series_uid is not None:
         opts["series_uid"] = args.series_uid
     obj = read(args.path, **opts)
