@@ -87,9 +87,9 @@ def ct_to_model(hu: np.ndarray, prep: dict[str, Any]) -> np.ndarray:
 
 
 def ct_from_model(x: np.ndarray, prep: dict[str, Any]) -> np.ndarray:
-    """Model units -> HU (values outside the window are not recoverable: they come back clipped)."""
+    """Model units -> HU, clipped to the model's window (values outside it are not recoverable)."""
     lo, hi = float(prep["hu_min"]), float(prep["hu_max"])
-    return (np.asarray(x, np.float32) * (hi - lo) + lo).astype(np.float32)
+    return (np.clip(np.asarray(x, np.float32), 0.0, 1.0) * (hi - lo) + lo).astype(np.float32)
 
 
 # ------------------------------------------------------------------ histology
