@@ -24,6 +24,9 @@ COMMANDS = (
     "engine.commands.models",
     "engine.commands.detect_nuclei",
     "engine.commands.evaluate_nuclei",
+    "engine.commands.denoise",
+    "engine.commands.score_beats",
+    "engine.commands.score_segments",
 )
 
 EXIT_USER_ERROR = 2

@@ -19,6 +19,9 @@ MODELS: dict[str, tuple[str, str]] = {
     "sparse-conv": ("engine.models.sparse", "SparseConvAE"),
     "stacked-sparse": ("engine.models.sparse", "StackedSparseAE"),
     "denoising": ("engine.models.denoising", "DenoisingAE"),
+    "signal-unet-dae": ("engine.models.signal_nets", "SignalUNetDAE"),
+    "beat-cae": ("engine.models.signal_nets", "BeatAE"),
+    "ssae-logreg": ("engine.models.signal_nets", "SegmentClassifier"),
     "nuclei-net": ("engine.models.nuclei_net", "NucleiNet"),
 }
 

@@ -1,0 +1,47 @@
+"""``python -m engine score-beats RECORD``: per-beat anomaly scores for an ECG record."""
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("score-beats", help="score every beat of an ECG record (higher = more abnormal); "
+                                           "writes OUT/<record>.beats.csv with sample,symbol,score")
+    p.add_argument("record", help="WFDB record (beats from its annotations, else a QRS detector) or EDF/text ECG")
+    p.add_argument("--model", default=None, help="bundled model name or .safetensors file (default: ecg-beats)")
+    p.add_argument("--sfreq", type=float, default=None, help="sampling rate in Hz for headerless text/NPY signals")
+    p.add_argument("--channel", type=int, default=0, help="lead to score (default 0)")
+    p.add_argument("--no-rr", action="store_true", help="morphology only: leave out the RR-prematurity term")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when available)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from engine.commands._progress import ProgressBar
+    from engine.ecg import score_beats_task, write_beat_scores
+    from engine.io import read
+    from engine.jobs import run_job
+
+    opts = {"modality": "ecg"}
+    if args.sfreq is not None:
+        opts["sfreq"] = args.sfreq
+    data = read(args.record, **opts)
+    bar = ProgressBar("score-beats")
+    try:
+        result = run_job(score_beats_task(data, model=args.model, device=args.device, channel=args.channel,
+                                          use_rr=not args.no_rr), bar)
+    finally:
+        bar.close()
+    paths = write_beat_scores(result, data, args.out)
+    summary = json.loads(paths[-1].read_text(encoding="utf-8"))
+    if args.json:
+        print(json.dumps({**summary, "files": [str(p) for p in paths]}, default=str))
+    else:
+        print(f"model:    {result.model} (sha256 {result.sha256[:16]}…)")
+        print(f"beats:    {summary['n_beats']} ({result.params['beats_from']}), "
+              f"{summary['n_above_threshold']} above the threshold {summary['threshold']}")
+        for p in paths:
+            print(f"wrote     {p}")
+    return 0

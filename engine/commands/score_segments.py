@@ -1,0 +1,40 @@
+"""``python -m engine score-segments FILE...``: seizure-likeness of EEG segments (Bonn-style files)."""
+from __future__ import annotations
+
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser("score-segments", help="score EEG segments for seizure activity (higher = more "
+                                              "seizure-like); writes OUT/segments.csv with file,score,seizure")
+    p.add_argument("files", nargs="+", help="EEG segment files (Bonn text, EDF, ...); one row per file")
+    p.add_argument("--sfreq", type=float, default=None,
+                   help="sampling rate in Hz of headerless text files (default: the model's, 173.61 Hz for eeg-seizure)")
+    p.add_argument("--model", default=None, help="bundled model name or .safetensors file (default: eeg-seizure)")
+    p.add_argument("--device", default=None, help="cpu or cuda")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from engine.commands._progress import ProgressBar
+    from engine.eeg import read_segments, score_segments_task, write_segment_scores
+    from engine.jobs import run_job
+
+    datas = read_segments(args.files, sfreq=args.sfreq, model=args.model)
+    bar = ProgressBar("score-segments")
+    try:
+        result = run_job(score_segments_task(datas, model=args.model, device=args.device), bar)
+    finally:
+        bar.close()
+    paths = write_segment_scores(result, datas, args.out)
+    summary = json.loads(paths[-1].read_text(encoding="utf-8"))
+    if args.json:
+        print(json.dumps({**summary, "files": [str(p) for p in paths]}, default=str))
+    else:
+        print(f"model:    {result.model} (sha256 {result.sha256[:16]}…)  threshold {result.threshold}")
+        print(f"segments: {len(result.score)}, {int(result.label.sum())} seizure-like")
+        for p in paths:
+            print(f"wrote     {p}")
+    return 0

@@ -1,0 +1,185 @@
+"""Task networks for ECG and EEG (1-D), registered in :data:`engine.models.MODELS`.
+
+* :class:`SignalUNetDAE` (``"signal-unet-dae"``): a fully-convolutional 1-D
+  denoising autoencoder in the spirit of Chiang et al. (IEEE Access 2019), with
+  U-Net skip connections so QRS complexes keep their sharpness. Any length that is
+  a multiple of ``2**depth`` works (inference pads).
+* :class:`BeatAE` (``"beat-cae"``): a small 1-D convolutional autoencoder for single
+  beats (fixed length), trained on AAMI-N beats; its reconstruction error is the
+  beat anomaly score.
+* :class:`SegmentClassifier` (``"ssae-logreg"``): a stacked sparse autoencoder
+  encoder (greedy layer-wise pre-trained) followed by a logistic read-out over the
+  AE features concatenated with standardised hand-crafted features. Used by
+  ``eeg-seizure``; everything (scaler, weights, threshold) lives in tensors so the
+  safetensors file is all that is needed.
+
+All take keyword-only hyper-parameters and keep them in ``self.hparams``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from engine.errors import ModelError
+
+__all__ = ["SignalUNetDAE", "BeatAE", "SegmentClassifier"]
+
+
+def _block(cin: int, cout: int, k: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv1d(cin, cout, k, padding=k // 2), nn.BatchNorm1d(cout), nn.GELU(),
+                         nn.Conv1d(cout, cout, k, padding=k // 2), nn.BatchNorm1d(cout), nn.GELU())
+
+
+class SignalUNetDAE(nn.Module):
+    """1-D U-Net denoising autoencoder: ``(batch, channels, samples) -> same shape``.
+
+    Parameters
+    ----------
+    in_channels : int
+    widths : sequence of int
+        Feature channels per level; ``len(widths) - 1`` downsamplings by 2.
+    kernel_size : int
+        Odd convolution length.
+    residual : bool
+        Predict a correction added to the input (the output is ``x + net(x)``).
+    """
+
+    def __init__(self, *, in_channels: int = 1, widths=(16, 24, 32, 48, 64), kernel_size: int = 9,
+                 residual: bool = True):
+        super().__init__()
+        widths = [int(w) for w in widths]
+        if in_channels < 1 or len(widths) < 2 or min(widths) < 1:
+            raise ModelError("signal-unet-dae: in_channels >= 1 and at least two positive widths are needed")
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ModelError(f"signal-unet-dae: kernel_size must be odd and positive, not {kernel_size}")
+        self.hparams = {"in_channels": int(in_channels), "widths": widths, "kernel_size": int(kernel_size),
+                        "residual": bool(residual)}
+        self.spatial_dims = 1
+        k = kernel_size
+        self.stem = _block(in_channels, widths[0], k)
+        self.down = nn.ModuleList(nn.Conv1d(widths[i], widths[i], 4, stride=2, padding=1)
+                                  for i in range(len(widths) - 1))
+        self.enc = nn.ModuleList(_block(widths[i], widths[i + 1], k) for i in range(len(widths) - 1))
+        self.up = nn.ModuleList(nn.ConvTranspose1d(widths[i + 1], widths[i], 4, stride=2, padding=1)
+                                for i in range(len(widths) - 1))
+        self.dec = nn.ModuleList(_block(2 * widths[i], widths[i], k) for i in range(len(widths) - 1))
+        self.head = nn.Conv1d(widths[0], in_channels, 1)
+        self.residual = bool(residual)
+
+    @property
+    def multiple(self) -> int:
+        """Input lengths must be a multiple of this."""
+        return 2 ** (len(self.hparams["widths"]) - 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = x.shape[-1]
+        pad = (-n) % self.multiple
+        h = F.pad(x, (0, pad), mode="replicate") if pad else x
+        skips = []
+        h = self.stem(h)
+        for down, enc in zip(self.down, self.enc):
+            skips.append(h)
+            h = enc(down(h))
+        for i in range(len(self.up) - 1, -1, -1):
+            h = self.dec[i](torch.cat([self.up[i](h), skips[i]], dim=1))
+        out = self.head(h)[..., :n]
+        return x + out if self.residual else out
+
+
+class BeatAE(nn.Module):
+    """Convolutional AE for fixed-length beats: ``(batch, 1, length) -> same``.
+
+    Parameters
+    ----------
+    length : int
+        Beat length in samples (a multiple of ``2**len(widths)``).
+    widths : sequence of int
+        Encoder channels; each level halves the length.
+    latent : int
+        Bottleneck size (a dense code).
+    """
+
+    def __init__(self, *, length: int = 256, widths=(16, 32, 32), latent: int = 16, kernel_size: int = 7):
+        super().__init__()
+        widths = [int(w) for w in widths]
+        m = 2 ** len(widths)
+        if length % m or length < m:
+            raise ModelError(f"beat-cae: length {length} must be a positive multiple of {m}")
+        if latent < 1 or kernel_size % 2 == 0:
+            raise ModelError("beat-cae: latent >= 1 and an odd kernel_size are needed")
+        self.hparams = {"length": int(length), "widths": widths, "latent": int(latent),
+                        "kernel_size": int(kernel_size)}
+        self.spatial_dims = 1
+        k = kernel_size
+        layers, cin = [], 1
+        for w in widths:
+            layers += [nn.Conv1d(cin, w, k, stride=2, padding=k // 2), nn.GELU()]
+            cin = w
+        self.encoder = nn.Sequential(*layers)
+        self._shape = (widths[-1], length // m)
+        flat = widths[-1] * (length // m)
+        self.to_code = nn.Linear(flat, latent)
+        self.from_code = nn.Linear(latent, flat)
+        layers = []
+        for i in range(len(widths) - 1, -1, -1):
+            cout = widths[i - 1] if i > 0 else 8
+            layers += [nn.ConvTranspose1d(widths[i], cout, 4, stride=2, padding=1), nn.GELU()]
+        layers.append(nn.Conv1d(8, 1, k, padding=k // 2))
+        self.decoder = nn.Sequential(*layers)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.to_code(self.encoder(x).flatten(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.from_code(self.encode(x)).view(x.shape[0], *self._shape)
+        return self.decoder(F.gelu(z))
+
+
+class SegmentClassifier(nn.Module):
+    """Stacked sparse AE encoder + logistic (or one-hidden-layer) read-out: windows ``(batch, n_windows, n_in)`` + ``(batch, n_extra)`` -> logit.
+
+    The encoder layers (``Linear`` + sigmoid) are pre-trained greedily as sparse AEs
+    (KL penalty toward ``rho``) by the training script; this module holds the
+    encoder, the standardisation of the inputs and extra features, and the read-out.
+    """
+
+    def __init__(self, *, n_in: int, hidden=(64, 16), n_extra: int = 0, readout_hidden: int = 0):
+        super().__init__()
+        hidden = [int(h) for h in hidden]
+        if n_in < 1 or not hidden or min(hidden) < 1 or n_extra < 0 or readout_hidden < 0:
+            raise ModelError("ssae-logreg: n_in >= 1, positive hidden sizes, n_extra >= 0 and "
+                             "readout_hidden >= 0 are needed")
+        self.hparams = {"n_in": int(n_in), "hidden": hidden, "n_extra": int(n_extra),
+                        "readout_hidden": int(readout_hidden)}
+        sizes = [n_in] + hidden
+        self.layers = nn.ModuleList(nn.Linear(sizes[i], sizes[i + 1]) for i in range(len(hidden)))
+        self.register_buffer("in_mean", torch.zeros(n_in))
+        self.register_buffer("in_std", torch.ones(n_in))
+        n_feat = hidden[-1] + n_extra
+        self.register_buffer("feat_mean", torch.zeros(n_feat))
+        self.register_buffer("feat_std", torch.ones(n_feat))
+        if readout_hidden:
+            self.readout = nn.Sequential(nn.Linear(n_feat, readout_hidden), nn.Tanh(), nn.Linear(readout_hidden, 1))
+        else:
+            self.readout = nn.Linear(n_feat, 1)
+        self.register_buffer("threshold", torch.zeros(()))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        h = (x - self.in_mean) / self.in_std
+        for layer in self.layers:
+            h = torch.sigmoid(layer(h))
+        return h
+
+    def features(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """Standardised segment features from windows ``(batch, n_windows, n_in)`` (+ extra ``(batch, n_extra)``)."""
+        h = self.encode(x).mean(dim=1)
+        if self.hparams["n_extra"]:
+            if extra is None or extra.shape[-1] != self.hparams["n_extra"]:
+                raise ModelError(f"ssae-logreg: expects {self.hparams['n_extra']} extra features")
+            h = torch.cat([h, extra], dim=-1)
+        return (h - self.feat_mean) / self.feat_std
+
+    def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """Segment logit (higher = more seizure-like), shape ``(batch,)``."""
+        return self.readout(self.features(x, extra)).squeeze(-1)

@@ -1,0 +1,194 @@
+"""Train the bundled ``ecg-dae`` (1-D U-Net denoising AE) on MIT-BIH + NSTDB noise.
+
+One command reproduces the shipped weights (CPU, about 25 minutes on one core)::
+
+    .venv/bin/python scripts/train_ecg_dae.py --data ../shared/data --out resources/models/ecg-dae.safetensors
+
+Split by record (see scripts/signal_splits.py): training windows come from
+the training records only (first 90 % of each record; the last 10 % is validation);
+the test records are never read here. Noise comes from the *train* half of bw/ma/em
+(engine.noise), mixed at an SNR drawn uniformly in [-6, 24] dB.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from signal_splits import DAE_TRAIN  # noqa: E402
+from engine.noise import NOISE_KINDS, load_noise, noise_segment  # noqa: E402
+
+FS = 360
+WIN = 1024
+MAX_LR = 2e-3
+
+
+def load_records(mitdb: Path, names) -> list[np.ndarray]:
+    import wfdb
+
+    return [wfdb.rdrecord(str(mitdb / r)).p_signal.astype(np.float32).T for r in names]
+
+
+def make_batch(recs, noise, rng, n, lo, hi, snr_range=(-6.0, 24.0)):
+    """Noisy/clean pairs: clean = record window minus its mean; noise zero-mean, mixed at an SNR."""
+    xs, cs = [], []
+    for _ in range(n):
+        rec = recs[int(rng.integers(len(recs)))]
+        ch = 0 if rng.random() < 0.75 else 1
+        a, b = int(lo * rec.shape[1]), int(hi * rec.shape[1]) - WIN
+        s = int(rng.integers(a, b))
+        c = rec[ch, s : s + WIN].astype(np.float64)
+        c = c - c.mean()
+        c *= math.exp(rng.uniform(-0.5, 0.5)) * (-1 if rng.random() < 0.15 else 1)
+        kind = NOISE_KINDS[int(rng.integers(len(NOISE_KINDS)))]
+        nz = noise_segment(noise[kind], WIN, rng)
+        if rng.random() < 0.2:  # occasionally two noise types at once
+            other = NOISE_KINDS[int(rng.integers(len(NOISE_KINDS)))]
+            nz2 = noise_segment(noise[other], WIN, rng)
+            nz = nz / (np.std(nz) + 1e-9) + rng.uniform(0.3, 1.0) * nz2 / (np.std(nz2) + 1e-9)
+        snr = rng.uniform(*snr_range)
+        k = np.sqrt(np.sum(c**2) / (np.sum(nz**2) * 10 ** (snr / 10)))
+        x = c + k * nz
+        m = x.mean()
+        xs.append(x - m)
+        cs.append(c - m)
+    return (np.asarray(xs, np.float32)[:, None], np.asarray(cs, np.float32)[:, None])
+
+
+SCHEMA = {
+    "preprocessing": {"kind": "signal", "units": "mV", "scale": 1.0, "baseline": "mean"},
+    "input": {"channels": 1, "channel_mode": "per_channel", "window": 8192, "overlap": 1024,
+              "sfreq": float(FS), "size_multiple": 16},
+    "anomaly": {"error": "abs", "smooth_s": 0.05},
+}
+
+
+def finalize_meta(model, meta: dict, mitdb: Path) -> dict:
+    """Add the engine.preprocess schema and an anomaly calibration on clean training-record tails."""
+    import torch
+
+    from engine.calibration import calibrate_on
+    from engine.types import Signal
+    from engine.weights import LoadedModel
+
+    meta = {**meta, **SCHEMA}
+    lm = LoadedModel(name="ecg-dae", path=Path("."), sha256="", meta=meta, module=model.eval())
+    items = []
+    for r, rec in zip(DAE_TRAIN, load_records(mitdb, DAE_TRAIN)):
+        tail = rec[:, int(0.9 * rec.shape[1]):]
+        items.append(Signal.from_array(tail, sfreq=FS, modality="ecg", channels=("MLII", "V"), path=r))
+    with torch.inference_mode():
+        meta["calibration"] = calibrate_on(lm, items, data_note="clean tails (last 10%) of training records")
+    return meta
+
+
+def snr_loss(y, c):
+    import torch
+
+    err = ((y - c) ** 2).sum(-1)
+    pw = (c**2).sum(-1)
+    return (10 * torch.log10(err / pw + 1e-5)).mean()
+
+
+def main(argv=None):
+    import torch
+
+    from engine.models.signal_nets import SignalUNetDAE
+    from engine.weights import register_bundled, save
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--minutes", type=float, default=0.0,
+                    help="wall-time budget (0 = none); the LR schedule follows max(step/steps, time/budget) "
+                         "so training always anneals before stopping")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--checkpoint", type=Path, default=None, help="also save the best state here (safetensors)")
+    ap.add_argument("--no-register", action="store_true")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    mitdb, nstdb = args.data / "ecg" / "mitdb", args.data / "ecg" / "nstdb"
+    recs = load_records(mitdb, DAE_TRAIN)
+    noise = {k: load_noise(nstdb, k, part="train", mitdb_dir=mitdb) for k in NOISE_KINDS}
+    vx, vc = make_batch(recs, noise, np.random.default_rng(1234), 256, 0.9, 1.0)
+    vx, vc = torch.from_numpy(vx), torch.from_numpy(vc)
+    model = SignalUNetDAE(widths=(16, 24, 32, 48, 64), kernel_size=9)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    budget = args.minutes * 60
+
+    def progress(step: int) -> float:
+        p = step / args.steps
+        return max(p, (time.time() - t0) / budget) if budget > 0 else p
+
+    def lr_at(p: float) -> float:  # 3 % warm-up, cosine decay to 2 % of the peak
+        return MAX_LR * (p / 0.03 if p < 0.03 else 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, (p - 0.03) / 0.97))))
+    best, best_state, t0, history = float("inf"), None, time.time(), []
+    for step in range(1, args.steps + 1):
+        p = progress(step)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(p)
+        model.train()
+        x, c = make_batch(recs, noise, rng, args.batch, 0.0, 0.9)
+        loss = snr_loss(model(torch.from_numpy(x)), torch.from_numpy(c))
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        done = step == args.steps or p >= 1.0
+        if step % 200 == 0 or done:
+            model.eval()
+            with torch.inference_mode():
+                vl = float(snr_loss(torch.cat([model(vx[i:i + 64]) for i in range(0, len(vx), 64)]), vc))
+            history.append((step, float(loss.detach()), vl))
+            print(f"step {step} loss {float(loss.detach()):.2f} val {vl:.2f} ({time.time() - t0:.0f}s)", flush=True)
+            if vl < best:
+                best = vl
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                if args.checkpoint:
+                    from safetensors.torch import save_file
+
+                    save_file(best_state, str(args.checkpoint))
+        if done:
+            break
+    model.load_state_dict(best_state)
+    model.eval()
+    meta = {
+        "name": "ecg-dae",
+        "architecture": "signal-unet-dae",
+        "hparams": model.hparams,
+        "modality": "ecg",
+        "task": "denoise",
+        "spatial_dims": 1,
+        "training": {
+            "command": "python scripts/train_ecg_dae.py --data ../shared/data --out resources/models/ecg-dae.safetensors",
+            "records": list(DAE_TRAIN), "noise": "NSTDB bw/ma train half + em blocks 1-4 (engine.noise)",
+            "snr_db": [-6, 24], "window": WIN, "steps": step, "minutes_budget": args.minutes, "batch": args.batch, "seed": args.seed,
+            "loss": "mean 10log10(err^2/clean^2) per window", "val_history": history[-5:],
+            "clean_definition": "MIT-BIH record as stored minus the window mean (own baseline wander kept)",
+        },
+        "metrics": {"val_snr_loss_db": best},
+    }
+    meta = finalize_meta(model, meta, mitdb)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    digest = save(model, args.out, meta)
+    print(json.dumps({"saved": str(args.out), "sha256": digest, "val": best}))
+    if not args.no_register:
+        register_bundled("ecg-dae", args.out, task="denoise",
+                         description="1-D U-Net denoising AE for ECG at 360 Hz (MIT-BIH + NSTDB bw/ma/em)")
+
+
+if __name__ == "__main__":
+    main()

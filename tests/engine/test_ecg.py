@@ -1,0 +1,120 @@
+"""ECG beats: AAMI mapping, RR features, beat windows, QRS detection and the score-beats task."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from engine.ecg_beats import (BEAT_LEN, BEAT_PRE, aami_class, beats_from_annotations, detect_qrs,
+                              extract_beats, rr_features)
+from engine.types import Annotation, Signal
+
+
+def test_aami_mapping():
+    assert [aami_class(s) for s in "NLRej"] == ["N"] * 5
+    assert [aami_class(s) for s in "AaJS"] == ["S"] * 4
+    assert [aami_class(s) for s in "VE"] == ["V", "V"]
+    assert aami_class("F") == "F" and aami_class("/") == "Q"
+    assert aami_class("+") == "" and aami_class("~") == ""
+
+
+def test_rr_features_known_answer():
+    # regular 1 s rhythm at 360 Hz with one beat 0.5 s early
+    s = np.array([0, 360, 720, 1080, 1260, 1800, 2160, 2520])
+    rr = rr_features(s, 360.0)
+    assert rr["premature"][4] == pytest.approx(0.5)
+    assert rr["pause"][4] == pytest.approx(0.5)
+    assert abs(rr["premature"][2]) < 1e-9
+
+
+def test_extract_beats_centres_the_peak_and_resamples():
+    fs = 250.0
+    x = np.zeros(5000)
+    peaks = np.array([1000, 2000, 4990])
+    x[peaks[:2]] = 1.0
+    beats, valid = extract_beats(x, fs, peaks)
+    assert beats.shape == (3, BEAT_LEN)
+    assert valid.tolist() == [True, True, False]  # the last beat runs off the end
+    assert int(np.argmax(beats[0])) == BEAT_PRE
+
+
+def test_beats_from_annotations_drops_non_beats():
+    ann = [Annotation(0.1, 0, "+", sample=36), Annotation(0.2, 0, "N", sample=72),
+           Annotation(0.5, 0, "V", sample=180), Annotation(0.6, 0, "~", sample=216)]
+    s, sym = beats_from_annotations(ann, 1000)
+    assert s.tolist() == [72, 180] and sym == ("N", "V")
+
+
+def test_qrs_detector_finds_annotated_beats(data_dir):
+    from engine.io import read
+
+    sig = read(str(data_dir / "ecg" / "mitdb" / "100"))
+    n = int(60 * sig.sfreq)
+    ref, _ = beats_from_annotations(sig.annotations, n)
+    found = detect_qrs(sig.read(0, n)[0], sig.sfreq)
+    tol = int(0.05 * sig.sfreq)
+    hit = sum(np.min(np.abs(found - r)) <= tol for r in ref)
+    assert hit / len(ref) > 0.95
+    assert len(found) < 1.1 * len(ref)
+
+
+def test_score_beats_on_unseen_record(data_dir):
+    """Record 119 (never trained on): ventricular beats score above normal ones."""
+    from sklearn.metrics import roc_auc_score
+
+    from engine.ecg import score_beats_task
+    from engine.ecg_beats import aami_class
+    from engine.io import read
+    from engine.jobs import run_job
+
+    sig = read(str(data_dir / "ecg" / "mitdb" / "119"))
+    res = run_job(score_beats_task(sig, device="cpu"))
+    assert len(res.sample) == 1987 and len(res.symbol) == 1987
+    cls = np.array([aami_class(s) for s in res.symbol])
+    ok = np.isfinite(res.score)
+    assert ok.sum() >= 1980
+    auc = roc_auc_score(cls[ok] != "N", res.score[ok])
+    assert auc > 0.95, auc
+    assert res.sha256 and res.model == "ecg-beats"
+
+
+def test_score_beats_detects_when_unannotated(tmp_path, data_dir):
+    from engine.ecg import score_beats_task, write_beat_scores
+    from engine.io import read
+    from engine.jobs import run_job
+
+    sig = read(str(data_dir / "ecg" / "mitdb" / "100"))
+    x = sig.read(0, int(30 * sig.sfreq))
+    bare = Signal.from_array(x, sfreq=sig.sfreq, modality="ecg", channels=sig.channels, path=str(tmp_path / "bare"))
+    res = run_job(score_beats_task(bare, device="cpu"))
+    assert res.params["beats_from"].startswith("QRS detector")
+    assert 30 <= len(res.sample) <= 45 and set(res.symbol) == {""}
+    paths = write_beat_scores(res, bare, tmp_path / "out")
+    with open(paths[0], newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert rows[0] == ["sample", "symbol", "score"]
+    assert len(rows) == len(res.sample) + 1 and rows[1][1] == ""
+
+
+def test_score_beats_cancel_closes_generator(data_dir):
+    from engine.ecg import score_beats_task
+    from engine.io import read
+
+    sig = read(str(data_dir / "ecg" / "mitdb" / "100"))
+    gen = score_beats_task(sig, device="cpu")
+    first = next(gen)
+    assert 0.0 <= first.fraction <= 1.0
+    next(gen)
+    gen.close()  # what Cancel does
+    with pytest.raises(StopIteration):
+        next(gen)
+
+
+def test_score_beats_refuses_eeg():
+    from engine.ecg import score_beats_task
+    from engine.errors import ModalityMismatchError
+
+    eeg = Signal.from_array(np.zeros((1, 1000)), sfreq=100.0, modality="eeg")
+    with pytest.raises(ModalityMismatchError):
+        next(score_beats_task(eeg))
