@@ -51,6 +51,7 @@ class Opener(QObject):
         self.runner = JobRunner(self)
         self.runner.busyChanged.connect(self.busyChanged)
         self.interactive = True
+        self._generation = 0
 
     @property
     def busy(self) -> bool:
@@ -59,17 +60,21 @@ class Opener(QObject):
     def open(self, path: str | os.PathLike, **options) -> None:
         """Open *path* (file, WFDB record, DICOM folder or DICOMDIR) with reader *options*."""
         path = os.path.abspath(os.fspath(path))
-        if self.busy:
-            messages.show_error(self.parent_widget, "Busy", "Another file is still being opened; wait for it.")
-            return
+        # The latest request wins: a read still running for an earlier one is ignored when it ends.
+        self._generation += 1
+        self.runner.cancel_all()
+        gen = self._generation
         if _is_dicom_location(path) and "series_uid" not in options:
             from desktop.dialogs.series_browser import list_series_with_thumbnails
 
             self.runner.start(lambda: list_series_with_thumbnails(path), name="list series",
-                              on_result=lambda series: self._series_listed(path, options, series),
-                              on_error=lambda msg: self._fail(path, msg))
+                              on_result=lambda series: self._current(gen) and self._series_listed(path, options, series),
+                              on_error=lambda msg: self._current(gen) and self._fail(path, msg))
             return
         self._read(path, options)
+
+    def _current(self, gen: int) -> bool:
+        return gen == self._generation
 
     def _series_listed(self, path: str, options: dict, series: list) -> None:
         from desktop.dialogs.series_browser import SeriesBrowser, is_image_series
@@ -91,10 +96,12 @@ class Opener(QObject):
 
             return engine_read(path, **options)
 
+        gen = self._generation
         holder["thread"] = self.runner.start(
             read, name=f"read {Path(path).name}",
-            on_result=lambda data: self._done(path, options, data),
-            on_error=lambda msg: self._read_failed(path, options, msg, holder["thread"].error))
+            on_result=lambda data: self._current(gen) and self._done(path, options, data),
+            on_error=lambda msg: self._current(gen) and self._read_failed(path, options, msg,
+                                                                           holder["thread"].error))
 
     def _read_failed(self, path: str, options: dict, msg: str, exc: BaseException | None) -> None:
         if needs_sfreq(exc) and "sfreq" not in options:

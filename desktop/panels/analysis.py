@@ -220,6 +220,12 @@ class AnalysisPanel(QWidget):
             return False
         if task != self.task:
             self.select_task(task)
+        if model:  # show the model that is used (a path from the command line, say)
+            i = self.model_box.findData(model)
+            if i < 0:
+                self.model_box.insertItem(0, model.replace("\\", "/").rsplit("/", 1)[-1], model)
+                i = 0
+            self.model_box.setCurrentIndex(i)
         model = model or self.model
         started = time.perf_counter()
         options: dict = {}

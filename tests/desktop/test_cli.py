@@ -51,11 +51,7 @@ def test_task_not_applicable_and_unknown_task(tmp_path, data_dir):
 def test_headerless_text_needs_sfreq_in_automation(tmp_path, data_dir):
     path = next((data_dir / "eeg" / "bonn" / "A_Z").glob("*.txt"))
     r = _run([str(path), "--quit"], tmp_path)
-    assert r.returncode == 2 and "sampling rate" in r.stderr
-    out = tmp_path / "bonn.png"
-    r = _run([str(path), "--sfreq", "173.61", "--screenshot", str(out), "--quit"], tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert out.stat().st_size > 10_000
+    assert r.returncode == 2 and "sampling rate" in r.stderr and "--sfreq" in r.stderr
 
 
 STARTUP = r"""

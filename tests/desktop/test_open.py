@@ -145,3 +145,12 @@ def test_recent_files_are_remembered(qtbot, window, data_dir):
     assert prefs.recent_files()[0] == str(path)
     window._fill_recent()
     assert any(a.text() == str(path) for a in window.recent_menu.actions())
+
+
+def test_a_second_open_replaces_the_first(qtbot, window, data_dir, errors):
+    """Opening while another file is still being read: the latest request wins, no error."""
+    window.open_path(str(data_dir / "ct" / "lidc_idri" / "LIDC-IDRI-0001"))
+    data = open_and_wait(qtbot, window, data_dir / "histo" / "crchisto" / "img1" / "img1.png")
+    qtbot.wait(200)
+    assert window.session.modality == "histology" and data.modality == "histology"
+    assert errors == []
