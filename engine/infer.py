@@ -56,11 +56,11 @@ def _pipeline(loaded, data, *, device, batch_size, overlap):
     if mod == "ct":
         from engine.infer_ct import reconstruct_ct
 
-        return reconstruct_ct(loaded, data, device=device, batch_size=batch_size or 4)
+        return reconstruct_ct(loaded, data, device=device, batch_size=batch_size or 4, overlap=overlap)
     if mod == "histology":
         from engine.infer_histo import reconstruct_histology
 
-        return reconstruct_histology(loaded, data, device=device, batch_size=batch_size or 8)
+        return reconstruct_histology(loaded, data, device=device, batch_size=batch_size or 8, overlap=overlap)
     raise ModelError(f"no image pipeline for modality {mod!r}")
 
 
@@ -93,7 +93,8 @@ def reconstruct_task(data, *, model=None, device=None, batch_size: int | None = 
         None -> the bundled default for the data's modality (engine.tasks.DEFAULT_MODELS).
     device : str, optional
         ``"cpu"``, ``"cuda"``... (default: CUDA, then MPS, then CPU).
-    batch_size, overlap : optional overrides of the model's defaults.
+    batch_size, overlap : optional overrides of the model's defaults (overlap in MODEL pixels or
+        samples, i.e. after resampling to the model's spacing or rate).
     """
     from engine.utils import choose_device, device_name
 

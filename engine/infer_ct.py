@@ -40,13 +40,15 @@ def ct_mask(hu: np.ndarray, kind: str, spacing_mm: float) -> np.ndarray:
 
 
 def ct_slice(loaded, hu: np.ndarray, spacing_rc, *, device=None, batch_size: int = 4,
-             calibrated: bool = True) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+             calibrated: bool = True, overlap: int | None = None,
+             ) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """One HU slice -> (reconstruction in HU, calibrated anomaly, foreground mask), all in the slice's grid."""
     meta = loaded.meta
     prep, inp, an = meta["preprocessing"], meta["input"], meta.get("anomaly", {})
     x = resample_slice(ct_to_model(hu, prep), spacing_rc, prep.get("target_spacing_mm"))
+    ov = int(inp.get("overlap", 32) if overlap is None else overlap)
     job = tiled_reconstruct(loaded.module, lambda y0, x0, y1, x1: x[None, y0:y1, x0:x1], x.shape[0], x.shape[1],
-                            tile=int(inp["tile"]), overlap=int(inp.get("overlap", 32)),
+                            tile=int(inp["tile"]), overlap=ov,
                             size_multiple=int(inp.get("size_multiple", 1)), batch_size=batch_size,
                             device=device)
     rec = yield from job
@@ -61,7 +63,8 @@ def ct_slice(loaded, hu: np.ndarray, spacing_rc, *, device=None, batch_size: int
 
 
 def reconstruct_ct(loaded, image, *, device=None, batch_size: int = 4, calibrated: bool = True,
-                   planes=None) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+                   planes=None, overlap: int | None = None,
+             ) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Every plane (or *planes*) of a CT :class:`~engine.types.Image`: (recon HU, anomaly, mask) volumes."""
     vol = image.array
     ks = list(range(vol.shape[0])) if planes is None else list(planes)
@@ -70,7 +73,7 @@ def reconstruct_ct(loaded, image, *, device=None, batch_size: int = 4, calibrate
     mask = np.zeros(shape, bool)
     for j, k in enumerate(ks):
         job = ct_slice(loaded, vol[k], image.spacing[1:], device=device, batch_size=batch_size,
-                       calibrated=calibrated)
+                       calibrated=calibrated, overlap=overlap)
         while True:
             try:
                 p = next(job)

@@ -28,13 +28,15 @@ def _read(image, prep):
 
 
 def reconstruct_histology(loaded, image, *, device=None, batch_size: int = 8, calibrated: bool = True,
+                          overlap: int | None = None,
                           ) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Return ``(recon (3, H, W) model units [0, 1], anomaly (H, W), tissue mask (H, W))`` at level 0."""
     meta = loaded.meta
     prep, inp, an = meta["preprocessing"], meta["input"], meta.get("anomaly", {})
     h, w = int(image.shape[0]), int(image.shape[1])
     read = _read(image, prep)
-    job = tiled_reconstruct(loaded.module, read, h, w, tile=int(inp["tile"]), overlap=int(inp.get("overlap", 32)),
+    ov = int(inp.get("overlap", 32) if overlap is None else overlap)
+    job = tiled_reconstruct(loaded.module, read, h, w, tile=int(inp["tile"]), overlap=ov,
                             size_multiple=int(inp.get("size_multiple", 1)), batch_size=batch_size,
                             device=device)
     recon = None
