@@ -141,14 +141,32 @@ def pyinstaller(py: Path, variant: str) -> Path:
     work = ROOT / "build" / f"pyinstaller-{variant}"
     dist_tmp = work / "dist"
     env = dict(os.environ, LATENT_VARIANT=variant, PYTHONNOUSERSITE="1")
-    run([py, "-m", "PyInstaller", ROOT / "installer" / "latent.spec", "--noconfirm", "--clean",
+    run([py, "-m", "PyInstaller", ROOT / "installer" / "latent.spec", "--noconfirm",
          "--log-level", "WARN", "--distpath", dist_tmp, "--workpath", work / "work"], env=env, cwd=ROOT)
     bundle = ROOT / "dist" / f"latent-{variant}"
     if bundle.exists():
         shutil.rmtree(bundle)
     bundle.parent.mkdir(exist_ok=True)
     shutil.move(str(dist_tmp / "latent"), str(bundle))
+    normalize_permissions(bundle)
     return bundle
+
+
+def normalize_permissions(bundle: Path) -> None:
+    """World-readable files (0644, 0755 if executable): the installed app runs as any user.
+
+    Files written through ``engine.utils.atomic_path`` (mkstemp) are 0600, the bundled
+    weights among them; installed by root they would be unreadable to everyone else.
+    """
+    if IS_WIN:
+        return
+    for p in [bundle, *bundle.rglob("*")]:
+        if p.is_symlink():
+            continue
+        mode = p.stat().st_mode
+        want = 0o755 if p.is_dir() or mode & 0o111 else 0o644
+        if mode & 0o7777 != want:
+            p.chmod(want)
 
 
 def internal(bundle: Path) -> Path:
@@ -296,7 +314,7 @@ def package_deb(bundle: Path, variant: str, version: str) -> Path:
         + (samples_readme.read_text(encoding="utf-8") if samples_readme.exists() else ""), encoding="utf-8")
     debian = stage / "DEBIAN"
     debian.mkdir()
-    size_kb = sum(f.stat().st_size for f in stage.rglob("*") if f.is_file()) // 1024 + 1
+    size_kb = sum(f.stat().st_size for f in stage.rglob("*") if f.is_file() and not f.is_symlink()) // 1024 + 1
     control = (ROOT / "installer" / "linux" / "control.in").read_text(encoding="utf-8")
     for key, value in {"@PACKAGE@": pkg, "@VERSION@": f"{version}-1", "@INSTALLED_SIZE@": str(size_kb),
                        "@CONFLICTS@": other, "@VARIANT@": variant,
@@ -349,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
         bundle = pyinstaller(py, args.variant)
     elif not bundle.exists():
         raise SystemExit(f"{bundle} does not exist; build it first")
+    normalize_permissions(bundle)
     info = audit(bundle, args.variant, py)
 
     artifacts: list[Path] = [bundle]

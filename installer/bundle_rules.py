@@ -40,7 +40,8 @@ EXCLUDES = [
     "jupyter_core", "notebook", "nbformat", "traitlets",
     "pytest", "_pytest", "pytestqt", "pytest_qt", "pytest_timeout", "hypothesis", "py.test",
     "sphinx", "docutils", "numpydoc",
-    "torch.testing._internal", "torch.utils.tensorboard", "tensorboard", "torchvision",
+    # torch.testing._internal stays: torch.utils.checkpoint imports it when torch loads.
+    "torch.utils.tensorboard", "tensorboard", "torchvision",
     "torchaudio", "triton",
     "mne.gui", "mne.commands", "mne_qt_browser", "pyvista", "pyvistaqt", "vtk", "vtkmodules",
     "dask", "distributed", "numba", "llvmlite", "cupy", "jax", "tensorflow", "onnx",
@@ -69,14 +70,14 @@ PLUGIN_MODULES = [
     "pylibjpeg", "pylibjpeg.utils",
     "pydicom.pixels.decoders.pylibjpeg", "pydicom.pixels.decoders.pillow",
     "pydicom.pixels.decoders.rle",
-    "imagecodecs", "imagecodecs._imcd", "imagecodecs._jpeg8", "imagecodecs._jpeg2k",
-    "imagecodecs._zlib", "imagecodecs._deflate", "imagecodecs._lzw", "imagecodecs._png",
-    "imagecodecs._webp", "imagecodecs._zstd", "imagecodecs._lzma", "imagecodecs._jpegxl",
-    "imagecodecs._jpegls", "imagecodecs._jpegxr", "imagecodecs._tiff",
     "openslide", "openslide_bin", "tifffile", "zarr", "numcodecs",
     "wfdb", "wfdb.processing", "edfio", "pybv", "eeglabio", "pywt", "safetensors",
     "safetensors.torch", "superqt", "superqt.utils", "pyqtgraph",
 ]
+
+#: Packages whose every (non-test) submodule ships: imagecodecs loads one extension module
+#: per codec on demand (tifffile asks for whichever a TIFF needs).
+ALL_SUBMODULES = ("imagecodecs",)
 
 #: Distributions whose metadata (and entry points) must ship with the bundle.
 METADATA = [
@@ -92,7 +93,7 @@ DATA_EXCLUDES = ["**/tests/**", "**/test_files/**", "**/testdata/**", "**/test_d
                  "**/*.py", "**/*.pyc", "**/__pycache__/**"]
 
 _TEST_PARTS = {"tests", "test", "test_files", "testdata", "test_data", "testing_data", "conftest"}
-_TEST_MODULE = re.compile(r"(^|\.)(tests?|conftest|testing\._internal)(\.|$)")
+_TEST_MODULE = re.compile(r"(^|\.)(tests?|conftest)(\.|$)")
 
 #: Qt shared libraries of excluded modules, by basename (Linux .so, Windows .dll).
 FORBIDDEN_QT_LIBS = tuple(

@@ -39,7 +39,7 @@ def test_spec_is_one_folder_and_uses_the_rules():
     "PySide6.QtWebEngineCore", "PySide6.QtWebEngineWidgets", "PySide6.Qt3DCore", "PySide6.QtMultimedia",
     "PySide6.QtQuick", "PySide6.QtQml", "PySide6.QtCharts", "PySide6.QtDataVisualization", "PySide6.QtPdf",
     "PySide6.QtNetwork", "PySide6.QtSql", "PySide6.QtTest", "PySide6.QtBluetooth",
-    "matplotlib", "tkinter", "IPython", "pytest", "torchvision", "torch.testing._internal",
+    "matplotlib", "tkinter", "IPython", "pytest", "torchvision",
 ])
 def test_unused_modules_are_excluded(module):
     assert not rules.keep_module(module)
@@ -48,13 +48,14 @@ def test_unused_modules_are_excluded(module):
 
 @pytest.mark.parametrize("module", ["PySide6.QtCore", "PySide6.QtGui", "PySide6.QtWidgets", "PySide6.QtSvg",
                                     "torch", "torch.nn", "mne.io.edf", "scipy.signal", "engine.tasks",
-                                    "desktop.selftest", "numpy.testing", "pydicom.pixels.decoders.pylibjpeg"])
+                                    "desktop.selftest", "numpy.testing", "pydicom.pixels.decoders.pylibjpeg",
+                                    "torch.testing._internal.logging_tensor"])
 def test_needed_modules_are_kept(module):
     assert rules.keep_module(module)
 
 
 @pytest.mark.parametrize("name", ["scipy.signal.tests.test_filter_design", "mne.io.tests", "test",
-                                  "skimage.conftest", "torch.testing._internal.common_utils"])
+                                  "skimage.conftest", "torch.utils.tensorboard"])
 def test_test_modules_are_dropped(name):
     assert not rules.keep_module(name)
 
