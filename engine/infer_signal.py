@@ -53,8 +53,6 @@ def infer_signal(loaded, signal, *, device=None, batch_size: int = 64, overlap: 
     overlap : int, optional
         Overlap between windows in MODEL samples (default: the model's ``input.overlap``).
     """
-    import torch
-
     from engine.utils import choose_device
 
     meta = loaded.meta
@@ -88,17 +86,17 @@ def infer_signal(loaded, signal, *, device=None, batch_size: int = 64, overlap: 
             wsum[s:e] += w
         pending.clear()
 
-    with torch.inference_mode():
-        for i, s in enumerate(starts):
-            x = signal.read(s, s + w_i)
-            if x.shape[1] < w_i:
-                x = np.pad(x, [(0, 0), (0, w_i - x.shape[1])], mode="edge")
-            x = resample(x, fs_i, fs_m, w_m)
-            xm, base = signal_to_model(x, prep)
-            pending.append((s, xm, base))
-            if len(pending) >= per_batch or i == len(starts) - 1:
-                flush()
-                yield Progress((i + 1) / len(starts), f"window {i + 1}/{len(starts)}")
+    # inference_mode is entered per batch (run_batch), never across a yield
+    for i, s in enumerate(starts):
+        x = signal.read(s, s + w_i)
+        if x.shape[1] < w_i:
+            x = np.pad(x, [(0, 0), (0, w_i - x.shape[1])], mode="edge")
+        x = resample(x, fs_i, fs_m, w_m)
+        xm, base = signal_to_model(x, prep)
+        pending.append((s, xm, base))
+        if len(pending) >= per_batch or i == len(starts) - 1:
+            flush()
+            yield Progress((i + 1) / len(starts), f"window {i + 1}/{len(starts)}")
     step = 1 << 20
     for a in range(0, n, step):
         recon[:, a:a + step] /= np.maximum(wsum[a:a + step], 1e-8)
