@@ -4,14 +4,17 @@
 
 Records listed in the model's metadata ``training.records`` are always excluded.
 Beats come from the reference annotations (lead 0, MLII); Q-class beats are left out.
-Rows: the shipped score (AE error relative to the record median + RR prematurity),
-the AE error alone, the unsupervised baseline ``1 - corr(beat, record median beat)``,
-and that baseline with the same RR term. Pooled AUROC over all beats, plus the mean
+Rows: the shipped score (the model's score mode -- the AE-code distance to the
+record's median code, relative to the record median -- plus RR prematurity), the
+same without RR ("ae only"), the AE reconstruction error with and without RR, the
+unsupervised baseline ``1 - corr(beat, record median beat)``, and that baseline
+with the same RR term. Pooled AUROC over all beats, plus the mean
 of per-record AUROCs (records with at least 5 abnormal beats).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -42,7 +45,9 @@ def main(argv=None) -> int:
     names = args.records or sorted(p.stem for p in mitdb.glob("*.hea"))
     names = [r for r in names if r not in trained]
     w = float(lm.meta.get("score", {}).get("rr_weight", 0.0))
-    rows = {k: ([], []) for k in ("ae+rr (shipped)", "ae only", "baseline 1-corr", "baseline 1-corr + rr")}
+    rows = {k: ([], []) for k in ("ae+rr (shipped)", "ae only", "ae recon error + rr", "ae recon error only",
+                                  "baseline 1-corr", "baseline 1-corr + rr")}
+    lm_err = dataclasses.replace(lm, meta={**lm.meta, "score": {**lm.meta.get("score", {}), "mode": "error"}})
     per_rec = {k: [] for k in rows}
     print(f"model {lm.name} sha256 {lm.sha256[:12]}  rr_weight {w:g}  excluded (trained on): {' '.join(sorted(trained))}")
     print(f"test records: {' '.join(names)}")
@@ -50,6 +55,8 @@ def main(argv=None) -> int:
         sig = read(str(mitdb / r))
         res = run_job(score_beats_task(sig, model=lm, device="cpu"))
         ae_only = run_job(score_beats_task(sig, model=lm, device="cpu", use_rr=False))
+        err_rr = run_job(score_beats_task(sig, model=lm_err, device="cpu"))
+        err_only = run_job(score_beats_task(sig, model=lm_err, device="cpu", use_rr=False))
         x = sig.read(0, sig.n_samples)[0]
         beats, valid = extract_beats(x, sig.sfreq, res.sample)
         corr = baseline_corr_scores(beats, valid)
@@ -58,6 +65,7 @@ def main(argv=None) -> int:
         m = valid & (cls != "Q") & (cls != "")
         y = cls[m] != "N"
         scores = {"ae+rr (shipped)": res.score[m], "ae only": ae_only.score[m],
+                  "ae recon error + rr": err_rr.score[m], "ae recon error only": err_only.score[m],
                   "baseline 1-corr": corr[m],
                   "baseline 1-corr + rr": (np.log(corr[m] + 1e-3) - np.log(np.median(corr[m]) + 1e-3)
                                            + w * np.maximum(prem[m], 0))}

@@ -4,9 +4,10 @@
         [--records 100 119 ...] [--segments 4] [--seconds 30]
 
 Set-up (engine.noise documents the conventions):
-* clean = a lead-MLII (channel 0) segment of an MIT-BIH record as stored, minus its
-  mean (the record's own baseline wander is part of "clean"); records in the model's
-  ``training.records`` are always excluded;
+* clean = a lead-MLII (channel 0) segment of an MIT-BIH record minus its own baseline
+  wander (``engine.noise.clean_reference``: 200 ms + 600 ms median filters, de Chazal
+  et al. 2004), minus its mean; records in the model's ``training.records`` are
+  always excluded;
 * noise = a segment of the *test* half of NSTDB ``bw``/``ma`` (second half in time)
   or of the last three ``em`` blocks of 118e00 (never used in training), made zero-mean
   and scaled so that ``SNR_in`` is exact;
@@ -59,7 +60,7 @@ def main(argv=None) -> int:
     from engine.denoise import denoise_task
     from engine.io import read
     from engine.jobs import run_job
-    from engine.noise import NOISE_KINDS, load_noise, mix_at_snr, noise_segment, prd, rmse, snr_db
+    from engine.noise import NOISE_KINDS, clean_reference, load_noise, mix_at_snr, noise_segment, prd, rmse, snr_db
     from engine.types import Signal
     from engine.weights import load
 
@@ -83,9 +84,10 @@ def main(argv=None) -> int:
     clean = []
     for r in names:
         sig = read(str(mitdb / r))
+        m = int(2 * FS)  # margin so the median-filter baseline has no edge effects
         for _ in range(args.segments):
-            s = int(rng.integers(0, sig.n_samples - n))
-            c = sig.read(s, s + n)[0].astype(np.float64)
+            s = int(rng.integers(m, sig.n_samples - n - m))
+            c = clean_reference(sig.read(s - m, s + n + m)[0], FS)[m:m + n]
             clean.append(c - c.mean())
     clean = np.asarray(clean)
     noise = {k: load_noise(nstdb, k, part="test", mitdb_dir=mitdb) for k in NOISE_KINDS}

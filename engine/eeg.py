@@ -155,20 +155,25 @@ def score_segments_task(data, *, model=None, device=None, method: str = "auto",
     if method not in ("auto", "seizure", "anomaly"):
         raise ModelError(f"unknown method {method!r}; valid: auto, seizure, anomaly")
     t0 = time.perf_counter()
-    if method == "auto":
+    lm = None
+    if isinstance(model, LoadedModel):
+        lm = model
+    elif model is not None:
+        lm = load(model)
+    elif method == "auto":
         long_multi = (len(datas) == 1 and len(datas[0].channels) > 1
                       and datas[0].duration > 2 * 4097 / 173.61)
-        method = "anomaly" if (long_multi and model is None) else "seizure"
-        if method == "anomaly":
+        if long_multi:
             try:
                 lm = load(DEFAULT_ANOMALY_MODEL)
             except WeightsError as exc:
                 logger.warning("%s unavailable (%s); scoring seizure-likeness instead", DEFAULT_ANOMALY_MODEL, exc)
-                method = "seizure"
-    if method == "seizure" or model is not None:
-        lm = model if isinstance(model, LoadedModel) else load(model or (
-            DEFAULT_SEIZURE_MODEL if method == "seizure" else DEFAULT_ANOMALY_MODEL))
-        method = "seizure" if lm.meta.get("architecture") == "ssae-logreg" else "anomaly"
+    if lm is None:
+        lm = load(DEFAULT_ANOMALY_MODEL if method == "anomaly" else DEFAULT_SEIZURE_MODEL)
+    kind = "seizure" if lm.meta.get("architecture") == "ssae-logreg" else "anomaly"
+    if method not in ("auto", kind):
+        raise ModelError(f"{lm.name} gives {kind} scores, not {method} scores")
+    method = kind
     if lm.meta.get("modality") != "eeg":
         raise ModalityMismatchError(f"{lm.name} is a {lm.meta.get('modality')} model, not an EEG model")
     yield Progress(0.0, f"scoring with {lm.name} ({method})")

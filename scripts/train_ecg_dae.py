@@ -1,8 +1,14 @@
 """Train the bundled ``ecg-dae`` (1-D U-Net denoising AE) on MIT-BIH + NSTDB noise.
 
-One command reproduces the shipped weights (CPU, about 25 minutes on one core)::
+One command reproduces the shipped weights::
 
-    .venv/bin/python scripts/train_ecg_dae.py --data ../shared/data --out resources/models/ecg-dae.safetensors
+    .venv/bin/python scripts/train_ecg_dae.py --data ../shared/data --out resources/models/ecg-dae.safetensors \
+        --steps 3000 --minutes 38
+
+``--minutes`` is a wall-time budget: the learning-rate schedule follows
+max(step/steps, elapsed/budget), so on a busy machine training anneals and stops
+early; the metadata records the steps actually run (``training.steps``). To repeat
+the shipped run exactly on any machine, pass ``--steps <training.steps> --minutes 0``.
 
 Split by record (see scripts/signal_splits.py): training windows come from
 the training records only (first 90 % of each record; the last 10 % is validation);
@@ -37,17 +43,29 @@ def load_records(mitdb: Path, names) -> list[np.ndarray]:
     return [wfdb.rdrecord(str(mitdb / r)).p_signal.astype(np.float32).T for r in names]
 
 
+def load_pairs(mitdb: Path, names) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(record as stored, clean reference = record minus its median-filter baseline), both (2, n)."""
+    from engine.noise import clean_reference
+
+    return [(r, clean_reference(r, FS).astype(np.float32)) for r in load_records(mitdb, names)]
+
+
 def make_batch(recs, noise, rng, n, lo, hi, snr_range=(-6.0, 24.0)):
-    """Noisy/clean pairs: clean = record window minus its mean; noise zero-mean, mixed at an SNR."""
+    """Noisy/clean pairs: clean = baseline-free record window (engine.noise.clean_reference) minus
+    its mean; noise zero-mean, mixed at an SNR relative to clean. In 30 % of the windows the
+    record's own baseline wander is added to the input too (it must be removed as well)."""
     xs, cs = [], []
     for _ in range(n):
-        rec = recs[int(rng.integers(len(recs)))]
+        raw, ref = recs[int(rng.integers(len(recs)))]
         ch = 0 if rng.random() < 0.75 else 1
-        a, b = int(lo * rec.shape[1]), int(hi * rec.shape[1]) - WIN
+        a, b = int(lo * ref.shape[1]), int(hi * ref.shape[1]) - WIN
         s = int(rng.integers(a, b))
-        c = rec[ch, s : s + WIN].astype(np.float64)
+        c = ref[ch, s : s + WIN].astype(np.float64)
+        own = raw[ch, s : s + WIN].astype(np.float64) - ref[ch, s : s + WIN]
         c = c - c.mean()
-        c *= math.exp(rng.uniform(-0.5, 0.5)) * (-1 if rng.random() < 0.15 else 1)
+        own = own - own.mean()
+        g = math.exp(rng.uniform(-0.5, 0.5)) * (-1 if rng.random() < 0.15 else 1)
+        c, own = c * g, own * g
         kind = NOISE_KINDS[int(rng.integers(len(NOISE_KINDS)))]
         nz = noise_segment(noise[kind], WIN, rng)
         if rng.random() < 0.2:  # occasionally two noise types at once
@@ -56,7 +74,7 @@ def make_batch(recs, noise, rng, n, lo, hi, snr_range=(-6.0, 24.0)):
             nz = nz / (np.std(nz) + 1e-9) + rng.uniform(0.3, 1.0) * nz2 / (np.std(nz2) + 1e-9)
         snr = rng.uniform(*snr_range)
         k = np.sqrt(np.sum(c**2) / (np.sum(nz**2) * 10 ** (snr / 10)))
-        x = c + k * nz
+        x = c + k * nz + (own if rng.random() < 0.3 else 0.0)
         m = x.mean()
         xs.append(x - m)
         cs.append(c - m)
@@ -107,8 +125,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--widths", type=int, nargs="+", default=[8, 16, 24, 32, 48], help="U-Net channels per level")
     ap.add_argument("--minutes", type=float, default=0.0,
                     help="wall-time budget (0 = none); the LR schedule follows max(step/steps, time/budget) "
                          "so training always anneals before stopping")
@@ -121,11 +140,11 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     mitdb, nstdb = args.data / "ecg" / "mitdb", args.data / "ecg" / "nstdb"
-    recs = load_records(mitdb, DAE_TRAIN)
+    recs = load_pairs(mitdb, DAE_TRAIN)
     noise = {k: load_noise(nstdb, k, part="train", mitdb_dir=mitdb) for k in NOISE_KINDS}
     vx, vc = make_batch(recs, noise, np.random.default_rng(1234), 256, 0.9, 1.0)
     vx, vc = torch.from_numpy(vx), torch.from_numpy(vc)
-    model = SignalUNetDAE(widths=(16, 24, 32, 48, 64), kernel_size=9)
+    model = SignalUNetDAE(widths=tuple(args.widths), kernel_size=9)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     budget = args.minutes * 60
 
@@ -173,11 +192,13 @@ def main(argv=None):
         "task": "denoise",
         "spatial_dims": 1,
         "training": {
-            "command": "python scripts/train_ecg_dae.py --data ../shared/data --out resources/models/ecg-dae.safetensors",
+            "command": "python scripts/train_ecg_dae.py --data ../shared/data --out resources/models/ecg-dae.safetensors "
+                       f"--steps {args.steps} --minutes {args.minutes:g}",
             "records": list(DAE_TRAIN), "noise": "NSTDB bw/ma train half + em blocks 1-4 (engine.noise)",
             "snr_db": [-6, 24], "window": WIN, "steps": step, "minutes_budget": args.minutes, "batch": args.batch, "seed": args.seed,
             "loss": "mean 10log10(err^2/clean^2) per window", "val_history": history[-5:],
-            "clean_definition": "MIT-BIH record as stored minus the window mean (own baseline wander kept)",
+            "clean_definition": "MIT-BIH record minus its 200/600 ms median-filter baseline "
+                                "(engine.noise.clean_reference), minus the window mean",
         },
         "metrics": {"val_snr_loss_db": best},
     }

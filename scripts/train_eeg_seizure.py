@@ -184,7 +184,8 @@ def main(argv=None):
         "training": {
             "command": "python scripts/train_eeg_seizure.py --data ../shared/data --out resources/models/eeg-seizure.safetensors",
             "data": "Bonn sets Z,O,N,F,S segments whose number % 5 != 0",
-            "held_out": "segments whose number % 5 == 0", "ssae": {"hidden": list(HIDDEN), "rho": RHO, "beta": BETA,
+            "held_out": "segments whose number % 5 == 0",
+            "files": [f"{f.parent.name}/{f.name}" for f, t in zip(files, test) if not t], "ssae": {"hidden": list(HIDDEN), "rho": RHO, "beta": BETA,
                                                                  "epochs_per_layer": EPOCHS},
             "readout": chosen, "readout_choice": "by 5-fold CV balanced accuracy among " + ", ".join(READOUTS),
             "logistic": f"class-balanced, C={C}", "mlp16": f"tanh hidden 16, balanced BCE, weight decay {MLP_WD}",
