@@ -81,6 +81,7 @@ class CtView(QWidget):
         self.recon: np.ndarray | None = None
         self.anomaly: np.ndarray | None = None
         self.anomaly_mask: np.ndarray | None = None
+        self.rect = QRectF(0, 0, 1, 1)
         self._build()
         session.dataChanged.connect(self._on_data)
         session.resultAdded.connect(self._on_result)
@@ -168,9 +169,8 @@ class CtView(QWidget):
         self.slider.setValue(vol.shape[0] // 2)
         self.slider.blockSignals(False)
         self.index = vol.shape[0] // 2
-        rect = QRectF(0, 0, vol.shape[2] * self.spacing[2], vol.shape[1] * self.spacing[1])
-        for item in (*self.images, self.heat):
-            item.setRect(rect)
+        # physical extent in mm; applied after every setImage (pyqtgraph scales by the image size)
+        self.rect = QRectF(0, 0, vol.shape[2] * self.spacing[2], vol.shape[1] * self.spacing[1])
         labels = orientation_labels(data.direction)
         for pane in self.panes:
             pane.set_orientation(labels)
@@ -284,11 +284,15 @@ class CtView(QWidget):
         i = int(round(self.index * (arr.shape[0] - 1) / max(1, self.volume.shape[0] - 1)))
         return arr[int(np.clip(i, 0, arr.shape[0] - 1))]
 
+    def _show(self, item: pg.ImageItem, arr: np.ndarray, levels) -> None:
+        item.setImage(arr, levels=levels, autoLevels=False)
+        item.setRect(self.rect)  # after setImage: maps any array size onto the slice's extent
+
     def _redraw(self) -> None:
         if self.volume is None:
             return
         levels = (self.level - self.width / 2, self.level + self.width / 2)
-        self.images[0].setImage(self.volume[self.index], levels=levels, autoLevels=False)
+        self._show(self.images[0], self.volume[self.index], levels)
         ov = self.session.overlay
         ano = self._slice_of(self.anomaly)
         if ano is not None:
@@ -296,19 +300,20 @@ class CtView(QWidget):
             if m is not None and m.shape == ano.shape:
                 ano = np.where(m, ano, 0.0)
             if ov.visible:
-                self.heat.setImage(heat_rgba(ano, ov), autoLevels=False, levels=(0, 255))
+                self._show(self.heat, heat_rgba(ano, ov), (0, 255))
             else:
                 self.heat.clear()
             if self.compare_box.isChecked():
-                self.images[1].setImage(self._slice_of(self.recon), levels=levels, autoLevels=False)
-                self.images[2].setImage(gray_rgb(ano, ov), autoLevels=False, levels=(0, 255))
+                self._show(self.images[1], self._slice_of(self.recon), levels)
+                self._show(self.images[2], gray_rgb(ano, ov), (0, 255))
         n = self.volume.shape[0]
         self.slice_label.setText(f"{self.index + 1} / {n}")
         z = self.index * self.spacing[0]
         info = f"W {self.width:.0f}  L {self.level:.0f}   slice {self.index + 1}/{n}  ({z:.1f} mm)"
         self.panes[0].set_info(info)
         self.panes[1].set_info(f"W {self.width:.0f}  L {self.level:.0f}")
-        self.panes[2].set_info("0 … 2 (calibrated)")
+        self.panes[2].set_info("0 … 2 (calibrated)" + (f"   slice max {float(np.nanmax(ano)):.2f}"
+                                                      if ano is not None and ano.size else ""))
         e = self.session.results.get("reconstruct")
         if e is not None:
             stats = getattr(e.result.anomaly, "stats", {}) or {}

@@ -178,8 +178,6 @@ class SlideView(QWidget):
             self.tile_reads += 1
             self.background.setImage(np.ascontiguousarray(arr[..., :3]), autoLevels=False, levels=(0, 255))
             self.background.setRect(QRectF(0, 0, cols, rows))
-        for item in (self.recon_item, self.error_item, self.heat):
-            item.setRect(QRectF(0, 0, cols, rows))
         mpp = data.mpp
         self.panes[0].set_title(f"{cols} × {rows} px" + (f"  ({mpp:.3g} µm/px)" if mpp else "  (scale unknown)"))
         self.fit()
@@ -208,6 +206,7 @@ class SlideView(QWidget):
             if rec.dtype != np.uint8:
                 rec = np.clip(rec * (255.0 if rec.max() <= 1.5 else 1.0), 0, 255).astype(np.uint8)
             self.recon_item.setImage(np.ascontiguousarray(rec), autoLevels=False, levels=(0, 255))
+            self._fit_item(self.recon_item)
             self.compare_box.setEnabled(True)
             self._draw_overlay()
 
@@ -228,9 +227,16 @@ class SlideView(QWidget):
         ano, _ = downsample_for_display(self.anomaly)
         if ov.visible:
             self.heat.setImage(heat_rgba(ano, ov), autoLevels=False, levels=(0, 255))
+            self._fit_item(self.heat)
         else:
             self.heat.clear()
         self.error_item.setImage(gray_rgb(ano, ov), autoLevels=False, levels=(0, 255))
+        self._fit_item(self.error_item)
+        self.panes[2].set_info(f"0 … 2 (calibrated)   max {float(np.nanmax(self.anomaly)):.2f}")
+
+    def _fit_item(self, item: pg.ImageItem) -> None:
+        """Stretch a (possibly downsampled) layer over the whole image (after setImage)."""
+        item.setRect(QRectF(0, 0, self.image.shape[1], self.image.shape[0]))
 
     # ---- navigation ----------------------------------------------------------------
     def fit(self) -> None:

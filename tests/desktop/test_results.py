@@ -58,6 +58,8 @@ def test_ct_anomaly_overlay_and_linked_compare_views(qtbot, window, data_dir, er
                                AnomalyMap(anomaly, {"p": 99.0}, "ct-test", "a" * 64))
     _add(window, "reconstruct", res)
     view = window.ct_view
+    r = view.heat.mapRectToParent(view.heat.boundingRect())  # the layer covers the slice, in mm
+    assert (r.width(), r.height()) == pytest.approx((512 * data.spacing[2], 512 * data.spacing[1]))
     heat = view.heat.image
     assert heat.shape == (512, 512, 4)
     assert (heat[:200, :, 3] == 0).all(), "typical tissue is not coloured"
@@ -74,6 +76,9 @@ def test_ct_anomaly_overlay_and_linked_compare_views(qtbot, window, data_dir, er
     assert view.compare_box.isChecked() and view.panes[1].isVisible() and view.panes[2].isVisible()
     view.set_slice(0)
     np.testing.assert_array_equal(view.images[1].image, recon[0])
+    for item in view.images:
+        assert item.mapRectToParent(item.boundingRect()) == view.images[0].mapRectToParent(
+            view.images[0].boundingRect())
     view.panes[0].vb.setRange(xRange=(50, 150), yRange=(50, 150), padding=0)
     assert view.panes[2].vb.viewRange()[0] == pytest.approx([50, 150], abs=1)
     assert errors == []

@@ -69,14 +69,15 @@ def _reconstruct_model(modality, tmp_path):
     return None if _bundled("reconstruct", modality) else _small_model(modality, tmp_path)
 
 
-@pytest.mark.parametrize("modality,rel", [
-    ("ct", "ct/dcmqi_liver_ct3"),
-    ("histology", "histo/crchisto/img1/img1.png"),
-    ("eeg", "eeg/eegmmidb/S001R03.edf"),
+@pytest.mark.parametrize("modality,rel,options", [
+    ("ct", "ct/dcmqi_liver_ct3", {}),
+    ("histology", "histo/crchisto/img1/img1.png", {}),
+    # one Bonn segment (1 channel, 23.6 s): the 64-channel EDF takes minutes on a 2-core CPU
+    ("eeg", "eeg/bonn/A_Z/Z001.txt", {"sfreq": 173.61}),
 ])
-def test_reconstruct_result_appears(qtbot, window, data_dir, tmp_path, errors, modality, rel):
+def test_reconstruct_result_appears(qtbot, window, data_dir, tmp_path, errors, modality, rel, options):
     _need("reconstruct", modality)
-    data = open_and_wait(qtbot, window, data_dir / rel)
+    data = open_and_wait(qtbot, window, data_dir / rel, **options)
     progress = []
     window.analysis.progress.valueChanged.connect(progress.append)
     entry = run_and_wait(qtbot, window, "reconstruct", _reconstruct_model(modality, tmp_path))
@@ -94,6 +95,9 @@ def test_reconstruct_result_appears(qtbot, window, data_dir, tmp_path, errors, m
     elif modality == "histology":
         view = window.slide_view
         assert view.recon_item.image.shape == (500, 500, 3) and view.heat.image is not None
+        for item in (view.recon_item, view.heat, view.error_item):  # every layer covers the image
+            r = item.mapRectToParent(item.boundingRect())
+            assert (r.x(), r.y(), r.width(), r.height()) == pytest.approx((0, 0, 500, 500))
     else:
         view = window.signal_view
         assert view.scores.kind == "anomaly" and view.overlay_name == "reconstruction"
