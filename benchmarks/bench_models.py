@@ -8,7 +8,8 @@ Paths:
 - ``eager fp32``      : ``torch.no_grad``, batch 1 tile/window (what naive code does);
 - ``inference b8``    : ``torch.inference_mode``, batch 8 (the engine's default path);
 - ``+channels_last``  : 2-D models only, channels_last memory format, batch 8;
-- ``+bf16 autocast``  : bf16 autocast, batch 8 (CPU: only fast with AMX/AVX512-BF16);
+- ``+bf16 autocast``  : bf16 autocast on top (channels_last for 2-D), batch 8 (CPU: fast only with
+  AMX/AVX512-BF16); max |diff| vs fp32 is printed since it changes the numerics;
 - ``torch.compile``   : with ``--compile`` (compiles first; not timed).
 Units: tiles/s for images (256x256 model tiles), samples/s for signals (windows x window).
 A second table times ``reconstruct`` end to end on real files of the shared data.
@@ -26,6 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 PATHS = ("eager fp32", "inference b8", "+channels_last", "+bf16 autocast", "torch.compile")
+# "+channels_last" (2-D) / "inference b8" (1-D) is what engine.infer runs; bf16 is opt-in (changes numerics)
 
 
 def _input_shape(meta, batch):
@@ -53,7 +55,9 @@ def one(name: str, path: str, seconds: float, device: str) -> dict:
     x = torch.rand(shape, device=dev)
     ctx = torch.no_grad if path == "eager fp32" else torch.inference_mode
     fn = m
-    if path == "+channels_last":
+    with torch.inference_mode():
+        ref = m(x).float()
+    if path in ("+channels_last", "+bf16 autocast") and x.dim() == 4:
         m = m.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
         fn = m
@@ -68,7 +72,7 @@ def one(name: str, path: str, seconds: float, device: str) -> dict:
             torch.cuda.synchronize()
         return y
 
-    step()
+    diff = float((step().float() - ref).abs().max() / ref.abs().max())
     step()  # warm-up (and compilation)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
@@ -80,7 +84,7 @@ def one(name: str, path: str, seconds: float, device: str) -> dict:
     per_item = shape[-1] if len(shape) == 3 else 1
     rate = batch * per_item / dt
     out = {"rate": rate, "unit": "samples/s" if len(shape) == 3 else "tiles/s", "batch": batch,
-           "ms_per_batch": 1000 * dt, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+           "ms_per_batch": 1000 * dt, "rel_diff": diff, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     if dev.type == "cuda":
         out["peak_cuda_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
@@ -127,7 +131,7 @@ def main() -> int:
     names = [r["name"] for r in list_bundled() if r["name"] in ("ct-dae", "histo-cae", "eeg-cae", "ecg-dae")]
     paths = [p for p in PATHS if p != "torch.compile" or args.compile]
     print(f"device: {device_name(device)}, torch {torch.__version__}, {args.threads} thread(s)")
-    print(f"{'model':<10} {'path':<16} {'batch':>5} {'throughput':>22} {'ms/batch':>9} {'peak RSS MB':>11}"
+    print(f"{'model':<10} {'path':<16} {'batch':>5} {'throughput':>22} {'ms/batch':>9} {'peak RSS MB':>11} {'max|d|/max':>10}"
           + ("  peak CUDA MB" if device.startswith("cuda") else ""))
     for name in names:
         for path in paths:
@@ -144,7 +148,7 @@ def main() -> int:
             if "skip" in r:
                 continue
             line = (f"{name:<10} {path:<16} {r['batch']:>5} {r['rate']:>12,.1f} {r['unit']:<9} "
-                    f"{r['ms_per_batch']:>9.1f} {r['peak_rss_mb']:>11.0f}")
+                    f"{r['ms_per_batch']:>9.1f} {r['peak_rss_mb']:>11.0f} {r['rel_diff']:>10.1e}")
             if "peak_cuda_mb" in r:
                 line += f"  {r['peak_cuda_mb']:>12.0f}"
             print(line, flush=True)

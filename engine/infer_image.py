@@ -74,9 +74,12 @@ def run_batch(module, batch: np.ndarray, device) -> np.ndarray:
     """Forward a float32 batch through *module* under inference_mode; return float32 numpy."""
     import torch
 
+    x = torch.from_numpy(np.ascontiguousarray(batch)).to(device)
+    if x.dim() == 4:  # channels_last: ~2x faster 2-D convolutions on CPU (oneDNN), same fp32 numerics
+        x = x.contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
-        out = module(torch.from_numpy(np.ascontiguousarray(batch)).to(device))
-    return out.float().cpu().numpy()
+        out = module(x)
+    return np.ascontiguousarray(out.float().cpu().numpy())
 
 
 def tiled_reconstruct(module, read: Callable[[int, int, int, int], np.ndarray], height: int, width: int, *,
@@ -131,7 +134,7 @@ def tiled_reconstruct(module, read: Callable[[int, int, int, int], np.ndarray], 
         batch.clear()
         where.clear()
 
-    module.eval().to(dev)
+    module.eval().to(dev, memory_format=torch.channels_last)
     for i, (y, x) in enumerate(jobs):
         batch.append(padded(y, x))
         where.append((y, x))
