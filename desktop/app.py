@@ -81,19 +81,43 @@ class Automation(QObject):
             self.fail(f"task {task!r} could not be started")
 
     def _finished(self) -> None:
-        self._show_result()
+        try:
+            self._show_result()
+        except Exception:  # noqa: BLE001 - a nicer framing is optional; the screenshot is not
+            logger.debug("could not frame the result", exc_info=True)
         # Let the views draw the result before grabbing the window.
         QTimer.singleShot(500, self._shoot)
 
     def _show_result(self) -> None:
-        """Make the screenshot informative: side-by-side comparison at the most anomalous slice."""
+        """Make the screenshot informative: the comparison at the most anomalous slice, or the
+        page around the most abnormal beat / segment / stretch of signal."""
+        import numpy as np
+
         w = self.window
-        if self.args.task != "reconstruct" or w.session.modality not in ("ct", "histology"):
+        task, modality = self.args.task, w.session.modality
+        entry = w.session.results.get(task)
+        if entry is None:
+            return
+        res = entry.result
+        if modality in ("ecg", "eeg"):
+            sf = w.session.data.sfreq
+            t = None
+            if task == "score-beats" and len(res.score):
+                t = float(res.sample[int(np.nanargmax(res.score))]) / sf  # first beats may be NaN
+            elif task == "score-segments" and len(res.score):
+                i = int(np.nanargmax(res.score))
+                t = (float(res.start[i]) + float(res.stop[i])) / 2 / sf
+            elif task == "reconstruct":
+                a = np.asarray(res.anomaly.array)
+                a = a.max(axis=0) if a.ndim == 2 else a
+                t = float(np.nanargmax(a)) * w.session.data.n_samples / max(1, a.size) / sf
+            if t is not None:
+                w.signal_view.centre_on(t)
+            return
+        if task != "reconstruct":
             return
         view = w.current_view()
-        if w.session.modality == "ct" and view.anomaly is not None:
-            import numpy as np
-
+        if modality == "ct" and view.anomaly is not None:
             per_slice = np.nanmax(view.anomaly.reshape(view.anomaly.shape[0], -1), axis=1)
             i = int(np.argmax(per_slice))
             view.set_slice(int(round(i * (view.volume.shape[0] - 1) / max(1, view.anomaly.shape[0] - 1))))

@@ -138,11 +138,13 @@ class CtView(QWidget):
             pane.vb.setXLink(self.panes[0].vb)
             pane.vb.setYLink(self.panes[0].vb)
             pane.setVisible(False)
+        # compare: three equal panes (linked views with locked aspect need equal sizes)
         grid = QHBoxLayout()
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(2)
         for pane in self.panes:
             grid.addWidget(pane)
+        self.grid = grid
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)

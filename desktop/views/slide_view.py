@@ -147,11 +147,13 @@ class SlideView(QWidget):
             pane.vb.setXLink(self.vb)
             pane.vb.setYLink(self.vb)
             pane.setVisible(False)
+        # compare: three equal panes (linked views with locked aspect need equal sizes)
         grid = QHBoxLayout()
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(2)
         for pane in self.panes:
             grid.addWidget(pane)
+        self.grid = grid
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
