@@ -16,7 +16,7 @@ from typing import Any, Generator
 
 import numpy as np
 
-from engine.errors import ModalityMismatchError, ModelError
+from engine.errors import LatentError, ModalityMismatchError, ModelError
 from engine.nuclei_io import write_detections
 from engine.types import Detections, Image, Progress
 
@@ -28,6 +28,7 @@ DEFAULT_MODEL = "histo-nuclei"
 #: Tile core and context margin, in model pixels (the network sees about 60 px around a pixel).
 DEFAULT_TILE = 1024
 DEFAULT_MARGIN = 64
+_STRIDE = 8  # total downsampling of the detector network
 
 _CACHE: dict[tuple[str, str], Any] = {}
 
@@ -70,7 +71,7 @@ def _region(data: Image, roi) -> tuple[int, int, int, int]:
     x, y, w, h = parse_roi(",".join(map(str, roi))) if not isinstance(roi, str) else parse_roi(roi)
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, cols), min(y + h, rows)
     if x1 <= x0 or y1 <= y0:
-        raise ValueError(f"ROI {x},{y},{w},{h} lies outside the {cols}x{rows} image")
+        raise LatentError(f"ROI {x},{y},{w},{h} lies outside the {cols}x{rows} image")
     return x0, y0, x1 - x0, y1 - y0
 
 
@@ -113,7 +114,7 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
     model_mpp = float(loaded.meta.get("mpp", 0.5))
     if mpp is not None:
         if not (mpp > 0 and math.isfinite(mpp)):
-            raise ValueError(f"mpp must be a positive number of microns per pixel, got {mpp}")
+            raise LatentError(f"mpp must be a positive number of microns per pixel, got {mpp}")
         in_mpp, source = float(mpp), "given (--mpp)"
     elif data.mpp:
         in_mpp, source = float(data.mpp), "image metadata"
@@ -130,6 +131,7 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
     rows, cols = int(data.shape[0]), int(data.shape[1])
     step = max(32, int(round(tile / scale)))
     pad = int(math.ceil(margin / scale))
+    align = max(1, int(round(_STRIDE / scale)))
     tiles = [(tx, ty) for ty in range(ry, ry + rh, step) for tx in range(rx, rx + rw, step)]
     xys, scores = [], []
     t_load = time.perf_counter() - t_start
@@ -138,7 +140,9 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
     try:
         for i, (tx, ty) in enumerate(tiles):
             cx1, cy1 = min(tx + step, rx + rw), min(ty + step, ry + rh)
-            bx0, by0 = max(tx - pad, 0), max(ty - pad, 0)
+            # Snap the box origin to the network's stride-8 grid (in model pixels) so that every
+            # tile sees the image with the same phase as a whole-image pass would.
+            bx0, by0 = max((tx - pad) // align * align, 0), max((ty - pad) // align * align, 0)
             bx1, by1 = min(cx1 + pad, cols), min(cy1 + pad, rows)
             rgb = np.asarray(data.read_region(0, bx0, by0, bx1 - bx0, by1 - by0))
             xy, sc = detect_array(module, rgb, scale=scale, threshold=thr, min_distance=md, device=dev)

@@ -20,7 +20,7 @@ import numpy as np
 from engine.errors import ReadError
 
 __all__ = ["match_points", "precision_recall_f1", "read_points_csv", "crchisto_truth",
-           "monuseg_truth", "miccai_truth"]
+           "monuseg_truth", "miccai_truth", "crchisto_split"]
 
 logger = logging.getLogger("engine")
 
@@ -148,3 +148,20 @@ def miccai_truth(mask_gz_path: str | os.PathLike) -> np.ndarray:
     ids = ids[ids > 0]
     com = ndimage.center_of_mass(np.ones_like(labels), labels, ids)
     return np.asarray([(c, r) for r, c in com], dtype=np.float64).reshape(-1, 2)
+
+
+def crchisto_split(folder: str | os.PathLike) -> tuple[list[str], list[str], list[str]]:
+    """``(fit, tune, validation)`` image names of a CRCHistoPhenotypes folder with ``split.csv``.
+
+    validation = the SFCN-OPI "validation" images (report set, never trained or tuned on);
+    tune = every 7th "train" image by number (threshold / baseline tuning); fit = the rest.
+    """
+    folder = Path(folder)
+    with open(folder / "split.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    key = lambda s: int("".join(ch for ch in s if ch.isdigit()) or 0)  # noqa: E731
+    train = sorted((r["image"] for r in rows if r["sfcn_opi_split"] == "train"), key=key)
+    val = sorted((r["image"] for r in rows if r["sfcn_opi_split"] == "validation"), key=key)
+    tune = train[::7]
+    fit = [n for n in train if n not in tune]
+    return fit, tune, val

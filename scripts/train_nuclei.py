@@ -36,10 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.models.nuclei_net import NucleiNet  # noqa: E402
 from engine.nuclei_core import detect_array, find_peaks, probability_map, rescale_tensor, to_tensor  # noqa: E402
-from engine.nuclei_eval import crchisto_truth, miccai_truth, monuseg_truth, precision_recall_f1  # noqa: E402
+from engine.nuclei_eval import (crchisto_split, crchisto_truth, miccai_truth, monuseg_truth,  # noqa: E402
+                                precision_recall_f1)
 
 MODEL_MPP = 0.5  # CRCHistoPhenotypes, 20x
-PATCH = 128
+PATCH = 96
 
 
 def log(*a):
@@ -48,15 +49,6 @@ def log(*a):
 
 def load_rgb(path) -> np.ndarray:
     return np.asarray(PILImage.open(path).convert("RGB"))
-
-
-def crchisto_split(root: Path):
-    rows = list(csv.DictReader(open(root / "split.csv")))
-    train = sorted([r["image"] for r in rows if r["sfcn_opi_split"] == "train"], key=lambda s: int(s[3:]))
-    val = sorted([r["image"] for r in rows if r["sfcn_opi_split"] == "validation"], key=lambda s: int(s[3:]))
-    tune = train[::7]
-    fit = [n for n in train if n not in tune]
-    return fit, tune, val
 
 
 def load_crchisto(root: Path, names):
@@ -218,8 +210,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="/work/shared/data", help="shared data folder")
     ap.add_argument("--input-mode", default="rgbh", choices=("rgb", "h", "rgbh"))
-    ap.add_argument("--pretrain-steps", type=int, default=1200, help="sparse conv AE steps (0 = no AE)")
-    ap.add_argument("--steps", type=int, default=2500, help="supervised fine-tuning steps")
+    ap.add_argument("--pretrain-steps", type=int, default=800, help="sparse conv AE steps (0 = no AE)")
+    ap.add_argument("--steps", type=int, default=2000, help="supervised fine-tuning steps")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--sigma", type=float, default=3.0, help="Gaussian target sigma, px at 0.5 um/px")
     ap.add_argument("--l1", type=float, default=0.01, help="L1 sparsity weight on the AE code")

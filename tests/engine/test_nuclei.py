@@ -1,0 +1,190 @@
+"""Nucleus detection: matching numerics, the bundled detector on real CRCHisto / MoNuSeg images,
+tiling, ROI, mpp rescaling and cancel."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engine.nuclei_eval import crchisto_truth, match_points, precision_recall_f1
+
+
+# ------------------------------------------------------------------ evaluation (known answers)
+def test_prf_known_answer():
+    truth = np.array([[10.0, 10.0], [50.0, 50.0], [90.0, 90.0], [130.0, 10.0]])
+    pred = np.array([[12.0, 10.0],   # TP (2 px)
+                     [50.0, 55.9],   # TP (5.9 px)
+                     [90.0, 97.0],   # FP (7 px > 6)
+                     [200.0, 200.0],  # FP
+                     [11.0, 11.0]])  # FP: duplicate near an already matched truth
+    r = precision_recall_f1(pred, truth, 6.0)
+    assert (r["tp"], r["fp"], r["fn"]) == (2, 3, 2)
+    assert r["precision"] == pytest.approx(2 / 5)
+    assert r["recall"] == pytest.approx(2 / 4)
+    assert r["f1"] == pytest.approx(2 * 0.4 * 0.5 / 0.9)
+
+
+def test_matching_is_optimal_not_greedy():
+    # Greedy nearest-first pairs A with T1 and leaves B alone; the optimal assignment matches both.
+    pred = np.array([[0.0, 0.0], [4.5, 0.0]])
+    truth = np.array([[2.0, 0.0], [-2.9, 0.0]])
+    pairs = match_points(pred, truth, 3.0)
+    assert sorted(map(tuple, pairs.tolist())) == [(0, 1), (1, 0)]
+    assert precision_recall_f1(pred, truth, 3.0)["f1"] == 1.0
+
+
+def test_empty_inputs():
+    r = precision_recall_f1(np.zeros((0, 2)), np.array([[1.0, 1.0]]), 6)
+    assert (r["tp"], r["fp"], r["fn"], r["f1"]) == (0, 0, 1, 0.0)
+    r = precision_recall_f1(np.array([[1.0, 1.0]]), np.zeros((0, 2)), 6)
+    assert (r["tp"], r["fp"], r["fn"], r["precision"]) == (0, 1, 0, 0.0)
+
+
+def test_hematoxylin_matches_skimage(data_dir):
+    from PIL import Image as PILImage
+    from skimage.color import rgb2hed
+
+    from engine.stain import hematoxylin
+
+    rgb = np.asarray(PILImage.open(data_dir / "histo/crchisto/img4/img4.png").convert("RGB"))
+    ref = np.maximum(rgb2hed(rgb)[..., 0], 0)
+    assert np.allclose(hematoxylin(rgb), ref, atol=1e-4)
+
+
+def test_crchisto_truth_is_zero_based_xy(data_dir):
+    """Nuclei are hematoxylin-dark at (row=y, col=x) of the 0-based centres, not with axes swapped."""
+    from PIL import Image as PILImage
+
+    from engine.stain import hematoxylin
+
+    folder = data_dir / "histo/crchisto/img4"
+    h = hematoxylin(np.asarray(PILImage.open(folder / "img4.png").convert("RGB")))
+    xy = np.round(crchisto_truth(folder / "img4_detection.mat")).astype(int).clip(0, 499)
+    assert h[xy[:, 1], xy[:, 0]].mean() > 1.5 * h[xy[:, 0], xy[:, 1]].mean()
+
+
+# ------------------------------------------------------------------ the bundled detector
+@pytest.fixture(scope="module")
+def detector():
+    from engine.nuclei import load_detector
+
+    return load_detector("histo-nuclei")
+
+
+def _image(rgb, path="<array>", mpp=None):
+    from engine.types import Image
+
+    return Image(modality="histology", shape=rgb.shape, spacing=None if mpp is None else (mpp, mpp),
+                 units="RGB8", path=path, dtype="uint8", array=rgb)
+
+
+def _detect(img, detector, **kw):
+    from engine.jobs import run_job
+    from engine.nuclei import detect_task
+
+    return run_job(detect_task(img, model=detector, device="cpu", **kw))
+
+
+def test_detector_metadata(detector):
+    meta = detector.meta
+    assert meta["modality"] == "histology" and meta["mpp"] == 0.5
+    assert 0 < meta["detector"]["threshold"] < 1 and meta["detector"]["min_distance"] >= 1
+    # Validation images are never among the fitting or tune images.
+    tr = meta["training"]
+    assert not set(tr["validation_images"]) & (set(tr["fit_images"]) | set(tr["tune_images"]))
+
+
+def test_f1_on_crchisto_validation_images(data_dir, detector):
+    """Two SFCN-OPI validation images (never trained on): measured pooled F1 0.85 (threshold below)."""
+    import engine.io
+
+    tp = fp = fn = 0
+    for name in ("img4", "img7"):
+        folder = data_dir / "histo/crchisto" / name
+        det = _detect(engine.io.read(str(folder / f"{name}.png")), detector, mpp=0.5)
+        r = precision_recall_f1(det.xy, crchisto_truth(folder / f"{name}_detection.mat"), 6.0)
+        tp, fp, fn = tp + r["tp"], fp + r["fp"], fn + r["fn"]
+    f1 = 2 * tp / (2 * tp + fp + fn)
+    assert f1 >= F1_FLOOR, f1
+
+
+F1_FLOOR = 0.70
+
+
+@pytest.fixture(scope="module")
+def monuseg_rgb(data_dir):
+    import engine.io
+
+    img = engine.io.read(str(data_dir / "histo/monuseg/TCGA-2Z-A9J9-01A-01-TS1.png"))
+    return np.asarray(img.array)[..., :3]
+
+
+def _same_points(a: np.ndarray, b: np.ndarray, tol: float = 1.0) -> float:
+    """Fraction of the union that is matched within *tol* px."""
+    n = len(match_points(a, b, tol))
+    return 2 * n / max(1, len(a) + len(b))
+
+
+def test_tiling_equals_whole_image(monuseg_rgb, detector):
+    img = _image(monuseg_rgb, mpp=0.25)
+    whole = _detect(img, detector, tile=2048)
+    tiled = _detect(img, detector, tile=200, margin=64)  # not a multiple of the stride: origins are snapped
+    assert whole.params["tiles"] == 1 and tiled.params["tiles"] == 9
+    assert whole.count > 200
+    assert abs(whole.count - tiled.count) <= 2
+    assert _same_points(whole.xy, tiled.xy, 1.0) >= 0.995
+
+
+def test_roi_maps_back_to_input_pixels(monuseg_rgb, detector):
+    img = _image(monuseg_rgb, mpp=0.25)
+    whole = _detect(img, detector)
+    x, y, w, h = 300, 200, 400, 500
+    part = _detect(img, detector, roi=(x, y, w, h))
+    assert part.area_px == w * h
+    assert np.all((part.xy[:, 0] >= x - 0.5) & (part.xy[:, 0] < x + w - 0.5))
+    assert np.all((part.xy[:, 1] >= y - 0.5) & (part.xy[:, 1] < y + h - 0.5))
+    inside = whole.xy[(whole.xy[:, 0] >= x + 2) & (whole.xy[:, 0] < x + w - 2)
+                      & (whole.xy[:, 1] >= y + 2) & (whole.xy[:, 1] < y + h - 2)]
+    assert len(match_points(inside, part.xy, 1.0)) >= 0.99 * len(inside)
+
+
+def test_mpp_rescaling_known_answer(data_dir, detector):
+    """Detections on a 2x upsampled image (mpp 0.25) map back onto those of the original (0.5)."""
+    from PIL import Image as PILImage
+
+    rgb = np.asarray(PILImage.open(data_dir / "histo/crchisto/img7/img7.png").convert("RGB"))
+    big = np.asarray(PILImage.fromarray(rgb).resize((1000, 1000), PILImage.BICUBIC))
+    base = _detect(_image(rgb, mpp=0.5), detector)
+    up = _detect(_image(big, mpp=0.25), detector)
+    assert up.params["scale"] == 0.5 and base.params["scale"] == 1.0
+    back = (up.xy + 0.5) / 2 - 0.5
+    assert abs(up.count - base.count) <= 0.05 * base.count
+    assert len(match_points(back, base.xy, 1.5)) >= 0.9 * base.count
+    # Without the pixel size the model's 0.5 um/px is assumed and reported.
+    assumed = _detect(_image(rgb), detector)
+    assert assumed.mpp is None and assumed.params["mpp_source"].startswith("assumed")
+
+
+def test_cancel_stops_the_generator(monuseg_rgb, detector):
+    from engine.errors import CancelledError
+    from engine.jobs import run_job
+    from engine.nuclei import detect_task
+
+    seen = []
+    job = detect_task(_image(monuseg_rgb, mpp=0.25), model=detector, device="cpu", tile=64)
+    with pytest.raises(CancelledError):
+        run_job(job, seen.append, should_cancel=lambda: len(seen) >= 3)
+    assert len(seen) == 3 and seen[0].info["tiles"] == 64
+    with pytest.raises(StopIteration):
+        next(job)
+
+
+def test_wrong_modality_is_refused(detector):
+    from engine.errors import ModalityMismatchError
+    from engine.jobs import run_job
+    from engine.nuclei import detect_task
+    from engine.types import Image
+
+    ct = Image(modality="ct", shape=(1, 8, 8), spacing=(1.0, 1.0, 1.0), units="HU", path="ct.dcm",
+               array=np.zeros((1, 8, 8), np.float32))
+    with pytest.raises(ModalityMismatchError):
+        run_job(detect_task(ct, model=detector))
