@@ -22,16 +22,16 @@ def _sines(n=192, length=128, seed=0):
 
 
 def test_tiny_ae_learns_synthetic_signal():
-    x = _sines()
+    x = _sines(128)
     torch.manual_seed(0)
     m = build_model("conv", spatial_dims=1, channels=[8, 16])
     t0 = time.perf_counter()
     progress = []
-    res = run_job(train(m, x[:160], x[160:], epochs=12, batch_size=32, lr=3e-3, seed=0, device="cpu",
+    res = run_job(train(m, x[:112], x[112:], epochs=10, batch_size=16, lr=3e-3, seed=0, device="cpu",
                         patience=None), progress.append)
     dt = time.perf_counter() - t0
     first, best = res.history[0]["val_loss"], res.metrics["best_val_loss"]
-    assert best < first / 5, (first, best)  # measured: ~0.4 -> ~0.015 (25x)
+    assert best < first / 5, (first, best)  # measured: ~0.4 -> ~0.02
     # ~2.5 s on an idle 2-core CPU; not asserted (the CI machine is shared)
     assert dt < 600
     assert {"epoch", "step", "loss", "val_loss", "eta_s"} <= set(progress[-1].info)
@@ -62,12 +62,12 @@ def test_seeded_runs_are_identical_and_resume_matches(tmp_path):
 
 def test_sparsity_penalty_pulls_mean_activation_to_rho():
     rng = np.random.default_rng(0)
-    x = rng.random((256, 1, 8, 8), dtype=np.float32)
+    x = rng.random((128, 1, 8, 8), dtype=np.float32)
 
     def mean_act(beta):
         torch.manual_seed(0)
         m = build_model("sparse", spatial_dims=2, patch_size=8, hidden=32, rho=0.05, beta=beta)
-        res = run_job(train(m, x, None, epochs=15, batch_size=32, lr=1e-2, seed=0, device="cpu",
+        res = run_job(train(m, x, None, epochs=10, batch_size=16, lr=1e-2, seed=0, device="cpu",
                             patience=None, sparsity=True))
         with torch.no_grad():
             return float(res.model.encode(torch.from_numpy(x)).mean())
