@@ -29,6 +29,8 @@ __all__ = ["reconstruct_task", "write_reconstruction", "infer_image", "infer_sig
            "check_modality"]
 
 logger = logging.getLogger("engine")
+#: Above this size a TIFF is written tile by tile (BigTIFF, 512 px tiles) from a possibly disk-backed array.
+BIG_TIFF_BYTES = 1 << 30
 
 
 def resolve_model(model, modality: str, task: str = "reconstruct"):
@@ -151,7 +153,7 @@ def reconstruct_task(data, *, model=None, device=None, batch_size: int | None = 
 def _write_tiff(path: Path, arr: np.ndarray) -> None:
     import tifffile
 
-    big = arr.size * 4 > (1 << 30)
+    big = arr.size * 4 > BIG_TIFF_BYTES
     with atomic_path(path) as tmp:
         if not big:
             tifffile.imwrite(tmp, np.ascontiguousarray(arr, dtype=np.float32), photometric="minisblack"

@@ -123,3 +123,33 @@ def test_histology_pipeline_streams_regions(tmp_path, data_dir):
     assert recon.shape == (3, 500, 500) and amap.shape == (500, 500) and mask.shape == (500, 500)
     assert max(w * h for w, h in calls[:-1]) <= 128 * 128
     assert np.isfinite(recon).all() and np.isfinite(amap).all()
+
+
+def test_disk_backed_accumulators_and_tiled_tiff(tmp_path, monkeypatch):
+    """Large inputs: accumulators on disk (memmap) and TIFFs written tile by tile give the same result."""
+    import tifffile
+
+    import engine.infer as infer
+    import engine.infer_image as ii
+    from engine.types import AnomalyMap, Image, Reconstruction, ReconstructionResult
+
+    rng = np.random.default_rng(0)
+    img = rng.random((1, 300, 260), dtype=np.float32)
+    m = _conv2d()
+    read = lambda y0, x0, y1, x1: img[:, y0:y1, x0:x1]  # noqa: E731
+    ref = run_job(tiled_reconstruct(m, read, 300, 260, tile=128, overlap=64, size_multiple=4))
+    monkeypatch.setattr(ii, "MEMMAP_PIXELS", 10_000)
+    disk = run_job(tiled_reconstruct(m, read, 300, 260, tile=128, overlap=64, size_multiple=4))
+    assert isinstance(disk, np.memmap)
+    np.testing.assert_array_equal(np.asarray(disk), ref)
+    monkeypatch.setattr(infer, "BIG_TIFF_BYTES", 1000)
+    rgb = rng.random((300, 260, 3), dtype=np.float32) * 255
+    data = Image(modality="histology", shape=rgb.shape, spacing=None, units="RGB8", path=str(tmp_path / "x.png"),
+                 array=rgb.astype(np.uint8))
+    res = ReconstructionResult(Reconstruction(rgb, "RGB", "m", "0" * 64),
+                               AnomalyMap(rgb[..., 0], {}, "m", "0" * 64), {"model": {}})
+    paths = infer.write_reconstruction(res, data, tmp_path / "out")
+    back = tifffile.imread(paths[0])
+    np.testing.assert_array_equal(back, rgb)
+    with tifffile.TiffFile(paths[0]) as tf:
+        assert tf.pages[0].is_tiled
