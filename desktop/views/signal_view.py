@@ -17,20 +17,13 @@ from desktop.jobs import JobRunner
 from desktop.session import Session
 from desktop.views.signal_filters import (PAD_SECONDS, FilterSettings, apply_display_filters, envelope_job,
                                           robust_scale)
+from desktop.views.signal_layers import annotation_lines, draw_heat, fmt_time
 from desktop.views.signal_tracks import OverviewStrip, ScoreTrack
 
-__all__ = ["SignalView", "WINDOW_CHOICES", "MAX_MARKERS_PER_PAGE"]
+__all__ = ["SignalView", "WINDOW_CHOICES"]
 
 WINDOW_CHOICES = (1, 2, 5, 10, 20, 30, 60, 120)
-MAX_MARKERS_PER_PAGE = 150
 SYNC_OVERVIEW_SAMPLES = 4_000_000  # above this the overview is computed in a worker thread
-
-
-def _fmt_time(t: float) -> str:
-    t = max(0.0, t)
-    h, rem = divmod(t, 3600)
-    m, s = divmod(rem, 60)
-    return f"{int(h):02d}:{int(m):02d}:{s:04.1f}" if h else f"{int(m):02d}:{s:04.1f}"
 
 
 class SignalView(QWidget):
@@ -55,6 +48,7 @@ class SignalView(QWidget):
         self.overlay_signal = None  # denoised Signal or reconstruction array
         self.overlay_name = ""
         self.hot_times = np.zeros(0)
+        self.anomaly: np.ndarray | None = None  # (channels, n) on the calibrated scale
         self.reads = 0  # pages read (tests check laziness)
         self.runner = JobRunner(self)
         self._build()
@@ -112,6 +106,9 @@ class SignalView(QWidget):
         self.plot.setLabel("bottom", "time", units="s")
         self.plot.getPlotItem().getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.scene().sigMouseMoved.connect(self._on_hover)
+        self.heat = pg.ImageItem()  # per-channel anomaly behind the traces
+        self.heat.setZValue(-5)
+        self.plot.addItem(self.heat)
         self.scores = ScoreTrack()
         self.scores.setXLink(self.plot)
         self.scores.setVisible(False)
@@ -222,9 +219,12 @@ class SignalView(QWidget):
         elif task == "reconstruct":
             self.overlay_signal, self.overlay_name = np.asarray(res.reconstruction.array), "reconstruction"
             a = np.asarray(res.anomaly.array, np.float32)
-            a = a.max(axis=0) if a.ndim == 2 else a
+            self.anomaly = a if a.ndim == 2 else a[None]
+            # the track shows the mean over channels (the lanes show each channel's own map)
+            a = self.anomaly.mean(axis=0)
             t = (np.arange(a.size) + 0.5) * (self.signal.n_samples / a.size) / sf
             self.scores.show_anomaly(t, a, self.session.overlay.threshold)
+            self.scores.setLabel("left", "anomaly (mean)")
             self.scores.setVisible(True)
             step = max(1, a.size // 4000)
             self.hot_times = t[::step][a[::step] >= max(1.0, self.session.overlay.threshold)]
@@ -245,6 +245,8 @@ class SignalView(QWidget):
 
     def _clear_results(self) -> None:
         self.overlay_signal, self.overlay_name = None, ""
+        self.anomaly = None
+        self.heat.clear()
         for c in self.overlay_curves:
             self.plot.removeItem(c)
         self.overlay_curves = []
@@ -342,11 +344,12 @@ class SignalView(QWidget):
             else:
                 curve.setVisible(False)
         self._draw_overlay_traces(t, s0, s1, pad, centre, factor, k_of)
+        self._draw_heat(s0, s1, vis)
         self.plot.setXRange(t[0] if len(t) else self.start, self.start + self.window, padding=0)
         self._draw_markers(s0 / sf, s1 / sf)
         self.overview.set_page(self.start, self.start + self.window)
         dur = self.signal.duration
-        self.pos_label.setText(f"{_fmt_time(self.start)} – {_fmt_time(self.start + self.window)} / {_fmt_time(dur)}")
+        self.pos_label.setText(f"{fmt_time(self.start)} – {fmt_time(self.start + self.window)} / {fmt_time(dur)}")
         self.pageChanged.emit(self.start, self.start + self.window)
 
     def _draw_overlay_traces(self, t, s0, s1, pad, centre, factor, k_of) -> None:
@@ -368,6 +371,9 @@ class SignalView(QWidget):
             c.setData(t[: y.shape[1]], y[ch] - k)
             self.overlay_curves.append(c)
 
+    def _draw_heat(self, s0: int, s1: int, vis: list[int]) -> None:
+        draw_heat(self.heat, self.anomaly, self.signal, s0, s1, vis, self.session.overlay)
+
     def _clear_markers(self) -> None:
         for m in self.markers:
             self.plot.removeItem(m)
@@ -375,16 +381,9 @@ class SignalView(QWidget):
 
     def _draw_markers(self, t0: float, t1: float) -> None:
         self._clear_markers()
-        anns = [a for a in self.signal.annotations if t0 <= a.onset < t1]
-        if len(anns) > MAX_MARKERS_PER_PAGE:
-            anns = anns[:: int(np.ceil(len(anns) / MAX_MARKERS_PER_PAGE))]
-        pen = pg.mkPen((40, 110, 230, 160), width=1)
-        for a in anns:
-            label = (a.description or "").strip()[:12]
-            line = pg.InfiniteLine(pos=a.onset, angle=90, movable=False, pen=pen, label=label or None,
-                                   labelOpts={"position": 0.97, "color": (20, 80, 200), "anchors": [(0.5, 0), (0.5, 0)]})
+        self.markers = annotation_lines(self.signal.annotations, t0, t1)
+        for line in self.markers:
             self.plot.addItem(line)
-            self.markers.append(line)
 
     def _on_hover(self, pos) -> None:
         if self.signal is None:

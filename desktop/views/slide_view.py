@@ -24,6 +24,7 @@ __all__ = ["SlideView", "ScaleBar", "nice_length", "choose_level"]
 
 TILE = 512
 MAX_TILES_IN_VIEW = 48
+MAX_LOADS_PER_PASS = 6  # tiles read per event-loop pass (keeps the UI responsive)
 CACHE_TILES = 160
 MAX_BACKGROUND_PIXELS = 2048 * 2048
 
@@ -97,6 +98,8 @@ class SlideView(QWidget):
         self.anomaly: np.ndarray | None = None
         self._timer = QTimer(self, singleShot=True, interval=40)
         self._timer.timeout.connect(self._update_tiles)
+        self._more_tiles = QTimer(self, singleShot=True, interval=0)
+        self._more_tiles.timeout.connect(self._update_tiles)
         self._build()
         session.dataChanged.connect(self._on_data)
         session.resultAdded.connect(self._on_result)
@@ -299,15 +302,21 @@ class SlideView(QWidget):
             self._show_only(set())
             return
         wanted = set()
-        for ty in range(ty0, ty1 + 1):
-            for tx in range(tx0, tx1 + 1):
-                key = (level, tx, ty)
-                wanted.add(key)
-                if key not in self.tiles:
-                    self._load_tile(key, rows, cols, ds)
-                else:
-                    self.tiles.move_to_end(key)
+        loaded = 0
+        cx, cy = (x0 + x1) / 2 / ds / TILE, (y0 + y1) / 2 / ds / TILE
+        keys = [(level, tx, ty) for ty in range(ty0, ty1 + 1) for tx in range(tx0, tx1 + 1)]
+        keys.sort(key=lambda k: (k[1] + 0.5 - cx) ** 2 + (k[2] + 0.5 - cy) ** 2)  # centre first
+        for key in keys:
+            wanted.add(key)
+            if key in self.tiles:
+                self.tiles.move_to_end(key)
+            elif loaded < MAX_LOADS_PER_PASS:
+                self._load_tile(key, rows, cols, ds)
+                loaded += 1
         self._show_only(wanted)
+        if any(k not in self.tiles for k in wanted):
+            # read the rest on the next pass, so the window keeps responding on slow slides
+            self._more_tiles.start()
 
     def _load_tile(self, key, rows, cols, ds) -> None:
         level, tx, ty = key

@@ -130,3 +130,31 @@ def test_segment_scores_and_denoised_trace(qtbot, window, data_dir, errors):
     window.results.trace_box.setChecked(False)
     assert view.overlay_curves == []
     assert errors == []
+
+
+def test_signal_anomaly_bands_follow_their_channels(qtbot, window, data_dir, errors):
+    from engine.types import AnomalyMap, Reconstruction, ReconstructionResult
+
+    data = open_and_wait(qtbot, window, data_dir / "eeg" / "eegmmidb" / "S001R03.edf")
+    view = window.signal_view
+    anomaly = np.zeros(data.shape, np.float32)
+    hot_ch = 3
+    anomaly[hot_ch, int(2 * data.sfreq):int(4 * data.sfreq)] = 1.5  # one channel, 2 s..4 s
+    res = ReconstructionResult(Reconstruction(data.data, "uV", "eeg-test", "e" * 64),
+                               AnomalyMap(anomaly, {}, "eeg-test", "e" * 64))
+    _add(window, "reconstruct", res)
+    img = view.heat.image
+    vis = view.visible_channels()
+    assert img.shape[0] == len(vis)
+    row = len(vis) - 1 - vis.index(hot_ch)  # rows are stored bottom lane first
+    assert img[row, :, 3].any() and not np.delete(img, row, axis=0)[..., 3].any()
+    # the band sits on the channel's lane (y = -k) and spans the hot seconds
+    r = view.heat.mapRectToParent(view.heat.boundingRect())
+    assert r.top() == pytest.approx(-len(vis) + 0.5) and r.height() == pytest.approx(len(vis))
+    cols = np.flatnonzero(img[row, :, 3])
+    t_hot = r.left() + (cols[[0, -1]] + 0.5) * r.width() / img.shape[1]
+    assert t_hot[0] == pytest.approx(2.0, abs=0.05) and t_hot[1] == pytest.approx(4.0, abs=0.05)
+    # the score track shows the channel mean on the fixed scale
+    assert view.scores.kind == "anomaly"
+    assert view.scores.getPlotItem().getViewBox().viewRange()[1] == pytest.approx([0, 2.0])
+    assert errors == []

@@ -105,6 +105,7 @@ def test_slide_view_reads_only_visible_tiles(qtbot, window):
     calls.clear()
     view.vb.setRange(xRange=(80_000, 80_000 + view.vb.width()), yRange=(60_000, 60_100), padding=0)
     view._update_tiles()
+    qtbot.waitUntil(lambda: not view._more_tiles.isActive(), timeout=10_000)  # progressive passes
     assert view.current_level == 0
     assert calls and all(lv == 0 and w <= TILE and h <= TILE for lv, _, _, w, h in calls)
     assert all(79_000 <= x <= 82_000 for _, x, _, _, _ in calls)
