@@ -414,7 +414,11 @@ def _build_info() -> str:
         import torch
 
         cuda = torch.version.cuda
-        parts.append(f"torch {torch.__version__} ({'CUDA ' + cuda + ' build' if cuda else 'CPU build'}), run on CPU")
+        build = f"CUDA {cuda} build" if cuda else "CPU build"
+        if cuda:
+            gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA GPU found"
+            build += f", {gpu}"
+        parts.append(f"torch {torch.__version__} ({build}); the checks run on the CPU")
     except ImportError:
         parts.append("torch missing")
     parts.append(f"Python {platform.python_version()} on {platform.system()} {platform.machine()}")

@@ -194,6 +194,8 @@ def audit(bundle: Path, variant: str, py: Path) -> dict:
     for forbidden in ("matplotlib", "tkinter", "IPython", "pytest", "_pytest", "torchvision"):
         if (internal(bundle) / forbidden).exists():
             problems.append(f"excluded package bundled: {forbidden}")
+    if IS_LINUX and shutil.which("ldd"):
+        problems += [f"unresolved library: {m}" for m in missing_libraries(bundle)]
     if problems:
         for p in problems[:40]:
             log("AUDIT: " + p)
@@ -221,6 +223,27 @@ def audit(bundle: Path, variant: str, py: Path) -> dict:
     log(f"audit ok: {len(files)} files, {info['bundle_bytes'] / 2**20:.0f} MiB; "
         + ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in parts.items()))
     return info
+
+
+def missing_libraries(bundle: Path) -> list[str]:
+    """``ldd`` every shared object in the bundle; what resolves neither inside nor on this system.
+
+    Optional plugin dependencies (Wayland, GTK3 theme) are allowed to be missing.
+    """
+    inner = internal(bundle)
+    dirs = sorted({str(p.parent) for p in inner.rglob("*.so*") if p.is_file()})
+    env = dict(os.environ, LD_LIBRARY_PATH=":".join(dirs))
+    missing = set()
+    for so in inner.rglob("*.so*"):
+        if not so.is_file() or so.is_symlink():
+            continue
+        out = subprocess.run(["ldd", str(so)], capture_output=True, text=True, env=env).stdout
+        for line in out.splitlines():
+            if "not found" in line:
+                lib = line.split("=>")[0].strip()
+                if lib not in rules.OPTIONAL_SYSTEM_LIBS:
+                    missing.add(f"{lib} (needed by {so.relative_to(inner)})")
+    return sorted(missing)
 
 
 # --------------------------------------------------------------------------- 4. packages

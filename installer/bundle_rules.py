@@ -109,7 +109,15 @@ FORBIDDEN_QT_PLUGIN_DIRS = (
     "sceneparsers", "geometryloaders", "qmllint", "qmlls", "assetimporters", "virtualkeyboard",
     "renderplugins", "printsupport",
 )
-FORBIDDEN_QT_PLUGINS = ("libqpdf.so", "qpdf.dll")  # the PDF image-format plugin needs QtPdf
+#: Single plugins that need an excluded module: the PDF image format (QtPdf), the VNC platform
+#: and TUIO touch input (QtNetwork).
+FORBIDDEN_QT_PLUGINS = ("libqpdf.so", "qpdf.dll", "libqvnc.so", "qvnc.dll",
+                        "libqtuiotouchplugin.so", "qtuiotouchplugin.dll")
+
+#: System libraries the bundle may miss on purpose: optional Qt plugins load them when present
+#: (Wayland sessions, the GTK3 platform theme) and are skipped otherwise.
+OPTIONAL_SYSTEM_LIBS = ("libwayland-cursor.so.0", "libwayland-egl.so.1", "libwayland-client.so.0",
+                        "libgtk-3.so.0", "libgdk-3.so.0")
 
 _CUDA_LIB = re.compile(
     r"(cudart|cublas|cublasLt|cudnn|cufft|curand|cusolver|cusparse|cusparseLt|nccl|nvrtc|"

@@ -76,6 +76,7 @@ def test_test_modules_are_dropped(name):
     ("PySide6/QtQml.abi3.so", False),
     ("PySide6/Qt/plugins/sqldrivers/libqsqlite.so", False),
     ("PySide6/Qt/plugins/imageformats/libqpdf.so", False),
+    ("PySide6/Qt/plugins/platforms/libqvnc.so", False),
     ("PySide6/Qt/lib/libQt6Gui.so.6", True),
     ("PySide6/Qt/lib/libQt6Widgets.so.6", True),
     ("PySide6/Qt/lib/libQt6XcbQpa.so.6", True),
