@@ -169,7 +169,7 @@ CALIBRATE = {"ct-dae": ct_calibration, "histo-cae": histo_calibration, "eeg-cae"
 DATA = {"ct-dae": ct_training_data, "histo-cae": histo_training_data, "eeg-cae": eeg_training_data}
 
 
-def stage_train(name: str, data: Path, runs: Path, epochs: int | None) -> Path:
+def stage_train(name: str, data: Path, runs: Path, epochs: int | None, resume: bool = False) -> Path:
     import torch
 
     from engine import weights
@@ -204,7 +204,7 @@ def stage_train(name: str, data: Path, runs: Path, epochs: int | None) -> Path:
 
     res = run_job(train(model, xtr, xva, loss=t["loss"], epochs=t["epochs"], batch_size=t["batch_size"],
                         lr=t["lr"], seed=0, device="cpu", patience=t["patience"], augment=augment,
-                        checkpoint_dir=runs / f"{name}.ckpt", resume=True), show)
+                        checkpoint_dir=runs / f"{name}.ckpt", resume=resume), show)
     secs = time.time() - t0
     meta = {k: spec[k] for k in ("modality", "task", "description", "architecture", "preprocessing",
                                  "input", "anomaly")}
@@ -245,6 +245,7 @@ def main(argv=None) -> int:
     ap.add_argument("--stage", choices=("all", "train", "calibrate"), default="all")
     ap.add_argument("--epochs", type=int, default=None, help="override the epoch count (tests)")
     ap.add_argument("--runs", default=str(REPO / "runs"))
+    ap.add_argument("--resume", action="store_true", help="continue an interrupted training from runs/<name>.ckpt")
     ap.add_argument("--out", default=str(REPO / "resources" / "models"))
     args = ap.parse_args(argv)
     import torch
@@ -253,7 +254,7 @@ def main(argv=None) -> int:
     data, runs = Path(args.data), Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
     if args.stage in ("all", "train"):
-        stage_train(args.name, data, runs, args.epochs)
+        stage_train(args.name, data, runs, args.epochs, args.resume)
     if args.stage in ("all", "calibrate"):
         stage_calibrate(args.name, data, runs, Path(args.out))
     return 0
