@@ -167,8 +167,7 @@ def run(args) -> int:
     meta = {"name": name, "architecture": arch, "hparams": res.model.hparams, "modality": mod,
             "task": "reconstruct", "preprocessing": prep, "input": inp, "anomaly": an,
             "metrics": {"val_loss": res.metrics["best_val_loss"], "epochs_run": res.metrics["epochs_run"]},
-            "training": {"command": "python -m engine " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["train"]
-                                                                    else sys.argv[1:]),
+            "training": {"command": "python -m engine " + " ".join(sys.argv[1:]),
                          "data": [str(p) for p in args.data], "seconds": round(time.time() - t0, 1),
                          "epochs": args.epochs, "seed": args.seed, "history": res.history}}
     path = out / f"{name}.safetensors"
