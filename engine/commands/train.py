@@ -8,7 +8,6 @@ windows is the validation split and the calibration is measured on that same fil
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -106,6 +105,18 @@ def _arrays(items, modality, prep, inp, args, *, seed):
     return x
 
 
+def _command(args) -> str:
+    """The equivalent command line (from the parsed options, so in-process calls are recorded too)."""
+    parts = ["python -m engine train", f"--family {args.family}", f"--modality {args.modality}",
+             "--data " + " ".join(args.data), f"--out {args.out}"]
+    for opt in ("name", "epochs", "batch_size", "lr", "patch", "n_patches", "window", "sfreq", "corruption",
+                "noise", "channels", "seed", "patience"):
+        v = getattr(args, opt)
+        if v is not None:
+            parts.append(f"--{opt.replace('_', '-')} {v}")
+    return " ".join(parts)
+
+
 def run(args) -> int:
     import torch
 
@@ -167,7 +178,7 @@ def run(args) -> int:
     meta = {"name": name, "architecture": arch, "hparams": res.model.hparams, "modality": mod,
             "task": "reconstruct", "preprocessing": prep, "input": inp, "anomaly": an,
             "metrics": {"val_loss": res.metrics["best_val_loss"], "epochs_run": res.metrics["epochs_run"]},
-            "training": {"command": "python -m engine " + " ".join(sys.argv[1:]),
+            "training": {"command": _command(args),
                          "data": [str(p) for p in args.data], "seconds": round(time.time() - t0, 1),
                          "epochs": args.epochs, "seed": args.seed, "history": res.history}}
     path = out / f"{name}.safetensors"

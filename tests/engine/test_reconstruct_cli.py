@@ -128,6 +128,7 @@ def test_train_cli_one_tiny_epoch_then_reconstruct(data_dir, tmp_path, capsys):
     meta = json.loads((tmp_path / "tiny.json").read_text())
     assert meta["architecture"] == "denoising" and meta["input"]["sfreq"] == pytest.approx(173.61)
     assert "Z002" in meta["calibration"]["data"]  # the held-out input calibrates
+    assert meta["training"]["command"].startswith("python -m engine train --family denoising --modality eeg")
     assert s["sha256"] == sha256_file(model)
     out = tmp_path / "rec"
     s2 = _run_json(capsys, ["reconstruct", str(a), "--sfreq", "173.61", "--modality", "eeg", "--model", str(model),
