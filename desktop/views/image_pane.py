@@ -64,6 +64,8 @@ class ImagePane(QWidget):
         super().__init__(parent)
         self.view = pg.GraphicsView(self)
         self.view.setBackground("k")
+        # keys (slices, pages) go to the owning viewer, not to QGraphicsView's scrolling
+        self.view.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.vb = SliceViewBox(lockAspect=True, invertY=True, enableMenu=False)
         self.view.setCentralItem(self.vb)
         self.view.scene().sigMouseMoved.connect(self._on_mouse_moved)

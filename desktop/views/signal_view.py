@@ -115,6 +115,8 @@ class SignalView(QWidget):
         self.overview = OverviewStrip()
         self.overview.jumpRequested.connect(self.centre_on)
 
+        for w in (self.plot, self.scores, self.overview):  # keys page the recording, not the scene
+            w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)

@@ -154,3 +154,12 @@ def test_a_second_open_replaces_the_first(qtbot, window, data_dir, errors):
     qtbot.wait(200)
     assert window.session.modality == "histology" and data.modality == "histology"
     assert errors == []
+
+
+def test_image_and_plot_widgets_leave_keys_to_the_viewer(qtbot, window):
+    """QGraphicsView would eat the arrow keys to scroll; the viewers page/slice with them instead."""
+    views = [p.view for p in window.ct_view.panes + window.slide_view.panes]
+    views += [window.signal_view.plot, window.signal_view.scores, window.signal_view.overview]
+    assert all(v.focusPolicy() == Qt.FocusPolicy.NoFocus for v in views)
+    assert window.ct_view.focusPolicy() == Qt.FocusPolicy.StrongFocus
+    assert window.signal_view.focusPolicy() == Qt.FocusPolicy.StrongFocus

@@ -186,3 +186,17 @@ def test_export_writes_files_through_the_task_writer(qtbot, window, data_dir, tm
     png = save_png(window.current_view(), tmp_path / "view.png")
     assert png.stat().st_size > 5000
     assert errors == []
+
+
+def test_eeg_denoise_result_appears(qtbot, window, data_dir, errors):
+    _need("denoise", "eeg")
+    path = next((data_dir / "eeg" / "bonn" / "A_Z").glob("*.txt"))
+    data = open_and_wait(qtbot, window, path, sfreq=173.61)
+    entry = run_and_wait(qtbot, window, "denoise")
+    den = entry.result.signal
+    assert den.shape == data.shape and np.isfinite(den.data).all()
+    view = window.signal_view
+    assert view.overlay_name == "denoised" and len(view.overlay_curves) == 1
+    _, y = view.overlay_curves[0].getData()
+    assert np.isfinite(y).all() and np.ptp(y) > 0
+    assert errors == []
