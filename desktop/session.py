@@ -70,6 +70,7 @@ class Session(QObject):
         self.read_options: dict[str, Any] = {}
         self.results: dict[str, ResultEntry] = {}
         self.overlay = OverlaySettings()
+        self._in_use: dict[int, int] = {}
 
     @property
     def modality(self) -> str | None:
@@ -81,11 +82,22 @@ class Session(QObject):
         self.resultsCleared.emit()
         self.data, self.path, self.read_options = data, path, dict(options or {})
         self.dataChanged.emit()
-        if old is not None and old is not data and hasattr(old, "close"):
-            try:
-                old.close()
-            except Exception:  # noqa: BLE001 - closing a reader must never break the UI
-                pass
+        if old is not None and old is not data and not self._in_use.get(id(old)):
+            _close(old)
+
+    def acquire(self, data: Any) -> None:
+        """A worker uses *data*: it is not closed when another file is opened meanwhile."""
+        self._in_use[id(data)] = self._in_use.get(id(data), 0) + 1
+
+    def release(self, data: Any) -> None:
+        """The worker is done with *data*; close it if it is no longer the open data."""
+        n = self._in_use.get(id(data), 0) - 1
+        if n > 0:
+            self._in_use[id(data)] = n
+            return
+        self._in_use.pop(id(data), None)
+        if data is not self.data:
+            _close(data)
 
     def close(self) -> None:
         self.set_data(None, None)  # type: ignore[arg-type]
@@ -107,3 +119,11 @@ class Session(QObject):
 
     def focus(self, x: float, y: float = 0.0) -> None:
         self.focusRequested.emit(float(x), float(y))
+
+
+def _close(data: Any) -> None:
+    if hasattr(data, "close"):
+        try:
+            data.close()
+        except Exception:  # noqa: BLE001 - closing a reader must never break the UI
+            pass

@@ -122,6 +122,9 @@ class AnalysisPanel(QWidget):
     def _on_data(self) -> None:
         from engine.tasks import TASKS
 
+        if self.job is not None:  # its result would belong to the previous file
+            self.job.cancel()
+
         modality = self.session.modality
         self.task_box.blockSignals(True)
         self.task_box.clear()
@@ -235,11 +238,12 @@ class AnalysisPanel(QWidget):
 
         self.progress.setValue(0)
         self.message.setText(f"Running {spec.title.lower()}…")
+        self.session.acquire(data)
         self.job = self.runner.start(
             make_job, name=task,
             on_result=lambda r: self._finished(task, model, r, time.perf_counter() - started, data),
-            on_error=lambda msg: self._failed(task, msg),
-            on_cancel=lambda: self._cancelled(task),
+            on_error=lambda msg: (self.session.release(data), self._failed(task, msg)),
+            on_cancel=lambda: (self.session.release(data), self._cancelled(task)),
             on_progress=self._progress)
         self._update_buttons()
         self.taskStarted.emit(task)
@@ -257,6 +261,7 @@ class AnalysisPanel(QWidget):
 
     def _finished(self, task, model, result, seconds, data) -> None:
         self.job = None
+        self.session.release(data)
         self._update_buttons()
         if data is not self.session.data:  # the user opened something else meanwhile
             return

@@ -200,3 +200,21 @@ def test_eeg_denoise_result_appears(qtbot, window, data_dir, errors):
     _, y = view.overlay_curves[0].getData()
     assert np.isfinite(y).all() and np.ptp(y) > 0
     assert errors == []
+
+
+def test_opening_another_file_cancels_the_running_task(qtbot, window, data_dir, tmp_path, errors):
+    """The job on the previous file is cancelled; that file is closed only once the job let go."""
+    _need("reconstruct", "histology")
+    first = open_and_wait(qtbot, window, data_dir / "histo" / "crchisto" / "img1" / "img1.png")
+    closed = []
+    object.__setattr__(first, "closer", lambda: closed.append(True))
+    cancelled = []
+    window.analysis.taskCancelled.connect(cancelled.append)
+    assert window.analysis.run_task("reconstruct", _reconstruct_model("histology", tmp_path))
+    open_and_wait(qtbot, window, data_dir / "ecg" / "mitdb" / "100")
+    assert closed == [] or not window.analysis.busy  # not closed under a running job
+    qtbot.waitUntil(lambda: not window.analysis.busy, timeout=120_000)
+    assert cancelled == ["reconstruct"] or "reconstruct" not in window.session.results
+    assert closed == [True]
+    assert window.session.modality == "ecg" and "reconstruct" not in window.session.results
+    assert errors == []
