@@ -153,3 +153,17 @@ def test_disk_backed_accumulators_and_tiled_tiff(tmp_path, monkeypatch):
     np.testing.assert_array_equal(back, rgb)
     with tifffile.TiffFile(paths[0]) as tf:
         assert tf.pages[0].is_tiled
+
+
+@pytest.mark.gpu
+def test_cuda_tiled_matches_cpu():
+    """On a CUDA machine the tiled path gives the CPU result (fp32; TF32 off)."""
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    rng = np.random.default_rng(0)
+    img = rng.random((1, 160, 192), dtype=np.float32)
+    m = _conv2d()
+    read = lambda y0, x0, y1, x1: img[:, y0:y1, x0:x1]  # noqa: E731
+    cpu = run_job(tiled_reconstruct(m, read, 160, 192, tile=128, overlap=64, size_multiple=4, device="cpu"))
+    gpu = run_job(tiled_reconstruct(m, read, 160, 192, tile=128, overlap=64, size_multiple=4, device="cuda"))
+    np.testing.assert_allclose(gpu, cpu, atol=1e-4 * float(np.abs(cpu).max()))
