@@ -1,6 +1,9 @@
 """Help › About: the version and the library/device report (engine.utils.sys_info)."""
 from __future__ import annotations
 
+import threading
+
+from PySide6.QtCore import Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QVBoxLayout
 
@@ -17,6 +20,8 @@ def about_text() -> str:
 
 
 class AboutDialog(QDialog):
+    infoReady = Signal(str)
+
     def __init__(self, parent=None):
         super().__init__(parent)
         import engine
@@ -27,8 +32,12 @@ class AboutDialog(QDialog):
                       "never uses the network.</p><p>Bundled samples and their attribution: "
                       "resources/samples/README.md.</p>")
         head.setWordWrap(True)
-        text = QPlainTextEdit(about_text())
+        text = QPlainTextEdit("collecting version information…")
         text.setReadOnly(True)
+        self.text = text
+        self.infoReady.connect(text.setPlainText)
+        # sys_info imports torch (seconds on a cold start): never on the UI thread
+        threading.Thread(target=lambda: self._emit(about_text()), daemon=True).start()
         text.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
@@ -38,3 +47,9 @@ class AboutDialog(QDialog):
         lay.addWidget(text, 1)
         lay.addWidget(buttons)
         self.resize(560, 440)
+
+    def _emit(self, text: str) -> None:
+        try:
+            self.infoReady.emit(text)
+        except RuntimeError:  # the dialog was closed meanwhile
+            pass

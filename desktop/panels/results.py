@@ -87,6 +87,8 @@ class ResultsPanel(QWidget):
         session.resultAdded.connect(self._on_result)
         session.resultsCleared.connect(self._on_cleared)
         session.dataChanged.connect(self._on_cleared)
+        session.dataChanged.connect(self._show_relevant_layers)
+        self._show_relevant_layers()
 
     def _build(self) -> None:
         layers = QGroupBox("Layers")
@@ -143,6 +145,12 @@ class ResultsPanel(QWidget):
         lay.addWidget(self.spacer, 1)
         self.table.setVisible(False)
         self.focus_points: np.ndarray | None = None  # (N, 2) rows -> (x, y) or (t, 0)
+
+    def _show_relevant_layers(self) -> None:
+        """Only the layer switches that apply to the open modality are shown."""
+        m = self.session.modality
+        self.markers_box.setVisible(m in (None, "histology"))
+        self.trace_box.setVisible(m in (None, "ecg", "eeg"))
 
     def _load_settings(self) -> None:
         s = settings()

@@ -96,3 +96,12 @@ def test_preferences_persist(qtbot, window):
         assert (again.width(), again.height()) == (700, 500)
     finally:
         again.shutdown()
+
+
+def test_about_shows_versions(qtbot):
+    from desktop.dialogs.about import AboutDialog
+
+    dlg = AboutDialog()
+    qtbot.addWidget(dlg)
+    qtbot.waitUntil(lambda: "numpy:" in dlg.text.toPlainText(), timeout=60_000)
+    assert "PySide6" in dlg.text.toPlainText() and "torch" in dlg.text.toPlainText()
