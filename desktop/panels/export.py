@@ -30,12 +30,17 @@ def save_png(widget: QWidget, path: str | os.PathLike) -> Path:
 
 
 def write_results(results: dict, data, out_dir: str | os.PathLike) -> list[Path]:
-    """Call each task's writer on its result; returns every file written."""
+    """Call each task's writer on its result; returns every file written.
+
+    With several results each goes to a sub-folder named after its task, because the
+    writers name files after the input (two ``<stem>.summary.json`` would collide).
+    """
     from engine.tasks import TASKS
 
     written: list[Path] = []
     for task, entry in results.items():
-        written += [Path(p) for p in TASKS[task].writer()(entry.result, data, Path(out_dir))]
+        dest = Path(out_dir) / task if len(results) > 1 else Path(out_dir)
+        written += [Path(p) for p in TASKS[task].writer()(entry.result, data, dest)]
     return written
 
 

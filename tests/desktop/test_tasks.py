@@ -218,3 +218,18 @@ def test_opening_another_file_cancels_the_running_task(qtbot, window, data_dir, 
     assert closed == [True]
     assert window.session.modality == "ecg" and "reconstruct" not in window.session.results
     assert errors == []
+
+
+def test_export_of_two_results_keeps_both_summaries(qtbot, window, data_dir, tmp_path, errors):
+    _need("detect-nuclei", "histology")
+    open_and_wait(qtbot, window, data_dir / "histo" / "crchisto" / "img1" / "img1.png")
+    run_and_wait(qtbot, window, "detect-nuclei")
+    run_and_wait(qtbot, window, "reconstruct", _reconstruct_model("histology", tmp_path))
+    written = []
+    window.export.exported.connect(written.extend)
+    window.export.export_to(tmp_path / "out")
+    qtbot.waitUntil(lambda: bool(written), timeout=60_000)
+    summaries = sorted(p for p in written if p.endswith("summary.json"))
+    assert len(summaries) == 2 and summaries[0] != summaries[1]
+    assert any(p.endswith(".geojson") for p in written) and any(p.endswith(".tif") for p in written)
+    assert errors == []
