@@ -105,16 +105,17 @@ def eval_lidc(loaded, data: Path) -> None:
              if r["readers_nodule"] == "0" and r["small_nodule_marks"] == "0" and r["non_nodule_marks"] == "0"]
     far = [k for k in clean if min(abs(k - j) for j in ks) >= 10][::6]
     print(f"\nNormal (unmarked) LIDC slices, calibrated anomaly inside the body mask (0 = typical, 1 = p99 of normal):")
-    print(f"{'plane':>5} {'mean':>6} {'p95':>6} {'p99':>6} {'max':>6} {'frac>1':>7}")
-    for k in far:
+    print("(left: inside the body mask; right: inside the lung mask)")
+    print(f"{'plane':>6} {'mean':>6} {'p95':>6} {'p99':>6} {'max':>6} {'frac>1':>7} | "
+          f"{'mean':>6} {'p99':>6} {'max':>6} {'frac>1':>7}")
+    k_nod = ks[len(ks) // 2]
+    for k in far + [k_nod]:
         _, amap, body = run_job(ct_slice(loaded, img.array[k], sp))
         s = anomaly_stats(amap, body)
-        print(f"{k:>5} {s['mean']:>6.2f} {s['p95']:>6.2f} {s['p99']:>6.2f} {s['max']:>6.2f} {s['fraction_above_1']:>7.3f}")
-    k = ks[len(ks) // 2]
-    _, amap, body = run_job(ct_slice(loaded, img.array[k], sp))
-    s = anomaly_stats(amap, body)
-    print(f"{'nod ' + str(k):>5} {s['mean']:>6.2f} {s['p95']:>6.2f} {s['p99']:>6.2f} {s['max']:>6.2f} "
-          f"{s['fraction_above_1']:>7.3f}  <- nodule slice for comparison")
+        t = anomaly_stats(amap, ct_lung_mask(img.array[k], spacing_mm=float(np.mean(sp))))
+        tag = "  <- nodule slice for comparison" if k == k_nod else ""
+        print(f"{k:>6} {s['mean']:>6.2f} {s['p95']:>6.2f} {s['p99']:>6.2f} {s['max']:>6.2f} {s['fraction_above_1']:>7.3f} | "
+              f"{t['mean']:>6.2f} {t['p99']:>6.2f} {t['max']:>6.2f} {t['fraction_above_1']:>7.3f}{tag}")
 
 
 def eval_reverse(loaded, data: Path) -> None:
