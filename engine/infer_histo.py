@@ -4,6 +4,11 @@ Tiles are read with :meth:`Image.read_region` (a whole slide is never loaded); t
 reconstruction accumulates in disk-backed arrays above a size threshold. The anomaly
 map is then computed block by block (error, median filter, Gaussian blur, tissue mask,
 calibration) with a margin so block seams do not show.
+
+Magnification: when the image's microns per pixel are known (file metadata or ``mpp=``
+when reading) and differ from the model's ``preprocessing.expected_mpp`` by more than
+:data:`MPP_TOLERANCE`, the model runs on a virtually rescaled image (each tile read at
+level 0 and resized) and the results are mapped back to level-0 pixels block by block.
 """
 from __future__ import annotations
 
@@ -19,6 +24,64 @@ from engine.types import Progress
 __all__ = ["reconstruct_histology", "BLOCK"]
 
 BLOCK = 2048
+MPP_TOLERANCE = 0.2  # relative difference of microns per pixel tolerated without rescaling
+
+
+def model_scale(image, prep) -> float:
+    """Model pixels per level-0 pixel (1.0 when the mpp is unknown or close enough)."""
+    want, have = prep.get("expected_mpp"), image.mpp
+    if not want or not have:
+        return 1.0
+    s = float(have) / float(want)
+    return 1.0 if abs(s - 1.0) <= MPP_TOLERANCE else s
+
+
+class _Rescaled:
+    """A read-only view of an image at *s* times its level-0 size (region reads only)."""
+
+    def __init__(self, image, s: float):
+        self.image, self.s = image, s
+        self.shape = (max(1, int(round(image.shape[0] * s))), max(1, int(round(image.shape[1] * s))), 3)
+
+    def read_region(self, level, x, y, w, h):
+        from skimage.transform import resize
+
+        s, (H, W) = self.s, self.image.shape[:2]
+        x0, y0 = int(np.floor(x / s)), int(np.floor(y / s))
+        x1, y1 = min(W, int(np.ceil((x + w) / s))), min(H, int(np.ceil((y + h) / s)))
+        rgb = self.image.read_region(0, x0, y0, max(1, x1 - x0), max(1, y1 - y0))[..., :3]
+        # the crop covers [x0, x1) level-0 px = [x0*s, x1*s) model px; resample onto [x, x + w)
+        big = resize(rgb.astype(np.float32), (max(1, int(round((y1 - y0) * s))), max(1, int(round((x1 - x0) * s)))),
+                     order=1, anti_aliasing=s < 1, preserve_range=True)
+        oy, ox = int(round(y - y0 * s)), int(round(x - x0 * s))
+        out = np.zeros((h, w, 3), np.float32)
+        blk = big[max(0, oy):oy + h, max(0, ox):ox + w]
+        out[: blk.shape[0], : blk.shape[1]] = blk
+        if blk.shape[0] < h:
+            out[blk.shape[0]:] = out[max(0, blk.shape[0] - 1)]
+        if blk.shape[1] < w:
+            out[:, blk.shape[1]:] = out[:, max(0, blk.shape[1] - 1):max(1, blk.shape[1])]
+        return np.clip(out, 0, 255).astype(np.uint8)
+
+
+def _to_level0(arr: np.ndarray, s: float, shape: tuple[int, int]) -> np.ndarray:
+    """Map a model-resolution ``(..., h, w)`` array back to level-0 ``shape`` (linear, block by block)."""
+    from scipy.ndimage import map_coordinates
+
+    H, W = shape
+    lead = arr.shape[:-2]
+    out = _alloc(lead + (H, W))
+    for y in range(0, H, BLOCK):
+        for x in range(0, W, BLOCK):
+            yy = (np.arange(y, min(H, y + BLOCK)) + 0.5) * s - 0.5
+            xx = (np.arange(x, min(W, x + BLOCK)) + 0.5) * s - 0.5
+            ya, yb = max(0, int(np.floor(yy[0])) - 1), min(arr.shape[-2], int(np.ceil(yy[-1])) + 2)
+            xa, xb = max(0, int(np.floor(xx[0])) - 1), min(arr.shape[-1], int(np.ceil(xx[-1])) + 2)
+            gy, gx = np.meshgrid(yy - ya, xx - xa, indexing="ij")
+            src = np.asarray(arr[..., ya:yb, xa:xb], np.float32).reshape((-1, yb - ya, xb - xa))
+            res = [map_coordinates(c, [gy, gx], order=1, mode="nearest") for c in src]
+            out[..., y:y + len(yy), x:x + len(xx)] = np.stack(res).reshape(lead + gy.shape)
+    return out
 
 
 def _read(image, prep):
@@ -31,6 +94,22 @@ def reconstruct_histology(loaded, image, *, device=None, batch_size: int = 8, ca
                           overlap: int | None = None,
                           ) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Return ``(recon (3, H, W) model units [0, 1], anomaly (H, W), tissue mask (H, W))`` at level 0."""
+    meta = loaded.meta
+    prep = meta["preprocessing"]
+    s = model_scale(image, prep)
+    if s != 1.0:
+        full = (int(image.shape[0]), int(image.shape[1]))
+        recon, amap, mask = yield from _native(loaded, _Rescaled(image, s), device=device, batch_size=batch_size,
+                                               calibrated=calibrated, overlap=overlap)
+        yield Progress(1.0, f"mapping back to the image's resolution (model ran at {s:.3g}x)")
+        return (_to_level0(recon, s, full), _to_level0(amap, s, full),
+                _to_level0(mask.astype(np.float32), s, full) >= 0.5)
+    result = yield from _native(loaded, image, device=device, batch_size=batch_size, calibrated=calibrated,
+                                overlap=overlap)
+    return result
+
+
+def _native(loaded, image, *, device, batch_size, calibrated, overlap):
     meta = loaded.meta
     prep, inp, an = meta["preprocessing"], meta["input"], meta.get("anomaly", {})
     h, w = int(image.shape[0]), int(image.shape[1])

@@ -12,6 +12,8 @@ def register(sub) -> None:
                                                  "(default: the bundled model for the data's modality)")
     p.add_argument("--sfreq", type=float, default=None, help="sampling rate in Hz for headerless signals")
     p.add_argument("--modality", choices=("ecg", "eeg"), default=None, help="override the signal modality guess")
+    p.add_argument("--mpp", type=float, default=None,
+                   help="H&E microns per pixel when the file does not say (the model rescales to its own)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: CUDA, then MPS, then CPU)")
     p.add_argument("--batch-size", type=int, default=None, help="tiles/windows per forward pass")
     p.add_argument("--out", required=True, help="output folder")
@@ -25,7 +27,8 @@ def run(args) -> int:
     from engine.io import read
     from engine.jobs import run_job
 
-    opts = {k: v for k, v in (("sfreq", args.sfreq), ("modality", args.modality)) if v is not None}
+    opts = {k: v for k, v in (("sfreq", args.sfreq), ("modality", args.modality), ("mpp", args.mpp))
+            if v is not None}
     data = read(args.path, **opts)
     bar = ProgressBar("reconstruct")
     try:

@@ -167,3 +167,29 @@ def test_cuda_tiled_matches_cpu():
     cpu = run_job(tiled_reconstruct(m, read, 160, 192, tile=128, overlap=64, size_multiple=4, device="cpu"))
     gpu = run_job(tiled_reconstruct(m, read, 160, 192, tile=128, overlap=64, size_multiple=4, device="cuda"))
     np.testing.assert_allclose(gpu, cpu, atol=1e-4 * float(np.abs(cpu).max()))
+
+
+def test_histology_rescaled_to_model_mpp(data_dir):
+    """A 40x-like image (mpp 0.25) runs at the model's 0.5 um/px and maps back to input pixels."""
+    from engine.infer_histo import _to_level0, model_scale, reconstruct_histology
+    from engine.io import read
+
+    # known answer: a linear ramp at model resolution maps to a linear ramp at level 0
+    ramp_m = np.tile(np.arange(50, dtype=np.float32), (40, 1))[None]
+    up = _to_level0(ramp_m, 0.5, (80, 100))
+    assert up.shape == (1, 80, 100)
+    np.testing.assert_allclose(up[0, :, 2:-2], np.tile((np.arange(2, 98) + 0.5) * 0.5 - 0.5, (80, 1)), atol=1e-5)
+
+    torch.manual_seed(0)
+    m = build_model("conv", spatial_dims=2, in_channels=3, channels=[4, 8]).eval()
+    meta = {"architecture": "conv", "hparams": m.hparams, "modality": "histology",
+            "preprocessing": {"kind": "rgb", "scale": 255.0, "expected_mpp": 0.5},
+            "input": {"channels": 3, "tile": 128, "overlap": 32, "size_multiple": 4},
+            "anomaly": {"median_size": 3, "smooth_sigma": 1.0, "mask": "tissue"}}
+    loaded = weights.LoadedModel("t", None, "0" * 64, meta, m)
+    img = read(str(data_dir / "histo/crchisto/img1/img1.png"), mpp=0.25)
+    assert model_scale(img, meta["preprocessing"]) == 0.5
+    assert model_scale(read(str(data_dir / "histo/crchisto/img1/img1.png")), meta["preprocessing"]) == 1.0
+    recon, amap, mask = run_job(reconstruct_histology(loaded, img, calibrated=False))
+    assert recon.shape == (3, 500, 500) and amap.shape == mask.shape == (500, 500)
+    assert np.isfinite(recon).all() and np.isfinite(amap).all() and mask.dtype == bool
