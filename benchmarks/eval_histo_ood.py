@@ -36,6 +36,7 @@ def main() -> int:
     sets = {
         "crchisto validation (ID)": [str(data / f"crchisto/{n}/{n}.png") for n, s in sorted(split.items()) if s != "train"],
         "MoNuSeg 2018 test (OOD, 40x)": sorted(glob.glob(str(data / "monuseg/*.png"))),
+        "MoNuSeg, --mpp 0.25 (rescaled)": sorted(glob.glob(str(data / "monuseg/*.png"))),
         "MICCAI 2015 (OOD)": sorted(glob.glob(str(data / "miccai2015_seg/image*.png"))),
     }
     print(f"model histo-cae sha256 {loaded.sha256[:12]}; calibration: {loaded.meta['calibration']['data']}")
@@ -43,7 +44,7 @@ def main() -> int:
     for label, files in sets.items():
         ps, st, t0 = [], [], time.time()
         for f in files:
-            img = read(f)
+            img = read(f, **({"mpp": 0.25} if "rescaled" in label else {}))
             r = run_job(reconstruct_task(img, model=loaded, device="cpu"))
             x = img.array[..., :3].astype(np.float32) / 255
             y = np.clip(r.reconstruction.array / 255, 0, 1)

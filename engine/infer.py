@@ -110,6 +110,11 @@ def reconstruct_task(data, *, model=None, device=None, batch_size: int | None = 
     params: dict[str, Any] = {"input": loaded.meta["input"], "preprocessing": loaded.meta["preprocessing"],
                               "anomaly": loaded.meta.get("anomaly", {}), "batch_size": batch_size,
                               "overlap": overlap}
+    if data.modality == "histology":
+        from engine.infer_histo import model_scale
+
+        params["model_pixels_per_input_pixel"] = model_scale(data, loaded.meta["preprocessing"])
+        params["input_mpp"] = data.mpp
     if data.modality in IMAGE_MODALITIES:
         recon, amap, mask = yield from _pipeline(loaded, data, device=dev, batch_size=batch_size, overlap=overlap)
         t_inf = time.perf_counter() - t0 - t_load
