@@ -58,7 +58,7 @@ def write_record(folder: Path, hours: float) -> Path:
     return write_wfdb(sig, folder, "holter", fmt="16")
 
 
-def child(record: str, out: str, threads: int) -> None:
+def child(record: str, out: str, threads: int, model: str) -> None:
     import tracemalloc
 
     import torch
@@ -72,7 +72,7 @@ def child(record: str, out: str, threads: int) -> None:
     t0 = time.perf_counter()
     data = read(record)
     lazy = data.sample_reader is not None
-    res = run_job(denoise_task(data, device="cpu", batch_size=16))
+    res = run_job(denoise_task(data, model=model, device="cpu", batch_size=16))
     t1 = time.perf_counter()
     paths = write_denoised(res, data, out)
     t2 = time.perf_counter()
@@ -86,17 +86,18 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hours", type=float, default=24.0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", default="ecg-dae")
     ap.add_argument("--child", nargs=2, metavar=("RECORD", "OUT"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        child(*args.child, args.threads)
+        child(*args.child, args.threads, args.model)
         return 0
     with tempfile.TemporaryDirectory(prefix="holter-") as tmp:
         t0 = time.perf_counter()
         hea = write_record(Path(tmp), args.hours)
         t_write = time.perf_counter() - t0
         size = sum(p.stat().st_size for p in Path(tmp).glob("holter.*")) / 2**20
-        r = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--child",
+        r = subprocess.run([sys.executable, __file__, "--threads", str(args.threads), "--model", args.model, "--child",
                             str(hea.with_suffix("")), str(Path(tmp) / "out")],
                            capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
         if r.returncode != 0:

@@ -140,15 +140,18 @@ def denoise_task(data: Signal, *, model=None, device=None, mode: str = "replace"
 
 
 def _write_npy(path: Path, sig: Signal) -> None:
+    """Stream ``(channels, samples)`` float32 to a C-order ``.npy`` (no memory map: bounded RSS)."""
     from engine.utils import atomic_path
 
+    step = 1 << 20
     with atomic_path(path) as tmp:
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=sig.shape)
-        step = 1 << 20
-        for a in range(0, sig.n_samples, step):
-            arr[:, a:a + step] = sig.read(a, a + step)
-        arr.flush()
-        del arr
+        with open(tmp, "wb") as fh:
+            np.lib.format.write_array_header_1_0(
+                fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                     "shape": tuple(int(v) for v in sig.shape)})
+            for c in range(len(sig.channels)):
+                for a in range(0, sig.n_samples, step):
+                    fh.write(np.ascontiguousarray(sig.read(a, a + step)[c], dtype="<f4").tobytes())
 
 
 def write_denoised(result: DenoisedSignal, data: Signal, out_dir: str | os.PathLike) -> list[Path]:

@@ -128,6 +128,7 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--widths", type=int, nargs="+", default=[8, 16, 24, 32, 48], help="U-Net channels per level")
+    ap.add_argument("--baseline-taps", type=int, default=721, help="fixed Hann low-pass length (0 = none)")
     ap.add_argument("--minutes", type=float, default=0.0,
                     help="wall-time budget (0 = none); the LR schedule follows max(step/steps, time/budget) "
                          "so training always anneals before stopping")
@@ -144,7 +145,7 @@ def main(argv=None):
     noise = {k: load_noise(nstdb, k, part="train", mitdb_dir=mitdb) for k in NOISE_KINDS}
     vx, vc = make_batch(recs, noise, np.random.default_rng(1234), 256, 0.9, 1.0)
     vx, vc = torch.from_numpy(vx), torch.from_numpy(vc)
-    model = SignalUNetDAE(widths=tuple(args.widths), kernel_size=9)
+    model = SignalUNetDAE(widths=tuple(args.widths), kernel_size=9, baseline_taps=args.baseline_taps)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     budget = args.minutes * 60
 

@@ -43,21 +43,34 @@ class SignalUNetDAE(nn.Module):
         Odd convolution length.
     residual : bool
         Predict a correction added to the input (the output is ``x + net(x)``).
+    baseline_taps : int
+        0, or the odd length of a fixed Hann low-pass (e.g. 721 = 2 s at 360 Hz). The
+        network then sees ``[x - lowpass(x), lowpass(x)]`` and its residual path starts
+        from ``x - lowpass(x)``: the slow baseline is handled with a context longer than
+        the convolutional receptive field, and the net learns what to put back.
     """
 
     def __init__(self, *, in_channels: int = 1, widths=(16, 24, 32, 48, 64), kernel_size: int = 9,
-                 residual: bool = True):
+                 residual: bool = True, baseline_taps: int = 0):
         super().__init__()
         widths = [int(w) for w in widths]
         if in_channels < 1 or len(widths) < 2 or min(widths) < 1:
             raise ModelError("signal-unet-dae: in_channels >= 1 and at least two positive widths are needed")
         if kernel_size < 1 or kernel_size % 2 == 0:
             raise ModelError(f"signal-unet-dae: kernel_size must be odd and positive, not {kernel_size}")
+        if baseline_taps < 0 or (baseline_taps and baseline_taps % 2 == 0):
+            raise ModelError(f"signal-unet-dae: baseline_taps must be 0 or odd, not {baseline_taps}")
         self.hparams = {"in_channels": int(in_channels), "widths": widths, "kernel_size": int(kernel_size),
-                        "residual": bool(residual)}
+                        "residual": bool(residual), "baseline_taps": int(baseline_taps)}
         self.spatial_dims = 1
         k = kernel_size
-        self.stem = _block(in_channels, widths[0], k)
+        self.baseline_taps = int(baseline_taps)
+        if self.baseline_taps:
+            # fixed linear-phase low-pass (normalised Hann window): the slow baseline the net sees
+            # as a second input; the residual path starts from the signal minus it
+            win = torch.hann_window(self.baseline_taps + 2, periodic=False)[1:-1]
+            self.register_buffer("baseline_kernel", (win / win.sum()).view(1, 1, -1), persistent=False)
+        self.stem = _block(in_channels * (2 if self.baseline_taps else 1), widths[0], k)
         self.down = nn.ModuleList(nn.Conv1d(widths[i], widths[i], 4, stride=2, padding=1)
                                   for i in range(len(widths) - 1))
         self.enc = nn.ModuleList(_block(widths[i], widths[i + 1], k) for i in range(len(widths) - 1))
@@ -72,10 +85,23 @@ class SignalUNetDAE(nn.Module):
         """Input lengths must be a multiple of this."""
         return 2 ** (len(self.hparams["widths"]) - 1)
 
+    def baseline(self, x: torch.Tensor) -> torch.Tensor:
+        """The fixed low-pass of *x* (same shape; edges replicate-padded)."""
+        b, c, n = x.shape
+        t = self.baseline_taps
+        xf = F.pad(x.reshape(b * c, 1, n), (t // 2, t // 2), mode="replicate")
+        return F.conv1d(xf, self.baseline_kernel).reshape(b, c, n)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-1]
+        if self.baseline_taps:
+            base = self.baseline(x)
+            x = x - base
+            inp = torch.cat([x, base], dim=1)
+        else:
+            inp = x
         pad = (-n) % self.multiple
-        h = F.pad(x, (0, pad), mode="replicate") if pad else x
+        h = F.pad(inp, (0, pad), mode="replicate") if pad else inp
         skips = []
         h = self.stem(h)
         for down, enc in zip(self.down, self.enc):
