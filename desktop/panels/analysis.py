@@ -21,7 +21,7 @@ from desktop.session import ResultEntry, Session
 
 logger = logging.getLogger("desktop")
 
-__all__ = ["AnalysisPanel", "task_available", "bundled_models"]
+__all__ = ["AnalysisPanel", "task_available", "bundled_models", "installed_models"]
 
 LOAD_WEIGHTS = "__load__"
 
@@ -57,6 +57,16 @@ def bundled_models(task: str, modality: str) -> list[str]:
         names.remove(default)
         names.insert(0, default)
     return names
+
+
+def installed_models() -> set[str]:
+    """Names of the bundled models present in this build."""
+    try:
+        from engine.weights import list_bundled
+
+        return {str(m["name"]) for m in list_bundled()}
+    except Exception:  # noqa: BLE001 - no manifest: nothing installed
+        return set()
 
 
 class AnalysisPanel(QWidget):
@@ -164,8 +174,10 @@ class AnalysisPanel(QWidget):
         task, modality = self.task, self.session.modality
         self.model_box.clear()
         if task and modality:
+            installed = installed_models()
             for name in bundled_models(task, modality):
-                self.model_box.addItem(name, name)
+                label = name if name in installed else f"{name} (not installed)"
+                self.model_box.addItem(label, name)
         self.model_box.addItem("Load weights file…", LOAD_WEIGHTS)
         self._update_buttons()
 

@@ -163,3 +163,10 @@ def test_image_and_plot_widgets_leave_keys_to_the_viewer(qtbot, window):
     assert all(v.focusPolicy() == Qt.FocusPolicy.NoFocus for v in views)
     assert window.ct_view.focusPolicy() == Qt.FocusPolicy.StrongFocus
     assert window.signal_view.focusPolicy() == Qt.FocusPolicy.StrongFocus
+
+
+def test_folder_without_dicom_gives_an_error(qtbot, window, data_dir, errors):
+    window.open_path(str(data_dir / "eeg" / "eegmmidb"))
+    qtbot.waitUntil(lambda: bool(errors), timeout=30_000)
+    assert "eegmmidb" in errors[0]
+    assert window.session.data is None and not window.opener.busy
