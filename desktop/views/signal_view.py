@@ -359,7 +359,10 @@ class SignalView(QWidget):
             self.plot.removeItem(c)
         self.overlay_curves = []
         if self.overlay_signal is None or not self.session.overlay.show_reconstruction:
+            self.plot.setTitle(None)
             return
+        self.plot.setTitle(f"<span style='color:#141414'>— original</span>&nbsp;&nbsp;&nbsp;"
+                           f"<span style='color:#dc2828'>— {self.overlay_name}</span>", size="9pt")
         over = self._read_page(self.overlay_signal, s0, s1, pad)
         if over.shape[0] != len(self.curves):
             return
