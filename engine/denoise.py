@@ -54,6 +54,28 @@ def gate_weights(anomaly: np.ndarray, *, sfreq: float, smooth_s: float = 0.1) ->
     return g
 
 
+def _fit_window(lm, data: Signal):
+    """A recording shorter than the model's window gets a window of its own length.
+
+    Generic inference pads a too-short window with its last value; a denoiser then sees a
+    long flat plateau it was never trained on (and the window mean moves towards it). The
+    networks are fully convolutional, so a shorter window (a multiple of the model's
+    ``size_multiple``) is exact instead.
+    """
+    import dataclasses
+
+    inp = dict(lm.meta.get("input", {}))
+    if not inp.get("window") or not inp.get("sfreq"):
+        return lm
+    n_model = int(np.ceil(data.n_samples * float(inp["sfreq"]) / float(data.sfreq)))
+    if n_model >= int(inp["window"]):
+        return lm
+    mult = int(inp.get("size_multiple", 1) or 1)
+    inp["window"] = max(mult, -(-n_model // mult) * mult)
+    inp["overlap"] = min(int(inp.get("overlap", 0)), inp["window"] // 4)
+    return dataclasses.replace(lm, meta={**lm.meta, "input": inp})
+
+
 def _default_model(modality: str) -> str:
     try:
         from engine.tasks import default_model
@@ -97,6 +119,7 @@ def denoise_task(data: Signal, *, model=None, device=None, mode: str = "replace"
     if mode == "gated" and not lm.meta.get("calibration"):
         raise ModelError(f"{lm.name} has no anomaly calibration; use mode 'replace'")
     t_load = time.perf_counter() - t0
+    lm = _fit_window(lm, data)
     yield Progress(0.0, f"denoising {len(data.channels)} channel(s) with {lm.name}")
     recon = None
     inner = infer_signal(lm, data, device=device, batch_size=batch_size, overlap=overlap)

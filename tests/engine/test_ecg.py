@@ -59,6 +59,7 @@ def test_qrs_detector_finds_annotated_beats(data_dir):
     assert len(found) < 1.1 * len(ref)
 
 
+@pytest.mark.slow
 def test_score_beats_on_unseen_record(data_dir):
     """Record 119 (never trained on): ventricular beats score above normal ones."""
     from sklearn.metrics import roc_auc_score

@@ -35,6 +35,7 @@ def short_record(tmp_path_factory, data_dir):
     return d / "r119", n, [a for a in anns if a.description in "NV"]
 
 
+@pytest.mark.slow
 def test_denoise_cli_wfdb(short_record, tmp_path):
     import wfdb
 
@@ -53,6 +54,7 @@ def test_denoise_cli_wfdb(short_record, tmp_path):
     assert (tmp_path / "r119_denoised.summary.json").exists()
 
 
+@pytest.mark.slow
 def test_score_beats_cli(short_record, tmp_path):
     rec, _, beats = short_record
     r = _cli("score-beats", rec, "--device", "cpu", "--out", tmp_path)
@@ -66,6 +68,7 @@ def test_score_beats_cli(short_record, tmp_path):
     assert np.median(scores["V"]) > np.median(scores["N"])
 
 
+@pytest.mark.slow
 def test_score_segments_cli(data_dir, tmp_path):
     bonn = data_dir / "eeg" / "bonn"
     files = [bonn / "E_S" / "S010.txt", bonn / "A_Z" / "Z010.txt", bonn / "C_N" / "N010.TXT"]
