@@ -35,11 +35,11 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True, scope="session")
 def _few_threads():
-    # Two cores here and in CI: keep torch from oversubscribing them.
+    # Two cores here and in CI: one torch thread avoids oversubscription with the Qt/worker threads.
     try:
         import torch
 
-        torch.set_num_threads(min(2, os.cpu_count() or 1))
+        torch.set_num_threads(1)
     except ImportError:
         pass
     yield
