@@ -27,7 +27,7 @@ def main(argv=None) -> int:
     import torch
     from sklearn.metrics import roc_auc_score
 
-    from engine.ecg import baseline_corr_scores, combine_scores, score_beats_task
+    from engine.ecg import baseline_corr_scores, score_beats_task
     from engine.ecg_beats import aami_class, extract_beats, rr_features
     from engine.io import read
     from engine.jobs import run_job
