@@ -104,3 +104,26 @@ def test_inapplicable_task_is_refused(qtbot, window, data_dir, errors, task, mod
     assert not window.analysis.task_box.model().item(i).isEnabled()
     assert not window.analysis.run_task(task)
     assert errors and "does not apply to eeg" in errors[-1]
+
+
+def test_many_signal_emissions_do_not_exhaust_bool_references():
+    """PySide6 6.12's SignalInstance.emit() drops a reference to True on every call; the
+    desktop package neutralises that (see desktop._protect_bool_singletons)."""
+    import gc
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+
+    import desktop  # noqa: F401 - applies the protection
+
+    class Emitter(QObject):
+        ping = Signal()
+
+    e = Emitter()
+    before = sys.getrefcount(True)
+    for _ in range(20_000):
+        e.ping.emit()
+    gc.collect()
+    if sys.version_info < (3, 12):
+        assert sys.getrefcount(True) > 1 << 39
+        assert before - sys.getrefcount(True) <= 20_000  # the bug, if present, is bounded by the count
