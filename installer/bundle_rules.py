@@ -115,9 +115,10 @@ FORBIDDEN_QT_PLUGINS = ("libqpdf.so", "qpdf.dll", "libqvnc.so", "qvnc.dll",
                         "libqtuiotouchplugin.so", "qtuiotouchplugin.dll")
 
 #: System libraries the bundle may miss on purpose: optional Qt plugins load them when present
-#: (Wayland sessions, the GTK3 platform theme) and are skipped otherwise.
+#: (Wayland sessions, the GTK3 platform theme) and are skipped otherwise; the NVIDIA driver's
+#: own libraries come with the driver, never with an application (cuda variant).
 OPTIONAL_SYSTEM_LIBS = ("libwayland-cursor.so.0", "libwayland-egl.so.1", "libwayland-client.so.0",
-                        "libgtk-3.so.0", "libgdk-3.so.0")
+                        "libgtk-3.so.0", "libgdk-3.so.0", "libcuda.so.1", "libnvidia-ml.so.1")
 
 _CUDA_LIB = re.compile(
     r"(cudart|cublas|cublasLt|cudnn|cufft|curand|cusolver|cusparse|cusparseLt|nccl|nvrtc|"
