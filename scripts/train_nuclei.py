@@ -1,6 +1,6 @@
 """Train the bundled nucleus detector ``histo-nuclei`` from the shared CRCHistoPhenotypes images.
 
-One command reproduces the bundled model (about 15 minutes on one CPU thread)::
+One command reproduces the bundled model (about 25 minutes of one free CPU core; ~45 min on a busy 2-core box)::
 
     .venv/bin/python scripts/train_nuclei.py --data /work/shared/data --bundle
 
@@ -211,7 +211,7 @@ def main(argv=None):
     ap.add_argument("--data", default="/work/shared/data", help="shared data folder")
     ap.add_argument("--input-mode", default="rgbh", choices=("rgb", "h", "rgbh"))
     ap.add_argument("--pretrain-steps", type=int, default=800, help="sparse conv AE steps (0 = no AE)")
-    ap.add_argument("--steps", type=int, default=2000, help="supervised fine-tuning steps")
+    ap.add_argument("--steps", type=int, default=4000, help="supervised fine-tuning steps")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--sigma", type=float, default=3.0, help="Gaussian target sigma, px at 0.5 um/px")
     ap.add_argument("--l1", type=float, default=0.01, help="L1 sparsity weight on the AE code")
