@@ -147,3 +147,27 @@ def test_gate_weights_known_answer():
 
     a = np.array([[0.0, 0.5, 1.0, 1.5, 2.0, 3.0]])
     np.testing.assert_allclose(gate_weights(a, sfreq=1.0, smooth_s=0.0), [[0, 0, 0, 0.5, 1, 1]])
+
+
+def test_signal_nets_shapes_and_validation():
+    import torch
+
+    from engine.errors import ModelError
+    from engine.models import build_model
+
+    dae = build_model("signal-unet-dae", widths=(4, 8, 8), baseline_taps=31).eval()
+    for n in (100, 257, 1024):
+        assert dae(torch.randn(2, 1, n)).shape == (2, 1, n)
+    # the fixed baseline path passes a constant through exactly
+    const = torch.full((1, 1, 200), 0.7)
+    assert torch.allclose(dae.baseline(const), const, atol=1e-6)
+    beat = build_model("beat-cae", length=256, widths=(8, 8, 8), latent=4).eval()
+    assert beat(torch.randn(3, 1, 256)).shape == (3, 1, 256) and beat.encode(torch.randn(3, 1, 256)).shape == (3, 4)
+    seg = build_model("ssae-logreg", n_in=58, hidden=(8, 4), n_extra=17).eval()
+    assert seg(torch.randn(5, 15, 58), torch.randn(5, 17)).shape == (5,)
+    with pytest.raises(ModelError):
+        build_model("signal-unet-dae", kernel_size=4)
+    with pytest.raises(ModelError):
+        build_model("beat-cae", length=250)
+    with pytest.raises(ModelError):
+        seg(torch.randn(5, 15, 58))  # missing extra features
