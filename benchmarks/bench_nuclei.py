@@ -137,8 +137,8 @@ def main(argv=None) -> int:
 
     methods = {
         "histo-nuclei (CPU)": ours("cpu"),
-        f"LoG on H {log_kw}": lambda p, rgb, mpp: baseline_points(log_blobs, rgb, mpp / MODEL_MPP, **log_kw),
-        f"watershed on H {ws_kw}": lambda p, rgb, mpp: baseline_points(watershed_centroids, rgb,
+        "LoG blobs on H (tuned)": lambda p, rgb, mpp: baseline_points(log_blobs, rgb, mpp / MODEL_MPP, **log_kw),
+        "distance transform + watershed on H (tuned)": lambda p, rgb, mpp: baseline_points(watershed_centroids, rgb,
                                                                          mpp / MODEL_MPP, **ws_kw),
     }
     if torch.cuda.is_available():
@@ -162,11 +162,12 @@ def main(argv=None) -> int:
     print(f"\nNucleus detection, pooled F1 and speed (ms / input megapixel, CPU {args.threads} thread(s))")
     print(f"model {loaded.name} sha256 {loaded.sha256[:12]}; baselines tuned on CRCHisto tune images "
           f"(LoG tune F1 {log_f1:.3f}, watershed tune F1 {ws_f1:.3f})")
-    head = f"| {'method':<58} | " + " | ".join(f"{n:>24}" for n in names) + " |"
+    head = f"| {'method':<46} | " + " | ".join(f"{n:>24}" for n in names) + " |"
     print(head)
-    print("|" + "-" * 60 + "|" + "|".join("-" * 26 for _ in names) + "|")
+    print("|" + "-" * 48 + "|" + "|".join("-" * 26 for _ in names) + "|")
     for mname, cells in rows:
-        print(f"| {mname[:58]:<58} | " + " | ".join(f"F1 {f1:.3f}  {ms:7.0f} ms/MP" for f1, ms in cells) + " |")
+        print(f"| {mname[:46]:<46} | " + " | ".join(f"F1 {f1:.3f}  {ms:7.0f} ms/MP" for f1, ms in cells) + " |")
+    print(f"LoG parameters: {log_kw}; watershed parameters: {ws_kw}")
     print(f"\n1000x1000 tile at 0.5 um/px on CPU ({args.threads} thread(s)): median {median:.2f} s "
           f"over {args.repeats} runs ({', '.join(f'{t:.2f}' for t in times[1:])})")
     return 0
