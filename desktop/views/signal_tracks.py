@@ -43,6 +43,15 @@ class ScoreTrack(pg.PlotWidget):
             self.threshold_line.setValue(float(thr))
             self.threshold_line.setVisible(True)
 
+    def _fit_scores(self, score: np.ndarray, threshold: float | None) -> None:
+        """Y range from 0 (or the lowest score: scores can be negative) to the highest score or threshold."""
+        finite = np.asarray(score, float)
+        finite = finite[np.isfinite(finite)]
+        top = max(float(finite.max()) if finite.size else 1.0, threshold or 0.0)
+        bottom = min(float(finite.min()) if finite.size else 0.0, 0.0)
+        span = max(top - bottom, 1e-6)
+        self.setYRange(bottom - 0.05 * span * (bottom < 0), top + 0.05 * span, padding=0)
+
     def show_beats(self, t: np.ndarray, score: np.ndarray, threshold: float | None) -> None:
         self.clear_scores()
         self.kind = "beats"
@@ -53,8 +62,7 @@ class ScoreTrack(pg.PlotWidget):
         self.items.append(sc)
         self._threshold(threshold)
         self.setLabel("left", "beat score")
-        top = float(np.nanmax(score)) if len(score) else 1.0
-        self.setYRange(0, max(top, threshold or 0) * 1.05 + 1e-6, padding=0)
+        self._fit_scores(score, threshold)
 
     def show_segments(self, t0: np.ndarray, t1: np.ndarray, score: np.ndarray, label: np.ndarray,
                       threshold: float | None) -> None:
@@ -66,8 +74,7 @@ class ScoreTrack(pg.PlotWidget):
         self.items.append(bars)
         self._threshold(threshold)
         self.setLabel("left", "segment score")
-        top = float(np.nanmax(score)) if len(score) else 1.0
-        self.setYRange(0, max(top, threshold or 0) * 1.05 + 1e-6, padding=0)
+        self._fit_scores(score, threshold)
 
     def show_anomaly(self, t: np.ndarray, a: np.ndarray, threshold: float) -> None:
         """A per-sample anomaly curve on the calibrated fixed scale (0 .. 2, never auto)."""
