@@ -120,7 +120,9 @@ class MainWindow(QMainWindow):
     def _size_docks(self) -> None:
         w = max(280, min(340, self.width() // 4))
         self.resizeDocks([self.analysis_dock], [w], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.analysis_dock, self.results_dock], [220, max(300, self.height() - 300)],
+        # the Analysis panel only needs its own height; the rest goes to Results (its table)
+        top = self.analysis_dock.minimumSizeHint().height() + 8
+        self.resizeDocks([self.analysis_dock, self.results_dock], [top, max(300, self.height() - top)],
                          Qt.Orientation.Vertical)
 
     def _action(self, menu, text: str, slot, shortcut=None, tip: str = "") -> QAction:

@@ -20,3 +20,16 @@ def test_beat_scores_below_zero_stay_visible(qtbot):
     track.show_beats(np.arange(3.0), np.array([0.1, 0.5, 1.0]), threshold=2.0)
     lo, hi = track.getPlotItem().vb.viewRange()[1]
     assert lo == 0.0 and hi >= 2.0
+
+
+def test_results_table_gets_the_room_at_1366x768(qtbot, window):
+    """The Analysis dock used to keep ~240 px of blank space, leaving the nucleus table three rows."""
+    window._size_docks()
+    qtbot.wait(50)
+    analysis, results = window.analysis_dock.height(), window.results_dock.height()
+    assert analysis <= window.analysis_dock.minimumSizeHint().height() + 40
+    assert results > 2 * analysis
+    table = window.results.table
+    row = table.verticalHeader().defaultSectionSize()
+    assert row <= table.fontMetrics().height() + 8
+    assert table.minimumHeight() >= 5 * row
