@@ -56,6 +56,8 @@ class MainWindow(QMainWindow):
         self.session.dataChanged.connect(self._on_data)
         self.session.resultAdded.connect(self._on_result)
         self.opener.busyChanged.connect(self._on_open_busy)
+        self.opener.failed.connect(lambda path, _msg: self.statusBar().showMessage(
+            f"Could not open {Path(path).name}", 8000))
         for sig in (self.session.dataChanged, self.session.resultAdded, self.session.resultsCleared,
                     self.analysis.taskStarted, self.analysis.taskFinished, self.analysis.taskFailed,
                     self.analysis.taskCancelled, self.analysis.task_box.currentIndexChanged):
@@ -153,6 +155,8 @@ class MainWindow(QMainWindow):
         self.fit_act = self._action(v, "&Fit to window", self.fit_view, "Ctrl+0")
         self.compare_act = self._action(v, "&Compare original / reconstruction / anomaly", self.toggle_compare,
                                         "Ctrl+K")
+        self.mpp_act = self._action(v, "Set image &scale (µm/px)…", self.ask_mpp,
+                                    tip="Microns per pixel of an H&E image whose file does not say it")
         v.addSeparator()
         for dock in (self.analysis_dock, self.results_dock, self.export_dock):
             v.addAction(dock.toggleViewAction())
@@ -189,11 +193,30 @@ class MainWindow(QMainWindow):
         self.compare_act.setEnabled("reconstruct" in self.session.results
                                     and self.session.modality in ("ct", "histology"))
         self.fit_act.setEnabled(has_data)
+        self.mpp_act.setEnabled(self.session.modality == "histology" and not busy)
 
     # ---- opening -----------------------------------------------------------------
     def open_path(self, path: str, **options) -> None:
         self.statusBar().showMessage(f"Opening {Path(path).name}…")
         self.opener.open(path, **options)
+
+    def ask_mpp(self) -> None:
+        """Re-read the open H&E image with a microns-per-pixel value given by the user."""
+        from PySide6.QtWidgets import QInputDialog
+
+        data = self.session.data
+        if self.session.modality != "histology" or not self.session.path:
+            return
+        current = float(data.mpp) if getattr(data, "mpp", None) else 0.5
+        value, ok = QInputDialog.getDouble(
+            self, "Image scale", f"{Path(self.session.path).name}: microns per pixel at full resolution\n"
+            "(0.25 ≈ 40× objective, 0.5 ≈ 20×):", current, 0.01, 100.0, 4)
+        if ok and value > 0:
+            self.open_with_mpp(float(value))
+
+    def open_with_mpp(self, mpp: float) -> None:
+        """Open the current image again with *mpp* overriding its file's scale (results are cleared)."""
+        self.open_path(self.session.path, **dict(self.session.read_options, mpp=mpp))
 
     def ask_open(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self, "Open", prefs.last_dir(), OPEN_FILTER)

@@ -33,3 +33,33 @@ def test_results_table_gets_the_room_at_1366x768(qtbot, window):
     row = table.verticalHeader().defaultSectionSize()
     assert row <= table.fontMetrics().height() + 8
     assert table.minimumHeight() >= 5 * row
+
+
+def test_png_without_scale_can_be_given_one(qtbot, window):
+    """A PNG has no microns per pixel, so there was no scale bar and no way to give one."""
+    from pathlib import Path
+
+    from desktop_helpers import open_and_wait
+
+    sample = Path(__file__).resolve().parents[2] / "resources" / "samples" / "histology" / "crchisto_img4.png"
+    data = open_and_wait(qtbot, window, sample)
+    assert not data.mpp and not window.slide_view.scale_bar.isVisible()
+    assert window.mpp_act.isEnabled()
+    window.open_with_mpp(0.5)
+    qtbot.waitUntil(lambda: window.session.data is not data and not window.opener.busy, timeout=30_000)
+    qtbot.wait(50)
+    assert window.session.data.mpp == 0.5
+    assert window.session.read_options.get("mpp") == 0.5
+    window.slide_view.fit()
+    qtbot.waitUntil(window.slide_view.scale_bar.isVisible, timeout=5_000)
+    assert "µm" in window.slide_view.scale_bar.text or "mm" in window.slide_view.scale_bar.text
+
+
+def test_failed_open_does_not_leave_opening_in_the_status_bar(qtbot, window, errors, tmp_path):
+    bad = tmp_path / "broken.edf"
+    bad.write_bytes(b"\x00\x13garbage" * 300)
+    window.open_path(str(bad))
+    qtbot.waitUntil(lambda: bool(errors), timeout=30_000)
+    assert "broken.edf" in errors[0]
+    assert "Opening" not in window.statusBar().currentMessage()
+    assert not window.mpp_act.isEnabled()
