@@ -94,6 +94,8 @@ class AnalysisPanel(QWidget):
         for box in (self.task_box, self.model_box):  # long names must not widen the dock
             box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             box.setMinimumContentsLength(14)
+        # the task names are short and fixed: the longest one must stay readable in a narrow dock
+        self.task_box.setMinimumContentsLength(len("Reconstruct + anomaly map"))
         self.model_box.setToolTip("Bundled model for this task, or a .safetensors weights file")
         self.model_box.activated.connect(self._on_model_activated)
         self.device_label = QLabel("detecting…")

@@ -63,3 +63,12 @@ def test_failed_open_does_not_leave_opening_in_the_status_bar(qtbot, window, err
     assert "broken.edf" in errors[0]
     assert "Opening" not in window.statusBar().currentMessage()
     assert not window.mpp_act.isEnabled()
+
+
+def test_task_names_are_never_clipped(qtbot, window):
+    """In a narrow Analysis dock the task combo used to read 'Reconstruct + anomaly ma'."""
+    box = window.analysis.task_box
+    longest = max((box.itemText(i) for i in range(box.count())), key=len)
+    assert longest
+    needed = box.fontMetrics().horizontalAdvance(longest)
+    assert box.minimumSizeHint().width() >= needed + 20
