@@ -88,7 +88,8 @@ class ScoreTrack(pg.PlotWidget):
         self.items.append(curve)
         self._threshold(threshold)
         self.setLabel("left", "anomaly")
-        self.setYRange(0, ANOMALY_DISPLAY_MAX, padding=0)
+        # fixed scale; 4 % headroom so the top tick label ("2.0") is not cut in half
+        self.setYRange(0, ANOMALY_DISPLAY_MAX * 1.04, padding=0)
 
 
 class OverviewStrip(pg.PlotWidget):

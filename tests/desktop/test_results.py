@@ -156,5 +156,6 @@ def test_signal_anomaly_bands_follow_their_channels(qtbot, window, data_dir, err
     assert t_hot[0] == pytest.approx(2.0, abs=0.05) and t_hot[1] == pytest.approx(4.0, abs=0.05)
     # the score track shows the channel mean on the fixed scale
     assert view.scores.kind == "anomaly"
-    assert view.scores.getPlotItem().getViewBox().viewRange()[1] == pytest.approx([0, 2.0])
+    y0, y1 = view.scores.getPlotItem().getViewBox().viewRange()[1]
+    assert y0 == 0.0 and 2.0 <= y1 <= 2.1  # fixed scale with a little headroom for the top label
     assert errors == []
