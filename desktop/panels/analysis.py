@@ -206,8 +206,11 @@ class AnalysisPanel(QWidget):
         ok = bool(item is not None and item.isEnabled() and self.session.data is not None)
         self.run_btn.setEnabled(ok and not busy)
         self.cancel_btn.setEnabled(busy)
-        self.task_box.setEnabled(not busy)
-        self.model_box.setEnabled(not busy)
+        # with nothing open there is no task to choose and no model to load (the combo used to
+        # offer only "Load weights file…", which looked like the way to start)
+        has_data = self.session.data is not None
+        self.task_box.setEnabled(has_data and not busy)
+        self.model_box.setEnabled(has_data and not busy)
 
     def set_device_text(self, text: str) -> None:
         self.device_text = text

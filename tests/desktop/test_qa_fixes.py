@@ -24,6 +24,12 @@ def test_beat_scores_below_zero_stay_visible(qtbot):
 
 def test_results_table_gets_the_room_at_1366x768(qtbot, window):
     """The Analysis dock used to keep ~240 px of blank space, leaving the nucleus table three rows."""
+    window.resize(1366, 768)
+    for dock in (window.analysis_dock, window.results_dock):
+        dock.setFloating(False)
+        dock.show()
+    window.results_dock.raise_()
+    qtbot.wait(20)
     window._size_docks()
     qtbot.wait(50)
     analysis, results = window.analysis_dock.height(), window.results_dock.height()
@@ -72,3 +78,19 @@ def test_task_names_are_never_clipped(qtbot, window):
     assert longest
     needed = box.fontMetrics().horizontalAdvance(longest)
     assert box.minimumSizeHint().width() >= needed + 20
+
+
+def test_task_and_model_choice_wait_for_data(qtbot, window):
+    """With nothing open the model combo only offered 'Load weights file…'; now both wait for a file."""
+    from pathlib import Path
+
+    from desktop_helpers import open_and_wait
+
+    panel = window.analysis
+    assert not panel.task_box.isEnabled() and not panel.model_box.isEnabled()
+    sample = Path(__file__).resolve().parents[2] / "resources" / "samples" / "histology" / "crchisto_img4.png"
+    open_and_wait(qtbot, window, sample)
+    assert panel.task_box.isEnabled() and panel.model_box.isEnabled()
+    window.session.close()
+    qtbot.wait(10)
+    assert not panel.task_box.isEnabled() and not panel.model_box.isEnabled()
