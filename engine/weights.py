@@ -113,11 +113,12 @@ def _check_safetensors(path: Path) -> int:
     if len(raw) < 9:
         raise WeightsError(f"{path}: not a safetensors file (too short)")
     (n,) = struct.unpack("<Q", raw[:8])
+    if n <= _MAX_HEADER and raw[8:9] == b"{" and n + 8 <= path.stat().st_size:
+        return n
+    # Not safetensors; say so more precisely when it is a PyTorch pickle/zip checkpoint.
     if raw[:2] == b"PK" or raw[:1] == b"\x80":
         raise WeightsError(f"{path}: this is a pickle/zip PyTorch checkpoint; only .safetensors weights are loaded")
-    if n > _MAX_HEADER or raw[8:9] != b"{" or n + 8 > path.stat().st_size:
-        raise WeightsError(f"{path}: not a safetensors file (bad header)")
-    return n
+    raise WeightsError(f"{path}: not a safetensors file (bad header)")
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
