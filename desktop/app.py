@@ -44,19 +44,28 @@ class Automation(QObject):
         super().__init__(window)
         self.window, self.args, self.app = window, args, app
         self.exit_code: int | None = None
+        self.handled = False  # the opening (and task) asked for on the command line is over
         self.t0 = time.perf_counter()
+
+    @property
+    def headless(self) -> bool:
+        return bool(self.args.screenshot or self.args.quit)
 
     def start(self) -> None:
         from desktop.dialogs import messages
 
-        messages.set_interactive(False)
-        self.window.opener.interactive = False
+        # Only an unattended run (--screenshot or --quit) goes without dialogs; `python -m desktop FILE`
+        # (a file manager's "Open with") is a normal session that merely starts with FILE open.
+        if self.headless:
+            messages.set_interactive(False)
+            self.window.opener.interactive = False
+            QTimer.singleShot(int(self.args.timeout * 1000),
+                              lambda: self.fail(f"timed out after {self.args.timeout:g} s"))
         self.window.opener.opened.connect(self._opened)
         self.window.opener.failed.connect(lambda _p, msg: self.fail(msg))
         self.window.analysis.taskFinished.connect(lambda _t: self._finished())
         self.window.analysis.taskFailed.connect(lambda _t, msg: self.fail(msg))
         self.window.analysis.taskCancelled.connect(lambda _t: self.fail("the task was cancelled"))
-        QTimer.singleShot(int(self.args.timeout * 1000), lambda: self.fail(f"timed out after {self.args.timeout:g} s"))
         opts = {}
         if self.args.sfreq:
             opts["sfreq"] = self.args.sfreq
@@ -66,6 +75,7 @@ class Automation(QObject):
 
     def _opened(self, path: str) -> None:
         logger.info("opened %s in %.1f s", path, time.perf_counter() - self.t0)
+        self.window.opener.opened.disconnect(self._opened)  # files opened later are the user's
         task = self.args.task
         if not task:
             self._finished()
@@ -81,6 +91,9 @@ class Automation(QObject):
             self.fail(f"task {task!r} could not be started")
 
     def _finished(self) -> None:
+        if self.handled:  # a task the user runs later is not framed or screenshot again
+            return
+        self.handled = True
         try:
             self._show_result()
         except Exception:  # noqa: BLE001 - a nicer framing is optional; the screenshot is not
@@ -134,6 +147,7 @@ class Automation(QObject):
                 self.app.processEvents()
                 save_png(self.window, self.args.screenshot)
             except OSError as exc:
+                self.handled = False  # the screenshot failing is the run failing
                 self.fail(str(exc))
                 return
             logger.info("screenshot saved to %s", self.args.screenshot)
@@ -143,8 +157,9 @@ class Automation(QObject):
             self.app.exit(0)
 
     def fail(self, message: str) -> None:
-        if self.exit_code is not None:
+        if self.exit_code is not None or self.handled:
             return
+        self.handled = True
         print(f"error: {message}", file=sys.stderr)
         if self.args.quit:
             self.exit_code = EXIT_FAILURE

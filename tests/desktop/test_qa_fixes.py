@@ -94,3 +94,33 @@ def test_task_and_model_choice_wait_for_data(qtbot, window):
     window.session.close()
     qtbot.wait(10)
     assert not panel.task_box.isEnabled() and not panel.model_box.isEnabled()
+
+
+def _automation(window, argv):
+    from PySide6.QtWidgets import QApplication
+
+    from desktop.app import Automation, build_parser
+
+    return Automation(window, build_parser().parse_args(argv), QApplication.instance())
+
+
+def test_opening_a_file_from_the_command_line_keeps_dialogs(qtbot, window):
+    """`python -m desktop FILE` (Open with…) used to switch every dialog off for the whole session:
+    no error messages, no Help, no sampling-rate prompt."""
+    from pathlib import Path
+
+    from desktop.dialogs import messages
+
+    sample = Path(__file__).resolve().parents[2] / "resources" / "samples" / "histology" / "crchisto_img4.png"
+    auto = _automation(window, [str(sample)])
+    auto.start()
+    qtbot.waitUntil(lambda: window.session.data is not None and not window.opener.busy, timeout=30_000)
+    assert messages._interactive and window.opener.interactive
+    assert auto.handled and auto.exit_code is None
+    try:
+        headless = _automation(window, [str(sample), "--screenshot", "/nonexistent/x.png"])
+        headless.start()
+        assert not messages._interactive and not window.opener.interactive
+    finally:
+        messages.set_interactive(True)
+        window.opener.interactive = True
