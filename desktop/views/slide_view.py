@@ -184,7 +184,8 @@ class SlideView(QWidget):
             self.background.setImage(np.ascontiguousarray(arr[..., :3]), autoLevels=False, levels=(0, 255))
             self.background.setRect(QRectF(0, 0, cols, rows))
         mpp = data.mpp
-        self.panes[0].set_title(f"{cols} × {rows} px" + (f"  ({mpp:.3g} µm/px)" if mpp else "  (scale unknown)"))
+        scale = f"  ({mpp:.3g} µm/px)" if mpp else "  (scale unknown: View › Set image scale)"
+        self.panes[0].set_title(f"{cols} × {rows} px" + scale)
         self.fit()
         self._update_tiles()
 

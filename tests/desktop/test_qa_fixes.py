@@ -50,6 +50,7 @@ def test_png_without_scale_can_be_given_one(qtbot, window):
     sample = Path(__file__).resolve().parents[2] / "resources" / "samples" / "histology" / "crchisto_img4.png"
     data = open_and_wait(qtbot, window, sample)
     assert not data.mpp and not window.slide_view.scale_bar.isVisible()
+    assert "Set image scale" in window.slide_view.panes[0].title.text()
     assert window.mpp_act.isEnabled()
     window.open_with_mpp(0.5)
     qtbot.waitUntil(lambda: window.session.data is not data and not window.opener.busy, timeout=30_000)
