@@ -147,6 +147,7 @@ class ResultsPanel(QWidget):
         self.spacer = QWidget()  # takes the room of the table when a result has none
         lay.addWidget(self.spacer, 1)
         self.table.setVisible(False)
+        self.result_box.setVisible(False)
         self.focus_points: np.ndarray | None = None  # (N, 2) rows -> (x, y) or (t, 0)
 
     def _show_relevant_layers(self) -> None:
@@ -185,6 +186,7 @@ class ResultsPanel(QWidget):
     # ---- results ------------------------------------------------------------------
     def _on_cleared(self) -> None:
         self.result_box.clear()
+        self.result_box.setVisible(False)  # an empty chooser looked like something to pick from
         self.summary.setText("No results yet." if self.session.data is not None else "")
         self.table.setModel(None)
         self.table.setVisible(False)
@@ -198,6 +200,7 @@ class ResultsPanel(QWidget):
 
             self.result_box.addItem(TASKS[task].title if task in TASKS else task, task)
             i = self.result_box.count() - 1
+            self.result_box.setVisible(True)
         if self.result_box.currentIndex() == i:
             self._show_selected()
         else:

@@ -125,3 +125,20 @@ def test_opening_a_file_from_the_command_line_keeps_dialogs(qtbot, window):
     finally:
         messages.set_interactive(True)
         window.opener.interactive = True
+
+
+def test_result_chooser_only_when_there_are_results(qtbot, window):
+    """An empty result chooser sat under the layers before any result, looking like a control to use."""
+    from pathlib import Path
+
+    from desktop_helpers import open_and_wait, run_and_wait
+
+    panel = window.results
+    assert panel.result_box.isHidden()
+    sample = Path(__file__).resolve().parents[2] / "resources" / "samples" / "histology" / "crchisto_img4.png"
+    open_and_wait(qtbot, window, sample)
+    assert panel.result_box.isHidden()
+    run_and_wait(qtbot, window, "detect-nuclei")
+    assert not panel.result_box.isHidden() and panel.result_box.count() == 1
+    window.session.clear_results()
+    assert panel.result_box.isHidden()
