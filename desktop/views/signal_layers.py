@@ -57,5 +57,7 @@ def annotation_lines(annotations, t0: float, t1: float) -> list[pg.InfiniteLine]
         label = (a.description or "").strip()[:12]
         out.append(pg.InfiniteLine(pos=a.onset, angle=90, movable=False, pen=pen, label=label or None,
                                    labelOpts={"position": 0.97, "color": (20, 80, 200),
-                                              "anchors": [(0.5, 0), (0.5, 0)]}))
+                                              # text just right of the line: centred, the line struck
+                                              # through it and a label at the page start was cut in half
+                                              "anchors": [(-0.05, 0), (-0.05, 0)]}))
     return out

@@ -142,3 +142,18 @@ def test_result_chooser_only_when_there_are_results(qtbot, window):
     assert not panel.result_box.isHidden() and panel.result_box.count() == 1
     window.session.clear_results()
     assert panel.result_box.isHidden()
+
+
+def test_annotation_labels_sit_beside_their_line(qtbot):
+    """Labels were centred on the line: struck through, and cut in half at the start of a page."""
+    from engine.types import Annotation
+    from desktop.views.signal_layers import annotation_lines
+
+    import inspect
+
+    fields = inspect.signature(Annotation).parameters
+    kw = {"onset": 0.0, "duration": 0.0, "description": "T0"}
+    ann = Annotation(**{k: v for k, v in kw.items() if k in fields})
+    (line,) = annotation_lines([ann], 0.0, 10.0)
+    assert line.label.toPlainText() == "T0"
+    assert all(ax <= 0 for ax, _ in line.label.anchors)  # text starts at (or right of) the line
