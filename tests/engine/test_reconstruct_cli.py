@@ -10,19 +10,9 @@ import pytest
 from engine.cli import main
 from engine.utils import sha256_file
 from engine.weights import bundled_path, list_bundled
+from torch_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 BUNDLED = {r["name"] for r in list_bundled()}
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small models: one thread is ~5x faster than two on this shared 2-core machine (no spin-waiting).
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 
 def _need(name):

@@ -11,17 +11,7 @@ from engine.errors import ModelError
 from engine.jobs import run_job
 from engine.models import build_model
 from engine.train import train
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # Small models: one thread is ~5x faster than two on this shared 2-core machine (no spin-waiting).
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
+from torch_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 def _sines(n=192, length=128, seed=0):
