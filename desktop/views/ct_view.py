@@ -10,11 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QToolButton,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
 
 from desktop.session import Session
-from desktop.views.image_pane import ImagePane
+from desktop.views.image_pane import ImagePane, lay_out_compare
 from desktop.views.overlays import gray_rgb, heat_rgba
 
 __all__ = ["CtView", "window_presets", "orientation_labels"]
@@ -134,22 +133,7 @@ class CtView(QWidget):
             pane.vb.wheelStep.connect(lambda step: self.set_slice(self.index + step))
             pane.hoveredPoint.connect(self._on_hover)
         self.panes[0].vb.addItem(self.heat)
-        for pane in self.panes[1:]:
-            pane.vb.setXLink(self.panes[0].vb)
-            pane.vb.setYLink(self.panes[0].vb)
-            pane.setVisible(False)
-        # compare: three equal panes (linked views with locked aspect need equal sizes)
-        grid = QHBoxLayout()
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.setSpacing(2)
-        for pane in self.panes:
-            grid.addWidget(pane)
-        self.grid = grid
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(0)
-        lay.addLayout(bar)
-        lay.addLayout(grid, 1)
+        self.grid = lay_out_compare(self, bar, self.panes)
 
     # ---- data ----------------------------------------------------------------------
     def _on_data(self) -> None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLayout, QVBoxLayout, QWidget
 
-__all__ = ["SliceViewBox", "ImagePane"]
+__all__ = ["SliceViewBox", "ImagePane", "lay_out_compare"]
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=False)
 
@@ -133,3 +133,27 @@ class ImagePane(QWidget):
         if self.vb.sceneBoundingRect().contains(scene_pos):
             p = self.vb.mapSceneToView(scene_pos)
             self.hoveredPoint.emit(float(p.x()), float(p.y()))
+
+
+def lay_out_compare(view: QWidget, bar: QLayout, panes: list[ImagePane]) -> QHBoxLayout:
+    """Lay out *view*: its tool *bar* above the *panes* in one row; returns that row.
+
+    The panes after the first follow the first one's pan and zoom and stay hidden until
+    compare mode shows them (the CT and slide views share this layout).
+    """
+    for pane in panes[1:]:
+        pane.vb.setXLink(panes[0].vb)
+        pane.vb.setYLink(panes[0].vb)
+        pane.setVisible(False)
+    # compare: three equal panes (linked views with locked aspect need equal sizes)
+    grid = QHBoxLayout()
+    grid.setContentsMargins(0, 0, 0, 0)
+    grid.setSpacing(2)
+    for pane in panes:
+        grid.addWidget(pane)
+    lay = QVBoxLayout(view)
+    lay.setContentsMargins(0, 0, 0, 0)
+    lay.setSpacing(0)
+    lay.addLayout(bar)
+    lay.addLayout(grid, 1)
+    return grid

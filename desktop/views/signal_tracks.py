@@ -12,16 +12,22 @@ __all__ = ["ScoreTrack", "OverviewStrip"]
 _RED, _GREY, _BLUE = (230, 60, 50), (150, 150, 150), (70, 140, 255)
 
 
+def _fix_strip(plot: pg.PlotWidget) -> None:
+    """A strip that does not move: white, no menu, no mouse pan/zoom, no buttons, and a
+    70 px left axis so that it lines up with the traces above it."""
+    plot.setBackground("w")
+    plot.setMenuEnabled(False)
+    plot.setMouseEnabled(x=False, y=False)
+    plot.hideButtons()
+    plot.getPlotItem().getAxis("left").setWidth(70)
+
+
 class ScoreTrack(pg.PlotWidget):
     """Per-beat scores (points), per-segment scores (bars) or a per-sample anomaly curve."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setBackground("w")
-        self.setMenuEnabled(False)
-        self.setMouseEnabled(x=False, y=False)
-        self.hideButtons()
-        self.getPlotItem().getAxis("left").setWidth(70)
+        _fix_strip(self)
         self.setLabel("left", "score")
         self.setMinimumHeight(70)
         self.setMaximumHeight(150)
@@ -99,11 +105,7 @@ class OverviewStrip(pg.PlotWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setBackground("w")
-        self.setMenuEnabled(False)
-        self.setMouseEnabled(x=False, y=False)
-        self.hideButtons()
-        self.getPlotItem().getAxis("left").setWidth(70)
+        _fix_strip(self)
         self.getPlotItem().getAxis("left").setTicks([[]])
         self.setFixedHeight(70)
         self.envelope = pg.PlotDataItem(pen=pg.mkPen(_GREY), fillLevel=None)

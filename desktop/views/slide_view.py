@@ -14,10 +14,10 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QToolButton, QWidget
 
 from desktop.session import Session
-from desktop.views.image_pane import ImagePane
+from desktop.views.image_pane import ImagePane, lay_out_compare
 from desktop.views.overlays import downsample_for_display, gray_rgb, heat_rgba
 
 __all__ = ["SlideView", "ScaleBar", "nice_length", "choose_level"]
@@ -146,22 +146,7 @@ class SlideView(QWidget):
         self.panes[2].vb.addItem(self.error_item)
         for pane in self.panes:
             pane.hoveredPoint.connect(self._on_hover)
-        for pane in self.panes[1:]:
-            pane.vb.setXLink(self.vb)
-            pane.vb.setYLink(self.vb)
-            pane.setVisible(False)
-        # compare: three equal panes (linked views with locked aspect need equal sizes)
-        grid = QHBoxLayout()
-        grid.setContentsMargins(0, 0, 0, 0)
-        grid.setSpacing(2)
-        for pane in self.panes:
-            grid.addWidget(pane)
-        self.grid = grid
-        lay = QVBoxLayout(self)
-        lay.setContentsMargins(0, 0, 0, 0)
-        lay.setSpacing(0)
-        lay.addLayout(bar)
-        lay.addLayout(grid, 1)
+        self.grid = lay_out_compare(self, bar, self.panes)
 
     # ---- data ------------------------------------------------------------------
     def _on_data(self) -> None:
