@@ -10,19 +10,18 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QSplitter,
-                               QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QListWidget, QListWidgetItem, QSplitter, QVBoxLayout, QWidget
 
 from desktop.jobs import JobRunner
 from desktop.session import Session
 from desktop.views.signal_filters import (PAD_SECONDS, FilterSettings, apply_display_filters, envelope_job,
                                           robust_scale)
 from desktop.views.signal_layers import annotation_lines, draw_heat, fmt_time
+from desktop.views.signal_toolbar import WINDOW_CHOICES, build_toolbar
 from desktop.views.signal_tracks import OverviewStrip, ScoreTrack
 
 __all__ = ["SignalView", "WINDOW_CHOICES"]
 
-WINDOW_CHOICES = (1, 2, 5, 10, 20, 30, 60, 120)
 SYNC_OVERVIEW_SAMPLES = 4_000_000  # above this the overview is computed in a worker thread
 
 
@@ -61,35 +60,7 @@ class SignalView(QWidget):
 
     # ---- construction ----------------------------------------------------------------
     def _build(self) -> None:
-        bar = QHBoxLayout()
-        bar.setContentsMargins(4, 2, 4, 2)
-
-        def button(text, tip, slot):
-            b = QToolButton(text=text)
-            b.setToolTip(tip)
-            b.clicked.connect(slot)
-            bar.addWidget(b)
-            return b
-
-        button("◀◀", "Previous page (PageUp / Left)", lambda: self.set_start(self.start - self.window))
-        button("▶▶", "Next page (PageDown / Right)", lambda: self.set_start(self.start + self.window))
-        self.window_box = QComboBox()
-        self.window_box.addItems([f"{w} s" for w in WINDOW_CHOICES])
-        self.window_box.setCurrentIndex(WINDOW_CHOICES.index(10))
-        self.window_box.setToolTip("Time window (page length)")
-        self.window_box.currentIndexChanged.connect(lambda i: self.set_window(WINDOW_CHOICES[i]))
-        bar.addWidget(self.window_box)
-        button("−", "Lower gain of the selected channels (all if none) (-)", lambda: self.change_gain(0.5))
-        button("+", "Raise gain of the selected channels (all if none) (+)", lambda: self.change_gain(2.0))
-        button("Auto", "Fit every channel in its lane", self.auto_scale)
-        self.hp_box = self._filter_box("HP", ("off", 0.5, 1.0, 5.0), "High-pass (Hz)")
-        self.lp_box = self._filter_box("LP", ("off", 15.0, 30.0, 40.0, 70.0, 100.0), "Low-pass (Hz)")
-        self.notch_box = self._filter_box("Notch", ("off", 50.0, 60.0), "Notch (Hz)")
-        for box in (self.hp_box, self.lp_box, self.notch_box):
-            bar.addWidget(box)
-        bar.addStretch(1)
-        self.pos_label = QLabel("")
-        bar.addWidget(self.pos_label)
+        bar = build_toolbar(self)
 
         self.channel_list = QListWidget()
         self.channel_list.setToolTip("Tick channels to show them; select channels to change their gain")
@@ -134,14 +105,6 @@ class SignalView(QWidget):
         lay.setSpacing(0)
         lay.addLayout(bar)
         lay.addWidget(split, 1)
-
-    def _filter_box(self, name: str, choices, tip: str) -> QComboBox:
-        box = QComboBox()
-        for c in choices:
-            box.addItem(f"{name} off" if c == "off" else f"{name} {c:g} Hz", None if c == "off" else c)
-        box.setToolTip(tip + " display filter, zero-phase, on the visible page only")
-        box.currentIndexChanged.connect(lambda *_: self._on_filters())
-        return box
 
     # ---- data ----------------------------------------------------------------------
     def _on_data(self) -> None:

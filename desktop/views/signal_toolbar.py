@@ -1,0 +1,56 @@
+"""The signal viewer's tool bar: paging, time window, gain and the display-filter boxes.
+
+The widgets it makes are set on the view (``window_box``, ``hp_box``, ``lp_box``,
+``notch_box``, ``pos_label``); the slots it connects are the view's own.
+"""
+from __future__ import annotations
+
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QToolButton
+
+__all__ = ["WINDOW_CHOICES", "build_toolbar", "filter_box"]
+
+WINDOW_CHOICES = (1, 2, 5, 10, 20, 30, 60, 120)
+
+
+def filter_box(name: str, choices, tip: str, on_change) -> QComboBox:
+    """A combo box of cut-offs in Hz ("off" = ``None``) that calls *on_change* when it changes."""
+    box = QComboBox()
+    for c in choices:
+        box.addItem(f"{name} off" if c == "off" else f"{name} {c:g} Hz", None if c == "off" else c)
+    box.setToolTip(tip + " display filter, zero-phase, on the visible page only")
+    box.currentIndexChanged.connect(lambda *_: on_change())
+    return box
+
+
+def build_toolbar(view) -> QHBoxLayout:
+    """Make the tool bar of the :class:`~desktop.views.signal_view.SignalView` *view*."""
+    bar = QHBoxLayout()
+    bar.setContentsMargins(4, 2, 4, 2)
+
+    def button(text, tip, slot):
+        b = QToolButton(text=text)
+        b.setToolTip(tip)
+        b.clicked.connect(slot)
+        bar.addWidget(b)
+        return b
+
+    button("◀◀", "Previous page (PageUp / Left)", lambda: view.set_start(view.start - view.window))
+    button("▶▶", "Next page (PageDown / Right)", lambda: view.set_start(view.start + view.window))
+    view.window_box = QComboBox()
+    view.window_box.addItems([f"{w} s" for w in WINDOW_CHOICES])
+    view.window_box.setCurrentIndex(WINDOW_CHOICES.index(10))
+    view.window_box.setToolTip("Time window (page length)")
+    view.window_box.currentIndexChanged.connect(lambda i: view.set_window(WINDOW_CHOICES[i]))
+    bar.addWidget(view.window_box)
+    button("−", "Lower gain of the selected channels (all if none) (-)", lambda: view.change_gain(0.5))
+    button("+", "Raise gain of the selected channels (all if none) (+)", lambda: view.change_gain(2.0))
+    button("Auto", "Fit every channel in its lane", view.auto_scale)
+    view.hp_box = filter_box("HP", ("off", 0.5, 1.0, 5.0), "High-pass (Hz)", lambda: view._on_filters())
+    view.lp_box = filter_box("LP", ("off", 15.0, 30.0, 40.0, 70.0, 100.0), "Low-pass (Hz)", lambda: view._on_filters())
+    view.notch_box = filter_box("Notch", ("off", 50.0, 60.0), "Notch (Hz)", lambda: view._on_filters())
+    for box in (view.hp_box, view.lp_box, view.notch_box):
+        bar.addWidget(box)
+    bar.addStretch(1)
+    view.pos_label = QLabel("")
+    bar.addWidget(view.pos_label)
+    return bar
