@@ -2,6 +2,7 @@
 fixture, and a recorder that replaces the error dialog (never the engine)."""
 from __future__ import annotations
 
+import gc
 import os
 import tempfile
 
@@ -32,3 +33,16 @@ def window(qtbot, errors):
     qtbot.waitExposed(win)
     yield win
     win.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def _collect_before_each_test():
+    """Collect earlier tests' windows at a safe point, before any new widget is built.
+
+    A closed window left to Python's cyclic garbage collector is destroyed whenever the
+    collector happens to run: once that was inside a Qt signal disconnect while the next
+    test built its window, and the destroyed QActions waited on the mutex that disconnect
+    held (a deadlock seen in a full run).
+    """
+    gc.collect()
+    yield
