@@ -31,3 +31,14 @@ class ProgressBar:
         if self.enabled:
             self.stream.write("\n")
             self.stream.flush()
+
+
+def run_with_bar(label: str, job):
+    """Drive a task generator with a progress bar on stderr and return its result."""
+    from engine.jobs import run_job
+
+    bar = ProgressBar(label)
+    try:
+        return run_job(job, bar)
+    finally:
+        bar.close()

@@ -23,19 +23,14 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.commands._progress import ProgressBar
+    from engine.commands._progress import run_with_bar
     from engine.denoise import denoise_task, write_denoised
     from engine.io import read
-    from engine.jobs import run_job
 
     opts = {k: v for k, v in (("sfreq", args.sfreq), ("modality", args.modality)) if v is not None}
     data = read(args.record, **opts)
-    bar = ProgressBar("denoise")
-    try:
-        result = run_job(denoise_task(data, model=args.model, device=args.device, mode=args.mode,
-                                      batch_size=args.batch_size), bar)
-    finally:
-        bar.close()
+    result = run_with_bar("denoise", denoise_task(data, model=args.model, device=args.device,
+                                                  mode=args.mode, batch_size=args.batch_size))
     paths = write_denoised(result, data, args.out)
     close = getattr(data, "close", None)
     if close:

@@ -22,20 +22,15 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.commands._progress import ProgressBar
+    from engine.commands._progress import run_with_bar
     from engine.infer import reconstruct_task, write_reconstruction
     from engine.io import read
-    from engine.jobs import run_job
 
     opts = {k: v for k, v in (("sfreq", args.sfreq), ("modality", args.modality), ("mpp", args.mpp))
             if v is not None}
     data = read(args.path, **opts)
-    bar = ProgressBar("reconstruct")
-    try:
-        result = run_job(reconstruct_task(data, model=args.model, device=args.device,
-                                          batch_size=args.batch_size), bar)
-    finally:
-        bar.close()
+    result = run_with_bar("reconstruct", reconstruct_task(data, model=args.model, device=args.device,
+                                                          batch_size=args.batch_size))
     paths = write_reconstruction(result, data, args.out)
     close = getattr(data, "close", None)
     if close:

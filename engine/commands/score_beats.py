@@ -19,21 +19,16 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.commands._progress import ProgressBar
+    from engine.commands._progress import run_with_bar
     from engine.ecg import score_beats_task, write_beat_scores
     from engine.io import read
-    from engine.jobs import run_job
 
     opts = {"modality": "ecg"}
     if args.sfreq is not None:
         opts["sfreq"] = args.sfreq
     data = read(args.record, **opts)
-    bar = ProgressBar("score-beats")
-    try:
-        result = run_job(score_beats_task(data, model=args.model, device=args.device, channel=args.channel,
-                                          use_rr=not args.no_rr), bar)
-    finally:
-        bar.close()
+    result = run_with_bar("score-beats", score_beats_task(data, model=args.model, device=args.device,
+                                                          channel=args.channel, use_rr=not args.no_rr))
     paths = write_beat_scores(result, data, args.out)
     summary = json.loads(paths[-1].read_text(encoding="utf-8"))
     if args.json:

@@ -18,16 +18,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.commands._progress import ProgressBar
+    from engine.commands._progress import run_with_bar
     from engine.eeg import read_segments, score_segments_task, write_segment_scores
-    from engine.jobs import run_job
 
     datas = read_segments(args.files, sfreq=args.sfreq, model=args.model)
-    bar = ProgressBar("score-segments")
-    try:
-        result = run_job(score_segments_task(datas, model=args.model, device=args.device), bar)
-    finally:
-        bar.close()
+    result = run_with_bar("score-segments", score_segments_task(datas, model=args.model, device=args.device))
     paths = write_segment_scores(result, datas, args.out)
     summary = json.loads(paths[-1].read_text(encoding="utf-8"))
     if args.json:
