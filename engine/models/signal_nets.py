@@ -48,10 +48,16 @@ class SignalUNetDAE(nn.Module):
         network then sees ``[x - lowpass(x), lowpass(x)]`` and its residual path starts
         from ``x - lowpass(x)``: the slow baseline is handled with a context longer than
         the convolutional receptive field, and the net learns what to put back.
+    baseline_median : sequence of odd int
+        Instead of the Hann low-pass, a cascade of running medians of these lengths
+        (e.g. ``(73, 217)`` = 200 ms then 600 ms at 360 Hz, the classical ECG baseline
+        estimate of de Chazal et al. 2004, edges replicated as scipy's ``mode="nearest"``).
+        Unlike a linear low-pass it follows baseline steps without smearing QRS energy
+        into the baseline. Mutually exclusive with ``baseline_taps``.
     """
 
     def __init__(self, *, in_channels: int = 1, widths=(16, 24, 32, 48, 64), kernel_size: int = 9,
-                 residual: bool = True, baseline_taps: int = 0):
+                 residual: bool = True, baseline_taps: int = 0, baseline_median=()):
         super().__init__()
         widths = [int(w) for w in widths]
         if in_channels < 1 or len(widths) < 2 or min(widths) < 1:
@@ -60,8 +66,16 @@ class SignalUNetDAE(nn.Module):
             raise ModelError(f"signal-unet-dae: kernel_size must be odd and positive, not {kernel_size}")
         if baseline_taps < 0 or (baseline_taps and baseline_taps % 2 == 0):
             raise ModelError(f"signal-unet-dae: baseline_taps must be 0 or odd, not {baseline_taps}")
+        medians = [int(m) for m in baseline_median]
+        if any(m < 1 or m % 2 == 0 for m in medians):
+            raise ModelError(f"signal-unet-dae: baseline_median lengths must be odd and positive, not {medians}")
+        if medians and baseline_taps:
+            raise ModelError("signal-unet-dae: baseline_taps and baseline_median are mutually exclusive")
         self.hparams = {"in_channels": int(in_channels), "widths": widths, "kernel_size": int(kernel_size),
                         "residual": bool(residual), "baseline_taps": int(baseline_taps)}
+        if medians:  # only recorded when used, so older weights' hparams stay as they were
+            self.hparams["baseline_median"] = medians
+        self.baseline_median = tuple(medians)
         self.spatial_dims = 1
         k = kernel_size
         self.baseline_taps = int(baseline_taps)
@@ -70,7 +84,7 @@ class SignalUNetDAE(nn.Module):
             # as a second input; the residual path starts from the signal minus it
             win = torch.hann_window(self.baseline_taps + 2, periodic=False)[1:-1]
             self.register_buffer("baseline_kernel", (win / win.sum()).view(1, 1, -1), persistent=False)
-        self.stem = _block(in_channels * (2 if self.baseline_taps else 1), widths[0], k)
+        self.stem = _block(in_channels * (2 if self.has_baseline else 1), widths[0], k)
         self.down = nn.ModuleList(nn.Conv1d(widths[i], widths[i], 4, stride=2, padding=1)
                                   for i in range(len(widths) - 1))
         self.enc = nn.ModuleList(_block(widths[i], widths[i + 1], k) for i in range(len(widths) - 1))
@@ -81,20 +95,38 @@ class SignalUNetDAE(nn.Module):
         self.residual = bool(residual)
 
     @property
+    def has_baseline(self) -> bool:
+        """Whether the net splits its input into a slow baseline and the rest."""
+        return bool(self.baseline_taps or self.baseline_median)
+
+    @property
     def multiple(self) -> int:
         """Input lengths must be a multiple of this."""
         return 2 ** (len(self.hparams["widths"]) - 1)
 
     def baseline(self, x: torch.Tensor) -> torch.Tensor:
-        """The fixed low-pass of *x* (same shape; edges replicate-padded)."""
+        """The fixed baseline estimate of *x* (same shape; edges replicate-padded)."""
+        if self.baseline_median:
+            return self._median_baseline(x)
         b, c, n = x.shape
         t = self.baseline_taps
         xf = F.pad(x.reshape(b * c, 1, n), (t // 2, t // 2), mode="replicate")
         return F.conv1d(xf, self.baseline_kernel).reshape(b, c, n)
 
+    def _median_baseline(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, n = x.shape
+        rows = x.detach().reshape(b * c, 1, n)
+        out = torch.empty_like(rows)
+        for i in range(rows.shape[0]):  # one row at a time: the unfolded view is n x length floats
+            h = rows[i : i + 1]
+            for m in self.baseline_median:
+                h = F.pad(h, (m // 2, m // 2), mode="replicate").unfold(-1, m, 1).median(dim=-1).values
+            out[i] = h[0]
+        return out.reshape(b, c, n)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-1]
-        if self.baseline_taps:
+        if self.has_baseline:
             base = self.baseline(x)
             x = x - base
             inp = torch.cat([x, base], dim=1)

@@ -142,6 +142,22 @@ def test_wfdb_round_trip(tmp_path, data_dir):
     np.testing.assert_allclose(rec.p_signal.T, npy, atol=2e-3)
 
 
+def test_median_baseline_path_is_the_reference_baseline(data_dir):
+    """The in-network running-median baseline equals engine.noise.baseline_estimate (scipy) on a real lead."""
+    import torch
+
+    from engine.io import read
+    from engine.models import build_model
+
+    x = read(str(data_dir / "ecg" / "mitdb" / "119")).read(0, 5000)[0].astype(np.float32)
+    dae = build_model("signal-unet-dae", widths=(4, 8), baseline_median=(73, 217)).eval()
+    got = dae.baseline(torch.from_numpy(np.stack([x, -x]))[:, None]).numpy()[:, 0]
+    ref = baseline_estimate(np.stack([x, -x]).astype(np.float64), 360.0)
+    np.testing.assert_allclose(got, ref, atol=1e-6)
+    assert np.ptp(ref[0]) > 0.1  # the record has real wander for the check to bite
+    assert dae(torch.randn(2, 1, 300)).shape == (2, 1, 300)
+
+
 def test_gate_weights_known_answer():
     from engine.denoise import gate_weights
 
@@ -167,6 +183,10 @@ def test_signal_nets_shapes_and_validation():
     assert seg(torch.randn(5, 15, 58), torch.randn(5, 17)).shape == (5,)
     with pytest.raises(ModelError):
         build_model("signal-unet-dae", kernel_size=4)
+    with pytest.raises(ModelError, match="exclusive"):
+        build_model("signal-unet-dae", baseline_taps=31, baseline_median=(73, 217))
+    with pytest.raises(ModelError, match="odd"):
+        build_model("signal-unet-dae", baseline_median=(72,))
     with pytest.raises(ModelError):
         build_model("beat-cae", length=250)
     with pytest.raises(ModelError):
