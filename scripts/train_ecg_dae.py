@@ -50,18 +50,38 @@ def load_pairs(mitdb: Path, names) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(r, clean_reference(r, FS).astype(np.float32)) for r in load_records(mitdb, names)]
 
 
-def make_batch(recs, noise, rng, n, lo, hi, snr_range=(-6.0, 24.0)):
+def _clean_window(raw, ref, rng, lo, hi, *, mix: bool, stretch: bool):
+    """One clean window (and the record's own baseline over it), both ``(WIN,)`` float64.
+
+    Augmentation widens the morphologies seen beyond the few training records: *mix*
+    projects the two leads onto a random direction in their plane (other leads are, to
+    first order, linear combinations of the same cardiac dipole; this also flips polarity),
+    *stretch* resamples the window by 0.8-1.25 (heart rate and QRS width)."""
+    f = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25)))) if stretch else 1.0
+    span = int(round(WIN * f))
+    if mix and rng.random() < 0.5:
+        th = rng.uniform(0, 2 * np.pi)
+        w = np.array([np.cos(th), np.sin(th)])
+    else:  # without augmentation: the random draws of the original recipe, in its order
+        w = np.eye(2)[0 if rng.random() < 0.75 else 1]
+    a, b = int(lo * ref.shape[1]), int(hi * ref.shape[1]) - span
+    s = int(rng.integers(a, b))
+    c = w @ ref[:, s:s + span].astype(np.float64)
+    own = w @ (raw[:, s:s + span].astype(np.float64) - ref[:, s:s + span])
+    if span != WIN:
+        t = np.linspace(0, span - 1, WIN)
+        c, own = np.interp(t, np.arange(span), c), np.interp(t, np.arange(span), own)
+    return c, own
+
+
+def make_batch(recs, noise, rng, n, lo, hi, snr_range=(-6.0, 24.0), *, mix=False, stretch=False):
     """Noisy/clean pairs: clean = baseline-free record window (engine.noise.clean_reference) minus
     its mean; noise zero-mean, mixed at an SNR relative to clean. In 30 % of the windows the
     record's own baseline wander is added to the input too (it must be removed as well)."""
     xs, cs = [], []
     for _ in range(n):
         raw, ref = recs[int(rng.integers(len(recs)))]
-        ch = 0 if rng.random() < 0.75 else 1
-        a, b = int(lo * ref.shape[1]), int(hi * ref.shape[1]) - WIN
-        s = int(rng.integers(a, b))
-        c = ref[ch, s : s + WIN].astype(np.float64)
-        own = raw[ch, s : s + WIN].astype(np.float64) - ref[ch, s : s + WIN]
+        c, own = _clean_window(raw, ref, rng, lo, hi, mix=mix, stretch=stretch)
         c = c - c.mean()
         own = own - own.mean()
         g = math.exp(rng.uniform(-0.5, 0.5)) * (-1 if rng.random() < 0.15 else 1)
@@ -129,6 +149,14 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--widths", type=int, nargs="+", default=[8, 16, 24, 32, 48], help="U-Net channels per level")
     ap.add_argument("--baseline-taps", type=int, default=721, help="fixed Hann low-pass length (0 = none)")
+    ap.add_argument("--baseline-median", type=int, nargs="*", default=[],
+                    help="running-median baseline lengths in samples instead of the Hann low-pass "
+                         "(e.g. 73 217 = 200 + 600 ms at 360 Hz; needs --baseline-taps 0)")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="warm start from these safetensors weights (same widths/kernel)")
+    ap.add_argument("--lr", type=float, default=MAX_LR, help="peak learning rate")
+    ap.add_argument("--aug", action="store_true",
+                    help="lead-mixing / time-stretch augmentation of the clean windows")
     ap.add_argument("--minutes", type=float, default=0.0,
                     help="wall-time budget (0 = none); the LR schedule follows max(step/steps, time/budget) "
                          "so training always anneals before stopping")
@@ -145,7 +173,13 @@ def main(argv=None):
     noise = {k: load_noise(nstdb, k, part="train", mitdb_dir=mitdb) for k in NOISE_KINDS}
     vx, vc = make_batch(recs, noise, np.random.default_rng(1234), 256, 0.9, 1.0)
     vx, vc = torch.from_numpy(vx), torch.from_numpy(vc)
-    model = SignalUNetDAE(widths=tuple(args.widths), kernel_size=9, baseline_taps=args.baseline_taps)
+    model = SignalUNetDAE(widths=tuple(args.widths), kernel_size=9, baseline_taps=args.baseline_taps,
+                          baseline_median=tuple(args.baseline_median))
+    if args.init is not None:
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(args.init)))
+        print(f"warm start from {args.init}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     budget = args.minutes * 60
 
@@ -154,14 +188,14 @@ def main(argv=None):
         return max(p, (time.time() - t0) / budget) if budget > 0 else p
 
     def lr_at(p: float) -> float:  # 3 % warm-up, cosine decay to 2 % of the peak
-        return MAX_LR * (p / 0.03 if p < 0.03 else 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, (p - 0.03) / 0.97))))
+        return args.lr * (p / 0.03 if p < 0.03 else 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, (p - 0.03) / 0.97))))
     best, best_state, t0, history = float("inf"), None, time.time(), []
     for step in range(1, args.steps + 1):
         p = progress(step)
         for g in opt.param_groups:
             g["lr"] = lr_at(p)
         model.train()
-        x, c = make_batch(recs, noise, rng, args.batch, 0.0, 0.9)
+        x, c = make_batch(recs, noise, rng, args.batch, 0.0, 0.9, mix=args.aug, stretch=args.aug)
         loss = snr_loss(model(torch.from_numpy(x)), torch.from_numpy(c))
         opt.zero_grad()
         loss.backward()
@@ -193,10 +227,12 @@ def main(argv=None):
         "task": "denoise",
         "spatial_dims": 1,
         "training": {
-            "command": "python scripts/train_ecg_dae.py --data ../shared/data --out resources/models/ecg-dae.safetensors "
-                       f"--steps {args.steps} --minutes {args.minutes:g}",
+            "command": "python scripts/train_ecg_dae.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "init": str(args.init) if args.init else None,
             "records": list(DAE_TRAIN), "noise": "NSTDB bw/ma train half + em blocks 1-4 (engine.noise)",
-            "snr_db": [-6, 24], "window": WIN, "steps": step, "minutes_budget": args.minutes, "batch": args.batch, "seed": args.seed,
+            "snr_db": [-6, 24], "window": WIN,
+            "augmentation": "gain 0.6-1.65, polarity" if not args.aug else "random projection of the two leads (50 %), "
+                            "time stretch 0.8-1.25, gain 0.6-1.65, polarity", "steps": step, "minutes_budget": args.minutes, "batch": args.batch, "seed": args.seed,
             "loss": "mean 10log10(err^2/clean^2) per window", "val_history": history[-5:],
             "clean_definition": "MIT-BIH record minus its 200/600 ms median-filter baseline "
                                 "(engine.noise.clean_reference), minus the window mean",

@@ -96,27 +96,28 @@ def gaussian_target(points: list[np.ndarray], size: int, sigma: float) -> torch.
     return out
 
 
-def sample_batch(data, batch: int, rng: np.random.Generator, *, scale_jitter: bool = True):
+def sample_batch(data, batch: int, rng: np.random.Generator, *, scale_jitter: bool = True, patch: int | None = None):
     """Random patches (RGB [0,1] tensor) and their points in patch pixels, with flips/rot90/scale."""
+    size = patch or PATCH
     xs, pts = [], []
     for _ in range(batch):
         _, img, xy = data[rng.integers(len(data))]
         s = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25)))) if scale_jitter else 1.0
-        crop = min(int(round(PATCH / s)), min(img.shape[:2]))
+        crop = min(int(round(size / s)), min(img.shape[:2]))
         y0 = rng.integers(0, img.shape[0] - crop + 1)
         x0 = rng.integers(0, img.shape[1] - crop + 1)
         t = to_tensor(img[y0:y0 + crop, x0:x0 + crop])
-        t = F.interpolate(t, size=(PATCH, PATCH), mode="bilinear", align_corners=False, antialias=crop > PATCH)
-        f = PATCH / crop
+        t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=crop > size)
+        f = size / crop
         p = (xy - [x0, y0] + 0.5) * f - 0.5
-        p = p[(p[:, 0] > -8) & (p[:, 1] > -8) & (p[:, 0] < PATCH + 8) & (p[:, 1] < PATCH + 8)]
+        p = p[(p[:, 0] > -8) & (p[:, 1] > -8) & (p[:, 0] < size + 8) & (p[:, 1] < size + 8)]
         if rng.random() < 0.5:
             t = t.flip(-1)
-            p = np.stack([PATCH - 1 - p[:, 0], p[:, 1]], 1)
+            p = np.stack([size - 1 - p[:, 0], p[:, 1]], 1)
         k = int(rng.integers(4))
         for _ in range(k):  # rot90 counter-clockwise: (x, y) -> (y, W-1-x)
             t = torch.rot90(t, 1, (-2, -1))
-            p = np.stack([p[:, 1], PATCH - 1 - p[:, 0]], 1)
+            p = np.stack([p[:, 1], size - 1 - p[:, 0]], 1)
         xs.append(t[0])
         pts.append(p)
     return torch.stack(xs), pts
@@ -141,17 +142,18 @@ def pretrain_ae(net: NucleiNet, data, steps: int, *, batch: int, l1: float, seed
                 f"active {(code > 0).float().mean().item():.3f}")
 
 
-def finetune(net: NucleiNet, data, steps: int, *, batch: int, sigma: float, color_aug: bool, seed: int):
+def finetune(net: NucleiNet, data, steps: int, *, batch: int, sigma: float, color_aug: bool, seed: int,
+             max_lr: float = 3e-3, patch: int = PATCH):
     rng = np.random.default_rng(seed + 1)
     gen = torch.Generator().manual_seed(seed + 1)
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps, pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=steps, pct_start=0.1)
     net.train()
     for step in range(steps):
-        x, pts = sample_batch(data, batch, rng)
+        x, pts = sample_batch(data, batch, rng, patch=patch)
         if color_aug:
             x = color_augment(x, gen)
-        y = gaussian_target(pts, PATCH, sigma)
+        y = gaussian_target(pts, patch, sigma)
         loss = F.binary_cross_entropy_with_logits(net(x), y)
         opt.zero_grad()
         loss.backward()
@@ -210,6 +212,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="/work/shared/data", help="shared data folder")
     ap.add_argument("--input-mode", default="rgbh", choices=("rgb", "h", "rgbh"))
+    ap.add_argument("--widths", type=int, nargs=4, default=[16, 32, 48, 64],
+                    help="channels at full, 1/2, 1/4, 1/8 resolution")
     ap.add_argument("--pretrain-steps", type=int, default=800, help="sparse conv AE steps (0 = no AE)")
     ap.add_argument("--steps", type=int, default=4000, help="supervised fine-tuning steps")
     ap.add_argument("--batch", type=int, default=8)
@@ -217,6 +221,10 @@ def main(argv=None):
     ap.add_argument("--l1", type=float, default=0.01, help="L1 sparsity weight on the AE code")
     ap.add_argument("--no-color-aug", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--init", default=None,
+                    help="continue from these nuclei-net safetensors weights (skips AE pre-training)")
+    ap.add_argument("--patch", type=int, default=PATCH, help="fine-tuning patch size, px")
+    ap.add_argument("--max-lr", type=float, default=3e-3, help="one-cycle peak learning rate")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--name", default="histo-nuclei", help="variant name (results file name)")
     ap.add_argument("--workdir", default="runs/nuclei", help="where variant weights/results go")
@@ -230,14 +238,19 @@ def main(argv=None):
     fit, tune, val = (load_crchisto(root, n) for n in (fit_names, tune_names, val_names))
     log(f"fit {len(fit)} tune {len(tune)} validation {len(val)} images; variant {args.name}")
 
-    net = NucleiNet(input_mode=args.input_mode)
+    net = NucleiNet(input_mode=args.input_mode, widths=tuple(args.widths))
     t0 = time.time()
-    if args.pretrain_steps:
+    if args.init:
+        from safetensors.torch import load_file
+
+        net.load_state_dict(load_file(args.init))
+        log(f"continuing from {args.init}")
+    elif args.pretrain_steps:
         # Unsupervised: all training images (fit + tune), no labels used.
         pretrain_ae(net, fit + tune, args.pretrain_steps, batch=args.batch, l1=args.l1, seed=args.seed)
     t1 = time.time()
     finetune(net, fit, args.steps, batch=args.batch, sigma=args.sigma, color_aug=not args.no_color_aug,
-             seed=args.seed)
+             seed=args.seed, max_lr=args.max_lr, patch=args.patch)
     t2 = time.time()
     net.eval()
     peaks = tune_peaks(net, tune)
@@ -266,7 +279,8 @@ def main(argv=None):
                      "fit_images": fit_names, "tune_images": tune_names, "validation_images": val_names,
                      "pretrain": {"kind": "sparse conv AE, L1 on 1/8 code", "steps": args.pretrain_steps,
                                   "l1": args.l1, "seconds": round(t1 - t0)},
-                     "finetune": {"steps": args.steps, "batch": args.batch, "patch": PATCH,
+                     "init": args.init,
+                     "finetune": {"steps": args.steps, "batch": args.batch, "patch": args.patch, "max_lr": args.max_lr,
                                   "loss": "BCE vs Gaussian proximity map", "seconds": round(t2 - t1)},
                      "seed": args.seed, "command": "scripts/train_nuclei.py " + " ".join(argv or sys.argv[1:])},
         "metrics": {"tune_f1_r6": peaks["tune_f1"], **metrics},
