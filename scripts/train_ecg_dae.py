@@ -74,7 +74,7 @@ def _clean_window(raw, ref, rng, lo, hi, *, mix: bool, stretch: bool):
     return c, own
 
 
-def make_batch(recs, noise, rng, n, lo, hi, snr_range=(-6.0, 24.0), *, mix=False, stretch=False):
+def make_batch(recs, noise, rng, n, lo, hi, snr_range=(-6.0, 24.0), *, mix=False, stretch=False, own_frac=0.3):
     """Noisy/clean pairs: clean = baseline-free record window (engine.noise.clean_reference) minus
     its mean; noise zero-mean, mixed at an SNR relative to clean. In 30 % of the windows the
     record's own baseline wander is added to the input too (it must be removed as well)."""
@@ -94,7 +94,7 @@ def make_batch(recs, noise, rng, n, lo, hi, snr_range=(-6.0, 24.0), *, mix=False
             nz = nz / (np.std(nz) + 1e-9) + rng.uniform(0.3, 1.0) * nz2 / (np.std(nz2) + 1e-9)
         snr = rng.uniform(*snr_range)
         k = np.sqrt(np.sum(c**2) / (np.sum(nz**2) * 10 ** (snr / 10)))
-        x = c + k * nz + (own if rng.random() < 0.3 else 0.0)
+        x = c + k * nz + (own if rng.random() < own_frac else 0.0)
         m = x.mean()
         xs.append(x - m)
         cs.append(c - m)
@@ -155,6 +155,8 @@ def main(argv=None):
     ap.add_argument("--init", type=Path, default=None,
                     help="warm start from these safetensors weights (same widths/kernel)")
     ap.add_argument("--lr", type=float, default=MAX_LR, help="peak learning rate")
+    ap.add_argument("--own-baseline", type=float, default=0.3,
+                    help="fraction of training windows whose input also carries the record's own baseline wander")
     ap.add_argument("--aug", action="store_true",
                     help="lead-mixing / time-stretch augmentation of the clean windows")
     ap.add_argument("--minutes", type=float, default=0.0,
@@ -195,7 +197,8 @@ def main(argv=None):
         for g in opt.param_groups:
             g["lr"] = lr_at(p)
         model.train()
-        x, c = make_batch(recs, noise, rng, args.batch, 0.0, 0.9, mix=args.aug, stretch=args.aug)
+        x, c = make_batch(recs, noise, rng, args.batch, 0.0, 0.9, mix=args.aug, stretch=args.aug,
+                          own_frac=args.own_baseline)
         loss = snr_loss(model(torch.from_numpy(x)), torch.from_numpy(c))
         opt.zero_grad()
         loss.backward()

@@ -27,9 +27,14 @@ def run(args) -> int:
     if args.sfreq is not None:
         opts["sfreq"] = args.sfreq
     data = read(args.record, **opts)
-    result = run_with_bar("score-beats", score_beats_task(data, model=args.model, device=args.device,
-                                                          channel=args.channel, use_rr=not args.no_rr))
-    paths = write_beat_scores(result, data, args.out)
+    try:
+        result = run_with_bar("score-beats", score_beats_task(data, model=args.model, device=args.device,
+                                                              channel=args.channel, use_rr=not args.no_rr))
+        paths = write_beat_scores(result, data, args.out)
+    finally:
+        close = getattr(data, "close", None)  # readers that hold file handles offer close()
+        if close:
+            close()  # the lazy reader's file handles, also when scoring fails or is interrupted
     summary = json.loads(paths[-1].read_text(encoding="utf-8"))
     if args.json:
         print(json.dumps({**summary, "files": [str(p) for p in paths]}, default=str))
