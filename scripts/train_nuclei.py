@@ -225,6 +225,9 @@ def main(argv=None):
                     help="continue from these nuclei-net safetensors weights (skips AE pre-training)")
     ap.add_argument("--patch", type=int, default=PATCH, help="fine-tuning patch size, px")
     ap.add_argument("--max-lr", type=float, default=3e-3, help="one-cycle peak learning rate")
+    ap.add_argument("--fixed-peaks", type=float, nargs=2, default=None, metavar=("THRESHOLD", "MIN_DISTANCE"),
+                    help="train on the tune images too and use this operating point instead of tuning one "
+                         "(the validation images are still never trained on)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--name", default="histo-nuclei", help="variant name (results file name)")
     ap.add_argument("--workdir", default="runs/nuclei", help="where variant weights/results go")
@@ -236,6 +239,8 @@ def main(argv=None):
     root = Path(args.data) / "histo" / "crchisto"
     fit_names, tune_names, val_names = crchisto_split(root)
     fit, tune, val = (load_crchisto(root, n) for n in (fit_names, tune_names, val_names))
+    if args.fixed_peaks:
+        fit_names, fit = fit_names + tune_names, fit + tune
     log(f"fit {len(fit)} tune {len(tune)} validation {len(val)} images; variant {args.name}")
 
     net = NucleiNet(input_mode=args.input_mode, widths=tuple(args.widths))
@@ -247,14 +252,19 @@ def main(argv=None):
         log(f"continuing from {args.init}")
     elif args.pretrain_steps:
         # Unsupervised: all training images (fit + tune), no labels used.
-        pretrain_ae(net, fit + tune, args.pretrain_steps, batch=args.batch, l1=args.l1, seed=args.seed)
+        pretrain_ae(net, fit if args.fixed_peaks else fit + tune, args.pretrain_steps, batch=args.batch,
+                    l1=args.l1, seed=args.seed)
     t1 = time.time()
     finetune(net, fit, args.steps, batch=args.batch, sigma=args.sigma, color_aug=not args.no_color_aug,
              seed=args.seed, max_lr=args.max_lr, patch=args.patch)
     t2 = time.time()
     net.eval()
-    peaks = tune_peaks(net, tune)
-    log(f"tuned on {len(tune)} tune images: {peaks}")
+    if args.fixed_peaks:
+        peaks = {"tune_f1": None, "threshold": args.fixed_peaks[0], "min_distance": int(args.fixed_peaks[1]),
+                 "note": "fixed in advance; the tune images were trained on"}
+    else:
+        peaks = tune_peaks(net, tune)
+    log(f"operating point ({len(tune)} tune images): {peaks}")
     kw = {"threshold": peaks["threshold"], "min_distance": peaks["min_distance"]}
     metrics = {"crchisto_validation_r6": pooled(net, [(im, t, 1.0, 6.0) for _, im, t in val], **kw)}
     monuseg, miccai = ood_sets(Path(args.data))
