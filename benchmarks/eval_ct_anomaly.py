@@ -104,7 +104,7 @@ def eval_lidc(loaded, data: Path) -> None:
     clean = [k_of[r["sop_instance_uid"]] for r in rowsn
              if r["readers_nodule"] == "0" and r["small_nodule_marks"] == "0" and r["non_nodule_marks"] == "0"]
     far = [k for k in clean if min(abs(k - j) for j in ks) >= 10][::6]
-    print(f"\nNormal (unmarked) LIDC slices, calibrated anomaly inside the body mask (0 = typical, 1 = p99 of normal):")
+    print("\nNormal (unmarked) LIDC slices, calibrated anomaly inside the body mask (0 = typical, 1 = p99 of normal):")
     print("(left: inside the body mask; right: inside the lung mask)")
     print(f"{'plane':>6} {'mean':>6} {'p95':>6} {'p99':>6} {'max':>6} {'frac>1':>7} | "
           f"{'mean':>6} {'p99':>6} {'max':>6} {'frac>1':>7}")

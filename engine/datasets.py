@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from engine.preprocess import ct_to_model, rgb_to_model, signal_to_model
+from engine.preprocess import ct_to_model, signal_to_model
 
 __all__ = ["ct_slices_model", "resample_slice", "pad_to_multiple", "image_tiles", "signal_windows",
            "RandomCropFlip"]

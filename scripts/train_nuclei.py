@@ -35,7 +35,7 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.models.nuclei_net import NucleiNet  # noqa: E402
-from engine.nuclei_core import detect_array, find_peaks, probability_map, rescale_tensor, to_tensor  # noqa: E402
+from engine.nuclei_core import detect_array, find_peaks, probability_map, to_tensor  # noqa: E402
 from engine.nuclei_eval import (crchisto_split, crchisto_truth, miccai_truth, monuseg_truth,  # noqa: E402
                                 precision_recall_f1)
 
