@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QListWidget, QListWidgetItem, QSplitter, QVBoxLayo
 
 from desktop.jobs import JobRunner
 from desktop.session import Session
+from desktop.views.scale_bars import calibration_items
 from desktop.views.signal_filters import (PAD_SECONDS, FilterSettings, apply_display_filters, envelope_job,
                                           robust_scale)
 from desktop.views.signal_layers import annotation_lines, draw_heat, fmt_time
@@ -44,6 +45,7 @@ class SignalView(QWidget):
         self.curves: list[pg.PlotDataItem] = []
         self.overlay_curves: list[pg.PlotDataItem] = []
         self.markers: list = []
+        self.calibration: list = []  # per-lane amplitude bars (pyqtgraph items)
         self.overlay_signal = None  # denoised Signal or reconstruction array
         self.overlay_name = ""
         self.hot_times = np.zeros(0)
@@ -109,9 +111,9 @@ class SignalView(QWidget):
     # ---- data ----------------------------------------------------------------------
     def _on_data(self) -> None:
         data = self.session.data
-        for c in self.curves + self.overlay_curves:
+        for c in self.curves + self.overlay_curves + self.calibration:
             self.plot.removeItem(c)
-        self.curves, self.overlay_curves = [], []
+        self.curves, self.overlay_curves, self.calibration = [], [], []
         self._clear_markers()
         if data is None or getattr(data, "modality", None) not in ("ecg", "eeg"):
             self.signal = None
@@ -309,6 +311,7 @@ class SignalView(QWidget):
             else:
                 curve.setVisible(False)
         self._draw_overlay_traces(t, s0, s1, pad, centre, factor, k_of)
+        self._draw_calibration(factor[:, 0], k_of)
         self._draw_heat(s0, s1, vis)
         self.plot.setXRange(t[0] if len(t) else self.start, self.start + self.window, padding=0)
         self._draw_markers(s0 / sf, s1 / sf)
@@ -341,6 +344,14 @@ class SignalView(QWidget):
 
     def _draw_heat(self, s0: int, s1: int, vis: list[int]) -> None:
         draw_heat(self.heat, self.anomaly, self.signal, s0, s1, vis, self.session.overlay)
+
+    def _draw_calibration(self, factor: np.ndarray, k_of: dict[int, int]) -> None:
+        """A round-amplitude bar with its value and unit at the left of every visible lane."""
+        for item in self.calibration:
+            self.plot.removeItem(item)
+        self.calibration = calibration_items(factor, k_of, self.signal.units, self.start + 0.01 * self.window)
+        for item in self.calibration:
+            self.plot.addItem(item)
 
     def _clear_markers(self) -> None:
         for m in self.markers:

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QToolButton, QWidg
 from desktop.session import Session
 from desktop.views.image_pane import ImagePane, lay_out_compare
 from desktop.views.overlays import downsample_for_display, gray_rgb, heat_rgba
+from desktop.views.scale_bars import nice_length
 
 __all__ = ["SlideView", "ScaleBar", "nice_length", "choose_level"]
 
@@ -27,17 +28,6 @@ MAX_TILES_IN_VIEW = 48
 MAX_LOADS_PER_PASS = 6  # tiles read per event-loop pass (keeps the UI responsive)
 CACHE_TILES = 160
 MAX_BACKGROUND_PIXELS = 2048 * 2048
-
-
-def nice_length(target: float) -> float:
-    """The 1/2/5 x 10^k value closest below *target* (for scale bars)."""
-    if target <= 0:
-        return 0.0
-    exp = math.floor(math.log10(target))
-    for m in (5, 2, 1):
-        if m * 10 ** exp <= target:
-            return m * 10 ** exp
-    return 10 ** exp
 
 
 def choose_level(downsamples, level0_px_per_screen_px: float) -> int:

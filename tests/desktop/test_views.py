@@ -4,11 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from PySide6.QtCore import Qt
+
 from desktop.session import OverlaySettings
 from desktop.views.ct_view import orientation_labels
 from desktop.views.overlays import heat_rgba, lut
 from desktop.views.signal_filters import FilterSettings, apply_display_filters, envelope_job, robust_scale
 from desktop.views.slide_view import TILE, choose_level, nice_length
+from desktop_helpers import open_and_wait
 
 
 def test_orientation_labels_from_direction_cosines():
@@ -118,3 +121,34 @@ def test_slide_view_reads_only_visible_tiles(qtbot, window):
     window.session.focus(1000.0, 2000.0)
     (x0, x1), (y0, y1) = view.vb.viewRange()
     assert (x0 + x1) / 2 == pytest.approx(1000.0, abs=2) and (y0 + y1) / 2 == pytest.approx(2000.0, abs=2)
+
+
+def test_amplitude_bar_known_answers():
+    from desktop.views.scale_bars import BAR_LANE_FRACTION, amplitude_bar
+
+    assert amplitude_bar(0.25) == 2.0  # 0.5 lane / 0.25 per mV = 2 mV exactly
+    assert amplitude_bar(0.3) == 1.0  # 1.67 mV fits -> 1 mV
+    assert amplitude_bar(0.004) == 100.0  # an EEG lane of ~250 uV -> 100 uV
+    assert amplitude_bar(0.0) == 0.0 and amplitude_bar(float("nan")) == 0.0
+    for f in (0.013, 0.7, 3.3, 41.0):
+        assert 0.2 * BAR_LANE_FRACTION < amplitude_bar(f) * f <= BAR_LANE_FRACTION
+
+
+def test_signal_lanes_carry_calibration_bars(qtbot, window, data_dir, errors):
+    """Each visible lane gets a bar of a round amplitude drawn with that lane's own factor."""
+    data = open_and_wait(qtbot, window, data_dir / "ecg" / "mitdb" / "100")
+    view = window.signal_view
+    bars = [it for it in view.calibration if hasattr(it, "amplitude")]
+    labels = [it for it in view.calibration if not hasattr(it, "amplitude")]
+    assert len(bars) == len(labels) == len(data.channels) == 2
+    for ch, (bar, label) in enumerate(zip(bars, labels)):
+        factor = 0.5 * view.global_gain * view.gain[ch] / view.scale[ch]
+        assert bar.half_height == pytest.approx(0.5 * bar.amplitude * factor)
+        assert label.textItem.toPlainText() == f"{bar.amplitude:g} mV"
+    before = bars[0].half_height
+    qtbot.keyClick(view, Qt.Key.Key_Plus)  # more gain: the bar grows or a smaller round value is shown
+    bar = [it for it in view.calibration if hasattr(it, "amplitude")][0]
+    factor = 0.5 * view.global_gain * view.gain[0] / view.scale[0]
+    assert bar.half_height == pytest.approx(0.5 * bar.amplitude * factor) and view.global_gain > 1.0
+    assert bar.half_height != before or bar.amplitude != bars[0].amplitude
+    assert errors == []
