@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterable, TextIO
 
 from desktop.selftest_checks import (  # noqa: F401 - re-exported: the installer tests use them from here
-    BONN_SFREQ_HZ, CheckFailed, _close, _data_shape, _fail, _pick, _read, _require, _resources_dir,
+    BONN_SFREQ_HZ, CheckFailed, _data_shape, _fail, _opened, _pick, _require, _resources_dir,
     _start_network_guard, _stop_network_guard, check_result, find_samples,
 )
 
@@ -119,15 +119,12 @@ def _check_qt() -> str:
 
 
 def _open_sample(path: Path, modality: str) -> str:
-    data = _read(path, modality)
-    try:
+    with _opened(path, modality) as data:
         _require(data.modality == modality, f"read as {data.modality}, expected {modality}")
         shape = "x".join(map(str, _data_shape(data)))
         if hasattr(data, "sfreq"):
             return f"{modality} {shape} at {data.sfreq:g} Hz, {len(data.annotations)} annotations"
         return f"{modality} {shape} {data.units}"
-    finally:
-        _close(data)
 
 
 def _run_task(task: str, modality: str, path: Path, manifest: dict[str, dict]) -> str:
@@ -140,8 +137,7 @@ def _run_task(task: str, modality: str, path: Path, manifest: dict[str, dict]) -
         runner, writer = spec.runner(), spec.writer()
     except (ImportError, AttributeError) as exc:
         raise CheckFailed(f"task not available in this build ({exc})") from None
-    data = _read(path, modality)
-    try:
+    with _opened(path, modality) as data:
         fractions: list[float] = []
         result = run_job(runner(data, model=model, device="cpu"),
                          on_progress=lambda p: fractions.append(p.fraction))
@@ -154,8 +150,6 @@ def _run_task(task: str, modality: str, path: Path, manifest: dict[str, dict]) -
             for p in written:
                 _require(p.exists() and p.stat().st_size > 0, f"the exporter left {p.name} empty or missing")
             detail += f"; wrote {', '.join(sorted({p.suffix or p.name for p in written}))}"
-    finally:
-        _close(data)
     return f"[{model}] {detail}"
 
 

@@ -94,19 +94,14 @@ def _pick(task: str, modality: str, paths: list[Path]) -> Path:
     return (others or paths)[0]
 
 
-def _read(path: Path, modality: str):
+def _opened(path: Path, modality: str):
+    """The sample read as *modality* (Bonn text at its rate), closed again when the ``with`` ends."""
     import engine.io
 
     options: dict[str, Any] = {"modality": modality}
     if path.suffix.lower() in _SIGNAL_TEXT:
         options["sfreq"] = BONN_SFREQ_HZ
-    return engine.io.read(path, **options)
-
-
-def _close(data) -> None:
-    close = getattr(data, "close", None)
-    if callable(close):
-        close()
+    return engine.io.opened(path, **options)
 
 
 # --------------------------------------------------------------------------- result checks

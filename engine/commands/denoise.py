@@ -25,18 +25,13 @@ def register(sub) -> None:
 def run(args) -> int:
     from engine.commands._progress import run_with_bar
     from engine.denoise import denoise_task, write_denoised
-    from engine.io import read
+    from engine.io import opened
 
     opts = {k: v for k, v in (("sfreq", args.sfreq), ("modality", args.modality)) if v is not None}
-    data = read(args.record, **opts)
-    try:
+    with opened(args.record, **opts) as data:
         result = run_with_bar("denoise", denoise_task(data, model=args.model, device=args.device,
                                                       mode=args.mode, batch_size=args.batch_size))
         paths = write_denoised(result, data, args.out)
-    finally:
-        close = getattr(data, "close", None)  # readers that hold file handles offer close()
-        if close:
-            close()  # the lazy reader's file handles, also when denoising fails or is interrupted
     summary = json.loads(paths[-1].read_text(encoding="utf-8"))
     if args.json:
         print(json.dumps({**summary, "files": [str(p) for p in paths]}, default=str))

@@ -89,7 +89,7 @@ def _text(d: dict[str, Any]) -> str:
 
 
 def run(args) -> int:
-    from engine.io import read
+    from engine.io import opened
 
     opts = {}
     if args.sfreq is not None:
@@ -100,12 +100,7 @@ def run(args) -> int:
         opts["mpp"] = args.mpp
     if args.series_uid is not None:
         opts["series_uid"] = args.series_uid
-    obj = read(args.path, **opts)
-    try:
+    with opened(args.path, **opts) as obj:
         d = describe(obj)
-    finally:
-        close = getattr(obj, "close", None)
-        if close:
-            close()
     print(json.dumps(d, default=str) if args.json else _text(d))
     return 0

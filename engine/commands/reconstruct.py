@@ -24,17 +24,14 @@ def register(sub) -> None:
 def run(args) -> int:
     from engine.commands._progress import run_with_bar
     from engine.infer import reconstruct_task, write_reconstruction
-    from engine.io import read
+    from engine.io import opened
 
     opts = {k: v for k, v in (("sfreq", args.sfreq), ("modality", args.modality), ("mpp", args.mpp))
             if v is not None}
-    data = read(args.path, **opts)
-    result = run_with_bar("reconstruct", reconstruct_task(data, model=args.model, device=args.device,
-                                                          batch_size=args.batch_size))
-    paths = write_reconstruction(result, data, args.out)
-    close = getattr(data, "close", None)
-    if close:
-        close()
+    with opened(args.path, **opts) as data:
+        result = run_with_bar("reconstruct", reconstruct_task(data, model=args.model, device=args.device,
+                                                              batch_size=args.batch_size))
+        paths = write_reconstruction(result, data, args.out)
     s = result.summary
     if args.json:
         print(json.dumps({**s, "outputs": [str(p) for p in paths]}, default=str))

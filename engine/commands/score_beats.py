@@ -21,20 +21,15 @@ def register(sub) -> None:
 def run(args) -> int:
     from engine.commands._progress import run_with_bar
     from engine.ecg import score_beats_task, write_beat_scores
-    from engine.io import read
+    from engine.io import opened
 
     opts = {"modality": "ecg"}
     if args.sfreq is not None:
         opts["sfreq"] = args.sfreq
-    data = read(args.record, **opts)
-    try:
+    with opened(args.record, **opts) as data:
         result = run_with_bar("score-beats", score_beats_task(data, model=args.model, device=args.device,
                                                               channel=args.channel, use_rr=not args.no_rr))
         paths = write_beat_scores(result, data, args.out)
-    finally:
-        close = getattr(data, "close", None)  # readers that hold file handles offer close()
-        if close:
-            close()  # the lazy reader's file handles, also when scoring fails or is interrupted
     summary = json.loads(paths[-1].read_text(encoding="utf-8"))
     if args.json:
         print(json.dumps({**summary, "files": [str(p) for p in paths]}, default=str))

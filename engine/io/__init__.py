@@ -6,13 +6,14 @@
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
 from engine.errors import LatentError, ReadError
 from engine.io.registry import READERS, find_reader, sniff
 
-__all__ = ["read", "READERS", "find_reader", "sniff"]
+__all__ = ["read", "opened", "READERS", "find_reader", "sniff"]
 
 logger = logging.getLogger("engine")
 
@@ -50,3 +51,19 @@ def read(path: str | os.PathLike, **options):
         logger.debug("reader %s failed on %s", spec.name, path, exc_info=True)
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ReadError(path, f"cannot be read as {spec.description.split(':')[0]}: {msg}") from exc
+
+
+@contextlib.contextmanager
+def opened(path: str | os.PathLike, **options):
+    """:func:`read` as a context manager: the result's file handles are released on exit, errors included.
+
+    Lazy readers (tiled TIFF, OpenSlide, WFDB, MNE) keep files open and offer ``close()``;
+    objects without one are yielded as they are.
+    """
+    data = read(path, **options)
+    try:
+        yield data
+    finally:
+        close = getattr(data, "close", None)
+        if callable(close):
+            close()

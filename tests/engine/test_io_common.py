@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from engine.cli import main
@@ -180,3 +181,21 @@ def test_inputs_are_never_modified(data_dir, tmp_path):
         if hasattr(obj, "read"):
             obj.read(0, 1000)
     assert {f: (sha256_file(f), f.stat().st_mtime_ns) for f in files} == before
+
+
+def test_opened_releases_the_file_also_on_error(tmp_path):
+    """engine.io.opened closes a lazily read tiled TIFF when the block raises."""
+    import tifffile
+
+    from engine.io import opened
+
+    path = tmp_path / "tiled.tif"
+    rgb = np.random.default_rng(0).integers(0, 255, (600, 700, 3), dtype=np.uint8)
+    tifffile.imwrite(path, rgb, tile=(256, 256), photometric="rgb", metadata=None)
+    with pytest.raises(RuntimeError, match="inside"):
+        with opened(path) as img:
+            source = img.closer.__self__  # the lazy tile reader behind the Image
+            np.testing.assert_array_equal(img.read_region(0, 10, 20, 30, 40), rgb[20:60, 10:40])
+            assert not source._closed
+            raise RuntimeError("inside the block")
+    assert source._closed
