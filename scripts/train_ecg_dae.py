@@ -233,9 +233,10 @@ def main(argv=None):
             "command": "python scripts/train_ecg_dae.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "init": str(args.init) if args.init else None,
             "records": list(DAE_TRAIN), "noise": "NSTDB bw/ma train half + em blocks 1-4 (engine.noise)",
-            "snr_db": [-6, 24], "window": WIN,
-            "augmentation": "gain 0.6-1.65, polarity" if not args.aug else "random projection of the two leads (50 %), "
-                            "time stretch 0.8-1.25, gain 0.6-1.65, polarity", "steps": step, "minutes_budget": args.minutes, "batch": args.batch, "seed": args.seed,
+            "snr_db": [-6, 24], "window": WIN, "own_baseline_fraction": args.own_baseline,
+            "augmentation": ("random projection of the two leads (50 %), time stretch 0.8-1.25, " if args.aug else "")
+                            + "gain 0.6-1.65, polarity",
+            "steps": step, "minutes_budget": args.minutes, "batch": args.batch, "seed": args.seed,
             "loss": "mean 10log10(err^2/clean^2) per window", "val_history": history[-5:],
             "clean_definition": "MIT-BIH record minus its 200/600 ms median-filter baseline "
                                 "(engine.noise.clean_reference), minus the window mean",

@@ -96,9 +96,8 @@ def gaussian_target(points: list[np.ndarray], size: int, sigma: float) -> torch.
     return out
 
 
-def sample_batch(data, batch: int, rng: np.random.Generator, *, scale_jitter: bool = True, patch: int | None = None):
-    """Random patches (RGB [0,1] tensor) and their points in patch pixels, with flips/rot90/scale."""
-    size = patch or PATCH
+def sample_batch(data, batch: int, rng: np.random.Generator, *, scale_jitter: bool = True, size: int = PATCH):
+    """Random *size* x *size* patches (RGB [0,1] tensor) and their points in patch pixels, with flips/rot90/scale."""
     xs, pts = [], []
     for _ in range(batch):
         _, img, xy = data[rng.integers(len(data))]
@@ -150,7 +149,7 @@ def finetune(net: NucleiNet, data, steps: int, *, batch: int, sigma: float, colo
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=steps, pct_start=0.1)
     net.train()
     for step in range(steps):
-        x, pts = sample_batch(data, batch, rng, patch=patch)
+        x, pts = sample_batch(data, batch, rng, size=patch)
         if color_aug:
             x = color_augment(x, gen)
         y = gaussian_target(pts, patch, sigma)
@@ -239,6 +238,7 @@ def main(argv=None):
     root = Path(args.data) / "histo" / "crchisto"
     fit_names, tune_names, val_names = crchisto_split(root)
     fit, tune, val = (load_crchisto(root, n) for n in (fit_names, tune_names, val_names))
+    unlabelled = fit + tune  # the AE pre-training images, whichever images the fine-tuning uses
     if args.fixed_peaks:
         fit_names, fit = fit_names + tune_names, fit + tune
     log(f"fit {len(fit)} tune {len(tune)} validation {len(val)} images; variant {args.name}")
@@ -252,8 +252,7 @@ def main(argv=None):
         log(f"continuing from {args.init}")
     elif args.pretrain_steps:
         # Unsupervised: all training images (fit + tune), no labels used.
-        pretrain_ae(net, fit if args.fixed_peaks else fit + tune, args.pretrain_steps, batch=args.batch,
-                    l1=args.l1, seed=args.seed)
+        pretrain_ae(net, unlabelled, args.pretrain_steps, batch=args.batch, l1=args.l1, seed=args.seed)
     t1 = time.time()
     finetune(net, fit, args.steps, batch=args.batch, sigma=args.sigma, color_aug=not args.no_color_aug,
              seed=args.seed, max_lr=args.max_lr, patch=args.patch)
