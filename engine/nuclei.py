@@ -25,10 +25,10 @@ __all__ = ["detect_task", "write_detections", "load_detector", "parse_roi", "DEF
 logger = logging.getLogger("engine")
 
 DEFAULT_MODEL = "histo-nuclei"
-#: Tile core and context margin, in model pixels (the network sees about 60 px around a pixel).
+#: Tile core and context margin, in model pixels, when neither the call nor the model's
+#: ``detector`` metadata gives them (the margin should cover the network's receptive field).
 DEFAULT_TILE = 1024
 DEFAULT_MARGIN = 64
-_STRIDE = 8  # total downsampling of the detector network
 
 _CACHE: dict[tuple[str, str], Any] = {}
 
@@ -76,7 +76,7 @@ def _region(data: Image, roi) -> tuple[int, int, int, int]:
 
 
 def detect_task(data: Image, *, model=None, device=None, mpp: float | None = None, roi=None,
-                tile: int = DEFAULT_TILE, margin: int = DEFAULT_MARGIN, threshold: float | None = None,
+                tile: int | None = None, margin: int | None = None, threshold: float | None = None,
                 min_distance: int | None = None, **options) -> Generator[Progress, None, Detections]:
     """Detect nuclei in a histology image; yields Progress per tile, returns :class:`Detections`.
 
@@ -93,8 +93,9 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
         says, the model's own mpp is assumed (``params["mpp_source"]`` says so).
     roi : (x, y, w, h) or "x,y,w,h", optional
         Region of level-0 pixels to analyse; detections stay in input coordinates.
-    tile, margin : int
-        Tile core and context margin in model pixels.
+    tile, margin : int, optional
+        Tile core and context margin in model pixels; default the model's ``detector``
+        metadata (else 1024 and 64).
     threshold, min_distance : optional
         Override the model's peak threshold / minimum distance (model pixels).
     """
@@ -124,6 +125,8 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
     scale = in_mpp / model_mpp
     thr = float(det["threshold"] if threshold is None else threshold)
     md = int(det["min_distance"] if min_distance is None else min_distance)
+    tile = int(det.get("tile", DEFAULT_TILE) if tile is None else tile)
+    margin = int(det.get("margin", DEFAULT_MARGIN) if margin is None else margin)
     dev = choose_device(device)
     module = loaded.module.to(dev)
 
@@ -131,7 +134,7 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
     rows, cols = int(data.shape[0]), int(data.shape[1])
     step = max(32, int(round(tile / scale)))
     pad = int(math.ceil(margin / scale))
-    align = max(1, int(round(_STRIDE / scale)))
+    align = max(1, int(round(int(getattr(module, "stride", 8)) / scale)))
     tiles = [(tx, ty) for ty in range(ry, ry + rh, step) for tx in range(rx, rx + rw, step)]
     xys, scores = [], []
     t_load = time.perf_counter() - t_start
@@ -140,7 +143,7 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
     try:
         for i, (tx, ty) in enumerate(tiles):
             cx1, cy1 = min(tx + step, rx + rw), min(ty + step, ry + rh)
-            # Snap the box origin to the network's stride-8 grid (in model pixels) so that every
+            # Snap the box origin to the network's stride grid (in model pixels) so that every
             # tile sees the image with the same phase as a whole-image pass would.
             bx0, by0 = max((tx - pad) // align * align, 0), max((ty - pad) // align * align, 0)
             bx1, by1 = min(cx1 + pad, cols), min(cy1 + pad, rows)

@@ -12,7 +12,7 @@ from torch.nn import functional as F
 
 __all__ = ["to_tensor", "probability_map", "find_peaks", "detect_array", "rescale_tensor"]
 
-#: The network downsamples three times: inputs are padded to a multiple of this.
+#: Downsampling of a detector without a ``stride`` attribute: inputs are padded to a multiple of it.
 _MULTIPLE = 8
 
 
@@ -39,10 +39,11 @@ def rescale_tensor(x: torch.Tensor, scale: float) -> torch.Tensor:
 def probability_map(module, x: torch.Tensor) -> torch.Tensor:
     """Nucleus proximity probability ``(H, W)`` in [0, 1] for ``(1, 3, H, W)`` RGB in [0, 1].
 
-    The input is reflect-padded to a multiple of 8 and the padding cropped again.
+    The input is reflect-padded to a multiple of the network's stride and the padding cropped again.
     """
     h, w = x.shape[-2:]
-    ph, pw = (-h) % _MULTIPLE, (-w) % _MULTIPLE
+    multiple = int(getattr(module, "stride", _MULTIPLE))
+    ph, pw = (-h) % multiple, (-w) % multiple
     if ph or pw:
         mode = "reflect" if h > ph and w > pw else "replicate"
         x = F.pad(x, (0, pw, 0, ph), mode=mode)

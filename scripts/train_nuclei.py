@@ -211,8 +211,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="/work/shared/data", help="shared data folder")
     ap.add_argument("--input-mode", default="rgbh", choices=("rgb", "h", "rgbh"))
-    ap.add_argument("--widths", type=int, nargs=4, default=[16, 32, 48, 64],
-                    help="channels at full, 1/2, 1/4, 1/8 resolution")
+    ap.add_argument("--widths", type=int, nargs="+", default=[16, 32, 48, 64],
+                    help="channels at full, 1/2, 1/4, 1/8 (and 1/16) resolution: 4 or 5 numbers")
+    ap.add_argument("--blocks", type=int, default=1, help="3x3 convs per encoder level at 1/4 and below")
+    ap.add_argument("--margin", type=int, default=64, help="tile context margin written to the model, px")
     ap.add_argument("--pretrain-steps", type=int, default=800, help="sparse conv AE steps (0 = no AE)")
     ap.add_argument("--steps", type=int, default=4000, help="supervised fine-tuning steps")
     ap.add_argument("--batch", type=int, default=8)
@@ -243,7 +245,7 @@ def main(argv=None):
         fit_names, fit = fit_names + tune_names, fit + tune
     log(f"fit {len(fit)} tune {len(tune)} validation {len(val)} images; variant {args.name}")
 
-    net = NucleiNet(input_mode=args.input_mode, widths=tuple(args.widths))
+    net = NucleiNet(input_mode=args.input_mode, widths=tuple(args.widths), blocks=args.blocks)
     t0 = time.time()
     if args.init:
         from safetensors.torch import load_file
@@ -281,7 +283,7 @@ def main(argv=None):
         "input": "RGB in [0,1] at the model mpp; hematoxylin by colour deconvolution inside the network",
         "mpp": MODEL_MPP,
         "detector": {"threshold": peaks["threshold"], "min_distance": peaks["min_distance"],
-                     "radius_px": 6.0, "sigma_px": args.sigma, "tile": 1024, "margin": 64},
+                     "radius_px": 6.0, "sigma_px": args.sigma, "tile": 1024, "margin": args.margin},
         "stain": "in-network rgb2hed hematoxylin channel + HED jitter / ColorJitter augmentation"
                  if not args.no_color_aug else "in-network rgb2hed hematoxylin channel, no colour augmentation",
         "training": {"data": "CRCHistoPhenotypes (shared) SFCN-OPI train images",

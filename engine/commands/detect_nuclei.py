@@ -14,7 +14,7 @@ def register(sub) -> None:
     p.add_argument("--model", default=None, help="bundled model name or .safetensors path (default histo-nuclei)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: best available)")
     p.add_argument("--threshold", type=float, default=None, help="override the model's peak score threshold")
-    p.add_argument("--tile", type=int, default=None, help="tile size in model pixels (default 1024)")
+    p.add_argument("--tile", type=int, default=None, help="tile size in model pixels (default: the model's, 1024)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=run)
@@ -23,7 +23,7 @@ def register(sub) -> None:
 def run(args) -> int:
     import engine.io
     from engine.jobs import run_job
-    from engine.nuclei import DEFAULT_TILE, detect_task, parse_roi, write_detections
+    from engine.nuclei import detect_task, parse_roi, write_detections
     from engine.nuclei_io import summary_dict
 
     roi = None
@@ -33,8 +33,7 @@ def run(args) -> int:
         except ValueError as exc:
             print(f"error: --roi: {exc}", file=sys.stderr)
             return 2
-    data = engine.io.read(args.image, mpp=args.mpp)
-    try:
+    with engine.io.opened(args.image, mpp=args.mpp) as data:
         show = not args.json and sys.stderr.isatty()
 
         def on_progress(p):
@@ -42,14 +41,12 @@ def run(args) -> int:
                 print(f"\r[{p.fraction * 100:5.1f}%] {p.message}\033[K", end="", file=sys.stderr, flush=True)
 
         job = detect_task(data, model=args.model, device=args.device, mpp=args.mpp, roi=roi,
-                          tile=args.tile or DEFAULT_TILE, threshold=args.threshold)
+                          tile=args.tile, threshold=args.threshold)
         result = run_job(job, on_progress)
         if show:
             print(file=sys.stderr)
         paths = write_detections(result, data, args.out)
         summary = summary_dict(result, data)
-    finally:
-        data.close()
     if args.json:
         print(json.dumps({**summary, "outputs": [str(p) for p in paths]}))
     else:

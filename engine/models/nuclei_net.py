@@ -43,40 +43,50 @@ class NucleiNet(nn.Module):
     ----------
     input_mode : {"rgb", "h", "rgbh"}
         Channels the first convolution sees.
-    widths : tuple of 4 int
-        Channels at full, 1/2, 1/4 and 1/8 resolution.
+    widths : tuple of 4 or 5 int
+        Channels at full, 1/2, 1/4, 1/8 (and 1/16) resolution. Five levels give the
+        network a receptive field of about 200 px instead of about 60 px.
+    blocks : int
+        3x3 convolutions after the strided one in each encoder level at 1/4 resolution
+        and below (1/2 resolution always has one: it dominates the cost).
     """
 
-    def __init__(self, *, input_mode: str = "rgbh", widths: tuple[int, ...] | list[int] = (16, 32, 48, 64)):
+    def __init__(self, *, input_mode: str = "rgbh", widths: tuple[int, ...] | list[int] = (16, 32, 48, 64),
+                 blocks: int = 1):
         super().__init__()
         if input_mode not in INPUT_MODES:
             raise ValueError(f"input_mode must be one of {INPUT_MODES}, got {input_mode!r}")
         widths = tuple(int(w) for w in widths)
-        if len(widths) != 4 or min(widths) < 1:
-            raise ValueError(f"widths must be 4 positive ints, got {widths}")
+        if len(widths) not in (4, 5) or min(widths) < 1:
+            raise ValueError(f"widths must be 4 or 5 positive ints, got {widths}")
+        blocks = int(blocks)
+        if blocks < 1:
+            raise ValueError(f"blocks must be >= 1, got {blocks}")
         self.hparams = {"input_mode": input_mode, "widths": list(widths)}
+        if blocks != 1:
+            self.hparams["blocks"] = blocks
         self.input_mode = input_mode
+        self.levels = len(widths)
+        #: Total downsampling: inputs must be a multiple of this.
+        self.stride = 2 ** (self.levels - 1)
         cin = {"rgb": 3, "h": 1, "rgbh": 4}[input_mode]
-        w0, w1, w2, w3 = widths
         self.register_buffer("hed_from_rgb", torch.tensor(_HED_FROM_RGB, dtype=torch.float32), persistent=False)
-        # Encoder (shared with the sparse conv AE).
-        self.stem = _conv(cin, w0)
-        self.enc1 = nn.Sequential(_conv(w0, w1, 2), _conv(w1, w1))
-        self.enc2 = nn.Sequential(_conv(w1, w2, 2), _conv(w2, w2))
-        self.enc3 = nn.Sequential(_conv(w2, w3, 2), _conv(w3, w3))
-        # Detection head: feature pyramid back to 1/2 resolution, then a 1x1 logit.
-        self.lat2 = nn.Conv2d(w2, w3, 1)
-        self.dec2 = _conv(w3, w2)
-        self.lat1 = nn.Conv2d(w1, w2, 1)
-        self.dec1 = _conv(w2, w1)
-        self.head = nn.Conv2d(w1, 1, 1)
-        # Sparse conv AE decoder (pre-training only): 1/8 code -> input channels.
-        self.ae_dec = nn.Sequential(
-            nn.ConvTranspose2d(w3, w2, 2, stride=2), nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(w2, w1, 2, stride=2), nn.ReLU(inplace=True),
-            nn.ConvTranspose2d(w1, w0, 2, stride=2), nn.ReLU(inplace=True),
-            nn.Conv2d(w0, cin, 3, padding=1),
-        )
+        # Encoder (shared with the sparse conv AE): stem at full resolution, enc1..encL-1 halve it.
+        self.stem = _conv(cin, widths[0])
+        for i in range(1, self.levels):
+            n = 1 if i == 1 else blocks
+            w = widths[i]
+            setattr(self, f"enc{i}", nn.Sequential(_conv(widths[i - 1], w, 2), *(_conv(w, w) for _ in range(n))))
+        # Detection head: feature pyramid from the deepest level back to 1/2 resolution, then a 1x1 logit.
+        for i in range(self.levels - 2, 0, -1):
+            setattr(self, f"lat{i}", nn.Conv2d(widths[i], widths[i + 1], 1))
+            setattr(self, f"dec{i}", _conv(widths[i + 1], widths[i]))
+        self.head = nn.Conv2d(widths[1], 1, 1)
+        # Sparse conv AE decoder (pre-training only): deepest code -> input channels.
+        up = []
+        for i in range(self.levels - 1, 0, -1):
+            up += [nn.ConvTranspose2d(widths[i], widths[i - 1], 2, stride=2), nn.ReLU(inplace=True)]
+        self.ae_dec = nn.Sequential(*up, nn.Conv2d(widths[0], cin, 3, padding=1))
 
     # -- preprocessing -------------------------------------------------------------------
     def hematoxylin(self, rgb: torch.Tensor) -> torch.Tensor:
@@ -96,27 +106,31 @@ class NucleiNet(nn.Module):
         return torch.cat(parts, 1) if len(parts) > 1 else parts[0]
 
     # -- networks ------------------------------------------------------------------------
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Features at 1/2, 1/4 and 1/8 resolution of a prepared input."""
-        f1 = self.enc1(self.stem(x))
-        f2 = self.enc2(f1)
-        f3 = self.enc3(f2)
-        return f1, f2, f3
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Features at 1/2, 1/4, ... 1/stride resolution of a prepared input."""
+        feats = []
+        f = self.stem(x)
+        for i in range(1, self.levels):
+            f = getattr(self, f"enc{i}")(f)
+            feats.append(f)
+        return feats
 
     def forward(self, rgb: torch.Tensor) -> torch.Tensor:
         """Proximity-map logits ``(N, 1, H, W)`` for RGB ``(N, 3, H, W)`` in [0, 1].
 
-        H and W must be multiples of 8.
+        H and W must be multiples of :attr:`stride`.
         """
-        f1, f2, f3 = self.encode(self.prepare(rgb))
-        p = F.interpolate(f3, size=f2.shape[-2:], mode="nearest") + self.lat2(f2)
-        p = self.dec2(p)
-        p = F.interpolate(p, size=f1.shape[-2:], mode="nearest") + self.lat1(f1)
-        logit = self.head(self.dec1(p))
+        feats = self.encode(self.prepare(rgb))
+        p = feats[-1]
+        for i in range(self.levels - 2, 0, -1):
+            f = feats[i - 1]
+            p = F.interpolate(p, size=f.shape[-2:], mode="nearest") + getattr(self, f"lat{i}")(f)
+            p = getattr(self, f"dec{i}")(p)
+        logit = self.head(p)
         return F.interpolate(logit, size=rgb.shape[-2:], mode="bilinear", align_corners=False)
 
     def autoencode(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Sparse conv AE pass: ``(target, reconstruction, code)``; the code is the 1/8 feature map."""
+        """Sparse conv AE pass: ``(target, reconstruction, code)``; the code is the deepest feature map."""
         x = self.prepare(rgb)
-        code = self.encode(x)[2]
+        code = self.encode(x)[-1]
         return x, self.ae_dec(code), code

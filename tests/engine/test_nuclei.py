@@ -192,3 +192,24 @@ def test_wrong_modality_is_refused(detector):
                array=np.zeros((1, 8, 8), np.float32))
     with pytest.raises(ModalityMismatchError):
         run_job(detect_task(ct, model=detector))
+
+
+def test_network_depth_sets_stride_and_padding():
+    """A 5-level detector downsamples by 16: any image size is padded to it and cropped back."""
+    import torch
+
+    from engine.models.nuclei_net import NucleiNet
+    from engine.nuclei_core import probability_map
+
+    torch.manual_seed(0)
+    shallow, deep = NucleiNet(widths=(8, 8, 8, 8)).eval(), NucleiNet(widths=(8, 8, 8, 8, 8), blocks=2).eval()
+    assert (shallow.stride, deep.stride) == (8, 16)
+    assert deep.hparams == {"input_mode": "rgbh", "widths": [8, 8, 8, 8, 8], "blocks": 2}
+    x = torch.rand(1, 3, 50, 70)
+    for net in (shallow, deep):
+        prob = probability_map(net, x)
+        assert prob.shape == (50, 70) and float(prob.min()) >= 0 and float(prob.max()) <= 1
+    target, recon, code = deep.autoencode(torch.rand(2, 3, 32, 48))
+    assert recon.shape == target.shape == (2, 4, 32, 48) and code.shape == (2, 8, 2, 3)
+    with pytest.raises(ValueError, match="widths"):
+        NucleiNet(widths=(8, 8, 8))
