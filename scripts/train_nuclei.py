@@ -142,11 +142,15 @@ def pretrain_ae(net: NucleiNet, data, steps: int, *, batch: int, l1: float, seed
 
 
 def finetune(net: NucleiNet, data, steps: int, *, batch: int, sigma: float, color_aug: bool, seed: int,
-             max_lr: float = 3e-3, patch: int = PATCH):
+             max_lr: float = 3e-3, patch: int = PATCH, ema: float = 0.0):
+    """Supervised fine-tuning; returns the exponential moving average of the weights when *ema* > 0, else None."""
+    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
     rng = np.random.default_rng(seed + 1)
     gen = torch.Generator().manual_seed(seed + 1)
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=max_lr, total_steps=steps, pct_start=0.1)
+    averaged = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True) if ema else None
     net.train()
     for step in range(steps):
         x, pts = sample_batch(data, batch, rng, size=patch)
@@ -158,8 +162,11 @@ def finetune(net: NucleiNet, data, steps: int, *, batch: int, sigma: float, colo
         loss.backward()
         opt.step()
         sched.step()
+        if averaged is not None:
+            averaged.update_parameters(net)
         if step % 200 == 0 or step == steps - 1:
             log(f"fine-tune step {step}: loss {loss.item():.4f}")
+    return None if averaged is None else averaged.module
 
 
 # ---------------------------------------------------------------------------------- evaluation
@@ -229,6 +236,9 @@ def main(argv=None):
     ap.add_argument("--fixed-peaks", type=float, nargs=2, default=None, metavar=("THRESHOLD", "MIN_DISTANCE"),
                     help="train on the tune images too and use this operating point instead of tuning one "
                          "(the validation images are still never trained on)")
+    ap.add_argument("--ema", type=float, default=0.0,
+                    help="keep an exponential moving average of the weights with this decay (e.g. 0.999) and ship it; "
+                         "the raw final weights are evaluated too, for comparison")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--name", default="histo-nuclei", help="variant name (results file name)")
     ap.add_argument("--workdir", default="runs/nuclei", help="where variant weights/results go")
@@ -256,10 +266,18 @@ def main(argv=None):
         # Unsupervised: all training images (fit + tune), no labels used.
         pretrain_ae(net, unlabelled, args.pretrain_steps, batch=args.batch, l1=args.l1, seed=args.seed)
     t1 = time.time()
-    finetune(net, fit, args.steps, batch=args.batch, sigma=args.sigma, color_aug=not args.no_color_aug,
-             seed=args.seed, max_lr=args.max_lr, patch=args.patch)
+    averaged = finetune(net, fit, args.steps, batch=args.batch, sigma=args.sigma, color_aug=not args.no_color_aug,
+                        seed=args.seed, max_lr=args.max_lr, patch=args.patch, ema=args.ema)
     t2 = time.time()
     net.eval()
+    raw = None
+    if averaged is not None:
+        raw_peaks = tune_peaks(net, tune)
+        raw = {"peaks": raw_peaks, "crchisto_validation_r6": pooled(
+            net, [(im, t, 1.0, 6.0) for _, im, t in val],
+            threshold=raw_peaks["threshold"], min_distance=raw_peaks["min_distance"])}
+        log(f"raw final weights: tune {raw_peaks}, validation F1 {raw['crchisto_validation_r6']['f1']:.3f}")
+        net = averaged.eval()
     if args.fixed_peaks:
         peaks = {"tune_f1": None, "threshold": args.fixed_peaks[0], "min_distance": int(args.fixed_peaks[1]),
                  "note": "fixed in advance; the tune images were trained on"}
@@ -292,10 +310,13 @@ def main(argv=None):
                                   "l1": args.l1, "seconds": round(t1 - t0)},
                      "init": args.init,
                      "finetune": {"steps": args.steps, "batch": args.batch, "patch": args.patch, "max_lr": args.max_lr,
-                                  "loss": "BCE vs Gaussian proximity map", "seconds": round(t2 - t1)},
+                                  "loss": "BCE vs Gaussian proximity map", "seconds": round(t2 - t1),
+                                  "ema_decay": args.ema or None},
                      "seed": args.seed, "command": "scripts/train_nuclei.py " + " ".join(argv or sys.argv[1:])},
         "metrics": {"tune_f1_r6": peaks["tune_f1"], **metrics},
     }
+    if raw is not None:
+        meta["metrics"]["raw_final_weights"] = raw
     from engine import weights
 
     work = Path(args.workdir)

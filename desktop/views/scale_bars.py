@@ -1,8 +1,11 @@
-"""Physical scale references for the viewers: 1/2/5 lengths and per-lane amplitude calibration bars.
+"""Physical scale references for the viewers: 1/2/5 lengths, per-lane amplitude calibration bars
+and the ECG paper time grid.
 
 Each signal lane shows a vertical bar of a round amplitude (``1 mV``, ``50 µV`` ...) drawn with the
 lane's own display factor, the calibration pulse of a paper ECG or EEG: the reader can judge
-amplitudes although each lane is scaled to fit.
+amplitudes although each lane is scaled to fit. ECG pages can also show the time lines of ECG
+paper at 25 mm/s: a major line every 0.2 s (5 mm) and a minor one every 0.04 s (1 mm), each
+drawn only when its spacing on screen is wide enough to read.
 """
 from __future__ import annotations
 
@@ -12,10 +15,16 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QFont
 
-__all__ = ["nice_length", "amplitude_bar", "calibration_items", "BAR_LANE_FRACTION"]
+__all__ = ["nice_length", "amplitude_bar", "calibration_items", "BAR_LANE_FRACTION", "paper_grid_times",
+           "paper_grid_items", "ECG_MAJOR_S", "ECG_MINOR_S"]
 
 #: The bar is at most this fraction of a lane (lanes are 1 plot unit apart).
 BAR_LANE_FRACTION = 0.5
+#: ECG paper at 25 mm/s: 5 mm and 1 mm boxes.
+ECG_MAJOR_S = 0.2
+ECG_MINOR_S = 0.04
+#: A grid level is drawn only when its lines are at least this many screen pixels apart.
+MIN_GRID_PX = 4.0
 
 
 def nice_length(target: float) -> float:
@@ -68,4 +77,40 @@ def calibration_items(factors: np.ndarray, lanes: dict[int, int], units, x: floa
         label.setZValue(5)
         bar.amplitude, bar.half_height = amp, half  # what the tests read back
         items += [bar, label]
+    return items
+
+
+def paper_grid_times(t0: float, t1: float, px_per_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Times of the major (0.2 s) and minor (0.04 s, majors excluded) ECG paper lines in [t0, t1].
+
+    A level whose spacing is under :data:`MIN_GRID_PX` screen pixels at *px_per_s* is left out
+    (an empty array), so long pages do not turn grey.
+    """
+    def multiples(step: float) -> np.ndarray:
+        if not (px_per_s * step >= MIN_GRID_PX) or not t1 > t0:
+            return np.zeros(0)
+        k = np.arange(math.ceil(t0 / step - 1e-9), math.floor(t1 / step + 1e-9) + 1)
+        return k * step
+
+    major = multiples(ECG_MAJOR_S)
+    minor = multiples(ECG_MINOR_S)
+    if len(minor):
+        ratio = int(round(ECG_MAJOR_S / ECG_MINOR_S))
+        minor = minor[np.round(minor / ECG_MINOR_S).astype(np.int64) % ratio != 0]
+    return major, minor
+
+
+def paper_grid_items(t0: float, t1: float, px_per_s: float, y0: float, y1: float) -> list:
+    """Plot items (one line set per level, ECG-paper red) spanning *y0*..*y1* behind the traces."""
+    items = []
+    major, minor = paper_grid_times(t0, t1, px_per_s)
+    for times, colour, width, level in ((minor, (250, 214, 214), 1, "minor"), (major, (238, 160, 160), 1, "major")):
+        if not len(times):
+            continue
+        x = np.repeat(times, 2)
+        y = np.tile([y0, y1], len(times))
+        item = pg.PlotCurveItem(x, y, connect="pairs", pen=pg.mkPen(colour, width=width))
+        item.setZValue(-10 if level == "minor" else -9)
+        item.level, item.times = level, times  # what the tests read back
+        items.append(item)
     return items

@@ -1,11 +1,11 @@
 """The signal viewer's tool bar: paging, time window, gain and the display-filter boxes.
 
 The widgets it makes are set on the view (``window_box``, ``hp_box``, ``lp_box``,
-``notch_box``, ``pos_label``); the slots it connects are the view's own.
+``notch_box``, ``grid_box``, ``pos_label``); the slots it connects are the view's own.
 """
 from __future__ import annotations
 
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QToolButton
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QToolButton
 
 __all__ = ["WINDOW_CHOICES", "build_toolbar", "filter_box"]
 
@@ -50,6 +50,12 @@ def build_toolbar(view) -> QHBoxLayout:
     view.notch_box = filter_box("Notch", ("off", 50.0, 60.0), "Notch (Hz)", lambda: view._on_filters())
     for box in (view.hp_box, view.lp_box, view.notch_box):
         bar.addWidget(box)
+    view.grid_box = QCheckBox("Grid")
+    view.grid_box.setChecked(True)
+    view.grid_box.setToolTip("ECG paper time grid: 0.2 s major and 0.04 s minor lines (25 mm/s paper)")
+    view.grid_box.toggled.connect(lambda *_: view._redraw())
+    view.grid_box.setVisible(False)
+    bar.addWidget(view.grid_box)
     bar.addStretch(1)
     view.pos_label = QLabel("")
     bar.addWidget(view.pos_label)

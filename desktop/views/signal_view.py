@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QListWidget, QListWidgetItem, QSplitter, QVBoxLayo
 
 from desktop.jobs import JobRunner
 from desktop.session import Session
-from desktop.views.scale_bars import calibration_items
+from desktop.views.scale_bars import calibration_items, paper_grid_items
 from desktop.views.signal_filters import (PAD_SECONDS, FilterSettings, apply_display_filters, envelope_job,
                                           robust_scale)
 from desktop.views.signal_layers import annotation_lines, draw_heat, fmt_time
@@ -46,6 +46,7 @@ class SignalView(QWidget):
         self.overlay_curves: list[pg.PlotDataItem] = []
         self.markers: list = []
         self.calibration: list = []  # per-lane amplitude bars (pyqtgraph items)
+        self.grid_items: list = []  # ECG paper time lines (pyqtgraph items)
         self.overlay_signal = None  # denoised Signal or reconstruction array
         self.overlay_name = ""
         self.hot_times = np.zeros(0)
@@ -79,6 +80,9 @@ class SignalView(QWidget):
         self.plot.setLabel("bottom", "time", units="s")
         self.plot.getPlotItem().getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.scene().sigMouseMoved.connect(self._on_hover)
+        # The paper grid's minor lines depend on the pixels per second: redraw it on resize.
+        self.plot.getPlotItem().getViewBox().sigResized.connect(
+            lambda *_: self.signal is not None and self._draw_paper_grid(len(self.visible_channels())))
         self.heat = pg.ImageItem()  # per-channel anomaly behind the traces
         self.heat.setZValue(-5)
         self.plot.addItem(self.heat)
@@ -111,9 +115,9 @@ class SignalView(QWidget):
     # ---- data ----------------------------------------------------------------------
     def _on_data(self) -> None:
         data = self.session.data
-        for c in self.curves + self.overlay_curves + self.calibration:
+        for c in self.curves + self.overlay_curves + self.calibration + self.grid_items:
             self.plot.removeItem(c)
-        self.curves, self.overlay_curves, self.calibration = [], [], []
+        self.curves, self.overlay_curves, self.calibration, self.grid_items = [], [], [], []
         self._clear_markers()
         if data is None or getattr(data, "modality", None) not in ("ecg", "eeg"):
             self.signal = None
@@ -138,7 +142,8 @@ class SignalView(QWidget):
             c.setClipToView(True)
             self.plot.addItem(c)
             self.curves.append(c)
-        self.window = 10.0 if data.modality == "ecg" else 10.0
+        self.window = 10.0
+        self.grid_box.setVisible(data.modality == "ecg")
         self.start = 0.0
         self._clear_results()
         self.overview.set_duration(data.duration)
@@ -312,6 +317,7 @@ class SignalView(QWidget):
                 curve.setVisible(False)
         self._draw_overlay_traces(t, s0, s1, pad, centre, factor, k_of)
         self._draw_calibration(factor[:, 0], k_of)
+        self._draw_paper_grid(len(vis))
         self._draw_heat(s0, s1, vis)
         self.plot.setXRange(t[0] if len(t) else self.start, self.start + self.window, padding=0)
         self._draw_markers(s0 / sf, s1 / sf)
@@ -351,6 +357,25 @@ class SignalView(QWidget):
             self.plot.removeItem(item)
         self.calibration = calibration_items(factor, k_of, self.signal.units, self.start + 0.01 * self.window)
         for item in self.calibration:
+            self.plot.addItem(item)
+
+    def paper_grid_on(self) -> bool:
+        """Whether the ECG paper time grid is shown (ECG only, tool-bar check box)."""
+        return self.signal is not None and self.signal.modality == "ecg" and self.grid_box.isChecked()
+
+    def _draw_paper_grid(self, lanes: int) -> None:
+        """ECG paper time lines (0.2 s major, 0.04 s minor) behind the traces, in place of the axis grid."""
+        for item in self.grid_items:
+            self.plot.removeItem(item)
+        self.grid_items = []
+        on = self.paper_grid_on()
+        self.plot.getPlotItem().showGrid(x=not on, y=False, alpha=0.25)
+        if not on:
+            return
+        width_px = max(1.0, float(self.plot.getPlotItem().getViewBox().width()))
+        self.grid_items = paper_grid_items(self.start, self.start + self.window, width_px / self.window,
+                                           0.6, -max(lanes, 1) + 0.4)
+        for item in self.grid_items:
             self.plot.addItem(item)
 
     def _clear_markers(self) -> None:

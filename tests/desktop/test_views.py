@@ -152,3 +152,36 @@ def test_signal_lanes_carry_calibration_bars(qtbot, window, data_dir, errors):
     assert bar.half_height == pytest.approx(0.5 * bar.amplitude * factor) and view.global_gain > 1.0
     assert bar.half_height != before or bar.amplitude != bars[0].amplitude
     assert errors == []
+
+
+def test_ecg_paper_grid_times_known_answers():
+    from desktop.views.scale_bars import paper_grid_times
+
+    major, minor = paper_grid_times(10.0, 11.0, 500.0)  # 1 s page, 500 px/s: both levels readable
+    assert major == pytest.approx([10.0, 10.2, 10.4, 10.6, 10.8, 11.0])
+    assert len(minor) == 20 and minor[0] == pytest.approx(10.04) and minor[3] == pytest.approx(10.16)
+    assert not np.any(np.isclose(minor[:, None], major[None, :]).any(1))  # majors are not repeated
+    major, minor = paper_grid_times(0.0, 60.0, 15.0)  # 60 s on 900 px: 0.04 s = 0.6 px -> minor left out
+    assert len(major) == 0 and len(minor) == 0  # and 0.2 s = 3 px is under the 4 px floor too
+    major, minor = paper_grid_times(0.0, 10.0, 90.0)
+    assert len(major) == 51 and len(minor) == 0
+
+
+def test_ecg_page_shows_paper_grid_and_eeg_does_not(qtbot, window, data_dir, errors):
+    open_and_wait(qtbot, window, data_dir / "ecg" / "mitdb" / "100")
+    view = window.signal_view
+    window.resize(1200, 700)
+    view.set_window(2.0)
+    qtbot.wait(50)
+    levels = {it.level: it.times for it in view.grid_items}
+    assert view.paper_grid_on() and set(levels) == {"major", "minor"}
+    assert levels["major"][0] == pytest.approx(0.0) and np.diff(levels["major"]) == pytest.approx(0.2)
+    assert all(it in view.plot.getPlotItem().items for it in view.grid_items)
+    view.grid_box.setChecked(False)
+    assert view.grid_items == [] and not view.paper_grid_on()
+    view.grid_box.setChecked(True)
+    assert view.grid_items
+    eeg = sorted((data_dir / "eeg").rglob("*.edf"))[0]
+    open_and_wait(qtbot, window, eeg)
+    assert not view.paper_grid_on() and view.grid_items == [] and not view.grid_box.isVisible()
+    assert errors == []
