@@ -343,7 +343,9 @@ class MainWindow(QMainWindow):
     def show_about(self) -> None:
         from desktop.dialogs.about import AboutDialog
 
-        AboutDialog(self).exec()
+        dlg = AboutDialog(self)
+        dlg.exec()
+        dlg.deleteLater()  # transient windows are freed explicitly (see desktop/dialogs/messages.py)
 
     # ---- persistence -------------------------------------------------------------
     def _restore(self) -> None:

@@ -83,9 +83,13 @@ class Opener(QObject):
         if len(images) > 1 and self.interactive:
 
             dlg = SeriesBrowser(path, series, self.parent_widget)
-            if not dlg.exec() or dlg.selected_uid is None:
+            try:
+                accepted, uid = dlg.exec(), dlg.selected_uid
+            finally:
+                dlg.deleteLater()  # Qt owns a parented dialog: free it now, not with the window or the GC
+            if not accepted or uid is None:
                 return
-            options = dict(options, series_uid=dlg.selected_uid)
+            options = dict(options, series_uid=uid)
         self._read(path, options)
 
     def _read(self, path: str, options: dict) -> None:

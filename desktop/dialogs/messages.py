@@ -31,6 +31,9 @@ def show_error(parent: QWidget | None, title: str, text: str) -> None:
         return
     box = QMessageBox(QMessageBox.Icon.Critical, title, text, QMessageBox.StandardButton.Ok, parent)
     box.exec()
+    # Transient windows are deleted explicitly once closed: left to Python's cyclic GC, a parented
+    # dialog can be destroyed at an arbitrary point (inside another object's signal disconnect).
+    box.deleteLater()
 
 
 def show_info(parent: QWidget | None, title: str, text: str) -> None:
