@@ -1,6 +1,7 @@
-"""A minimal progress bar on stderr for the CLI (no dependency; silent when not a terminal)."""
+"""CLI helpers: a minimal progress bar on stderr (silent when not a terminal) and the final report."""
 from __future__ import annotations
 
+import json
 import sys
 import time
 
@@ -42,3 +43,15 @@ def run_with_bar(label: str, job):
         return run_job(job, bar)
     finally:
         bar.close()
+
+
+def report(as_json: bool, summary: dict, paths, lines, *, key: str = "files") -> None:
+    """Print a task's outcome: one JSON object (*summary* + output paths under *key*), or the text
+    lines that the callable *lines* returns followed by one ``wrote`` line per output file."""
+    if as_json:
+        print(json.dumps({**summary, key: [str(p) for p in paths]}, default=str))
+        return
+    for line in lines():
+        print(line)
+    for p in paths:
+        print(f"wrote     {p}")

@@ -23,7 +23,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.commands._progress import run_with_bar
+    from engine.commands._progress import report, run_with_bar
     from engine.denoise import denoise_task, write_denoised
     from engine.io import opened
 
@@ -33,12 +33,8 @@ def run(args) -> int:
                                                       mode=args.mode, batch_size=args.batch_size))
         paths = write_denoised(result, data, args.out)
     summary = json.loads(paths[-1].read_text(encoding="utf-8"))
-    if args.json:
-        print(json.dumps({**summary, "files": [str(p) for p in paths]}, default=str))
-    else:
-        print(f"model:    {result.model} (sha256 {result.sha256[:16]}…)")
-        print(f"signal:   {len(result.signal.channels)} channel(s), {result.signal.n_samples} samples "
-              f"at {result.signal.sfreq:g} Hz, {summary['timings_s'].get('total', 0):.2f} s")
-        for p in paths:
-            print(f"wrote     {p}")
+    report(args.json, summary, paths, lambda: [
+        f"model:    {result.model} (sha256 {result.sha256[:16]}…)",
+        f"signal:   {len(result.signal.channels)} channel(s), {result.signal.n_samples} samples "
+        f"at {result.signal.sfreq:g} Hz, {summary['timings_s'].get('total', 0):.2f} s"])
     return 0

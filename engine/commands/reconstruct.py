@@ -1,7 +1,6 @@
 """``python -m engine reconstruct PATH``: reconstruction + calibrated anomaly map."""
 from __future__ import annotations
 
-import json
 
 
 def register(sub) -> None:
@@ -22,7 +21,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.commands._progress import run_with_bar
+    from engine.commands._progress import report, run_with_bar
     from engine.infer import reconstruct_task, write_reconstruction
     from engine.io import opened
 
@@ -33,14 +32,10 @@ def run(args) -> int:
                                                               batch_size=args.batch_size))
         paths = write_reconstruction(result, data, args.out)
     s = result.summary
-    if args.json:
-        print(json.dumps({**s, "outputs": [str(p) for p in paths]}, default=str))
-    else:
-        st = s["anomaly"]["stats"]
-        print(f"model:    {s['model']['name']} (sha256 {s['model']['sha256'][:16]}…)")
-        print(f"device:   {s['device']}, {s['timings_s']['total']:.2f} s")
-        print(f"anomaly:  mean {st['mean']:.3f}, p99 {st['p99']:.3f}, max {st['max']:.3f}, "
-              f"{100 * st['fraction_above_1']:.2f}% above the normal p99")
-        for p in paths:
-            print(f"wrote     {p}")
+    st = s.get("anomaly", {}).get("stats", {})
+    report(args.json, s, paths, lambda: [
+        f"model:    {s['model']['name']} (sha256 {s['model']['sha256'][:16]}…)",
+        f"device:   {s['device']}, {s['timings_s']['total']:.2f} s",
+        f"anomaly:  mean {st['mean']:.3f}, p99 {st['p99']:.3f}, max {st['max']:.3f}, "
+        f"{100 * st['fraction_above_1']:.2f}% above the normal p99"], key="outputs")
     return 0

@@ -19,7 +19,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.commands._progress import run_with_bar
+    from engine.commands._progress import report, run_with_bar
     from engine.ecg import score_beats_task, write_beat_scores
     from engine.io import opened
 
@@ -31,12 +31,8 @@ def run(args) -> int:
                                                               channel=args.channel, use_rr=not args.no_rr))
         paths = write_beat_scores(result, data, args.out)
     summary = json.loads(paths[-1].read_text(encoding="utf-8"))
-    if args.json:
-        print(json.dumps({**summary, "files": [str(p) for p in paths]}, default=str))
-    else:
-        print(f"model:    {result.model} (sha256 {result.sha256[:16]}…)")
-        print(f"beats:    {summary['n_beats']} ({result.params['beats_from']}), "
-              f"{summary['n_above_threshold']} above the threshold {summary['threshold']}")
-        for p in paths:
-            print(f"wrote     {p}")
+    report(args.json, summary, paths, lambda: [
+        f"model:    {result.model} (sha256 {result.sha256[:16]}…)",
+        f"beats:    {summary['n_beats']} ({result.params['beats_from']}), "
+        f"{summary['n_above_threshold']} above the threshold {summary['threshold']}"])
     return 0

@@ -18,18 +18,14 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.commands._progress import run_with_bar
+    from engine.commands._progress import report, run_with_bar
     from engine.eeg import read_segments, score_segments_task, write_segment_scores
 
     datas = read_segments(args.files, sfreq=args.sfreq, model=args.model)
     result = run_with_bar("score-segments", score_segments_task(datas, model=args.model, device=args.device))
     paths = write_segment_scores(result, datas, args.out)
     summary = json.loads(paths[-1].read_text(encoding="utf-8"))
-    if args.json:
-        print(json.dumps({**summary, "files": [str(p) for p in paths]}, default=str))
-    else:
-        print(f"model:    {result.model} (sha256 {result.sha256[:16]}…)  threshold {result.threshold}")
-        print(f"segments: {len(result.score)}, {int(result.label.sum())} seizure-like")
-        for p in paths:
-            print(f"wrote     {p}")
+    report(args.json, summary, paths, lambda: [
+        f"model:    {result.model} (sha256 {result.sha256[:16]}…)  threshold {result.threshold}",
+        f"segments: {len(result.score)}, {int(result.label.sum())} seizure-like"])
     return 0
