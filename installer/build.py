@@ -187,7 +187,11 @@ def audit(bundle: Path, variant: str, py: Path) -> dict:
         if (internal(bundle) / forbidden).exists():
             problems.append(f"excluded package bundled: {forbidden}")
     if IS_LINUX and shutil.which("ldd"):
-        problems += [f"unresolved library: {m}" for m in missing_libraries(bundle)]
+        missing, declared = missing_libraries(bundle)
+        problems += [f"unresolved library: {m}" for m in missing]
+        for lib, pkg in sorted(declared.items()):
+            log(f"note: {lib} is not installed on this build machine; the .deb depends on {pkg}, "
+                "which provides it on the target")
     if problems:
         for p in problems[:40]:
             log("AUDIT: " + p)
@@ -217,11 +221,16 @@ def audit(bundle: Path, variant: str, py: Path) -> dict:
     return info
 
 
-def missing_libraries(bundle: Path) -> list[str]:
+def missing_libraries(bundle: Path) -> tuple[list[str], dict[str, str]]:
     """``ldd`` every shared object in the bundle; what resolves neither inside nor on this system.
 
-    Optional plugin dependencies (Wayland, GTK3 theme) are allowed to be missing.
+    Returns ``(missing, declared)``: *declared* maps the unresolved system libraries that a package
+    in the .deb's ``Depends`` provides (Qt's xcb runtime, absent on a headless build machine) to that
+    package; they are not problems. Optional plugin dependencies (Wayland, GTK3 theme) are allowed
+    to be missing.
     """
+    depends = rules.declared_packages((ROOT / "installer" / "linux" / "control.in").read_text(encoding="utf-8"))
+    declared: dict[str, str] = {}
     inner = internal(bundle)
     dirs = sorted({str(p.parent) for p in inner.rglob("*.so*") if p.is_file()})
     env = dict(os.environ, LD_LIBRARY_PATH=":".join(dirs))
@@ -233,9 +242,13 @@ def missing_libraries(bundle: Path) -> list[str]:
         for line in out.splitlines():
             if "not found" in line:
                 lib = line.split("=>")[0].strip()
-                if lib not in rules.OPTIONAL_SYSTEM_LIBS:
+                if lib in rules.OPTIONAL_SYSTEM_LIBS:
+                    continue
+                if rules.debian_package(lib) in depends:
+                    declared[lib] = rules.debian_package(lib)
+                else:
                     missing.add(f"{lib} (needed by {so.relative_to(inner)})")
-    return sorted(missing)
+    return sorted(missing), declared
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -120,6 +120,30 @@ FORBIDDEN_QT_PLUGINS = ("libqpdf.so", "qpdf.dll", "libqvnc.so", "qvnc.dll",
 OPTIONAL_SYSTEM_LIBS = ("libwayland-cursor.so.0", "libwayland-egl.so.1", "libwayland-client.so.0",
                         "libgtk-3.so.0", "libgdk-3.so.0", "libcuda.so.1", "libnvidia-ml.so.1")
 
+
+
+def debian_package(soname: str) -> str:
+    """The Debian package that ships *soname* by Debian's naming rule (``libxcb-icccm.so.4`` ->
+    ``libxcb-icccm4``, ``libxkbcommon-x11.so.0`` -> ``libxkbcommon-x11-0``, ``libEGL.so.1`` -> ``libegl1``).
+
+    Best effort: used only to recognise libraries the .deb declares in ``Depends``.
+    """
+    m = re.fullmatch(r"(lib[\w.+-]+?)\.so\.(\d+)(?:\.[\d.]+)?", soname)
+    if not m:
+        return ""
+    name, major = m.group(1).lower(), m.group(2)
+    return f"{name}-{major}" if name[-1].isdigit() else f"{name}{major}"
+
+
+def declared_packages(control: str) -> set[str]:
+    """Package names in the ``Depends:`` line of a Debian control text (versions and ``|`` split off)."""
+    for line in control.splitlines():
+        if line.startswith("Depends:"):
+            alts = re.split(r"[,|]", line.split(":", 1)[1])
+            return {a.split("(")[0].strip() for a in alts if a.strip()}
+    return set()
+
+
 _CUDA_LIB = re.compile(
     r"(cudart|cublas|cublasLt|cudnn|cufft|curand|cusolver|cusparse|cusparseLt|nccl|nvrtc|"
     r"nvJitLink|nvToolsExt|cupti|cufile|nvshmem|torch_cuda|c10_cuda|caffe2_nvrtc|nvperf)",

@@ -264,3 +264,20 @@ def test_selftest_passes_in_process_on_cpu(capsys):
     assert "SELFTEST PASSED" in out
     for modality, task in selftest.PLAN:
         assert re.search(rf"^{re.escape(task)}\s+{modality}/\S+\s+ok", out, flags=re.M), (task, modality, out)
+
+
+@pytest.mark.parametrize("soname, package", [
+    ("libxcb-icccm.so.4", "libxcb-icccm4"), ("libxcb-keysyms.so.1", "libxcb-keysyms1"),
+    ("libxkbcommon-x11.so.0", "libxkbcommon-x11-0"), ("libEGL.so.1", "libegl1"),
+    ("libdbus-1.so.3", "libdbus-1-3"), ("libfontconfig.so.1.12.0", "libfontconfig1"), ("not-a-library", ""),
+])
+def test_debian_package_naming_rule(soname, package):
+    assert rules.debian_package(soname) == package
+
+
+def test_qt_xcb_runtime_is_declared_by_the_deb():
+    """Libraries the audit lets a headless build machine miss must be ones the .deb depends on."""
+    depends = rules.declared_packages((REPO / "installer" / "linux" / "control.in").read_text(encoding="utf-8"))
+    assert {"libxcb-icccm4", "libxcb-keysyms1", "libxkbcommon-x11-0", "libegl1", "libglib2.0-0"} <= depends
+    assert "libglib2.0-0t64" in depends and not any("(" in d or "|" in d or " " in d for d in depends)
+    assert rules.debian_package("libmadeup.so.7") not in depends
