@@ -104,12 +104,12 @@ def paper_grid_items(t0: float, t1: float, px_per_s: float, y0: float, y1: float
     """Plot items (one line set per level, ECG-paper red) spanning *y0*..*y1* behind the traces."""
     items = []
     major, minor = paper_grid_times(t0, t1, px_per_s)
-    for times, colour, width, level in ((minor, (250, 214, 214), 1, "minor"), (major, (238, 160, 160), 1, "major")):
+    for times, colour, level in ((minor, (250, 214, 214), "minor"), (major, (238, 160, 160), "major")):
         if not len(times):
             continue
         x = np.repeat(times, 2)
         y = np.tile([y0, y1], len(times))
-        item = pg.PlotCurveItem(x, y, connect="pairs", pen=pg.mkPen(colour, width=width))
+        item = pg.PlotCurveItem(x, y, connect="pairs", pen=pg.mkPen(colour, width=1))
         item.setZValue(-10 if level == "minor" else -9)
         item.level, item.times = level, times  # what the tests read back
         items.append(item)

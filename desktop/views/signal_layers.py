@@ -8,10 +8,20 @@ from PySide6.QtCore import QRectF
 from desktop.session import OverlaySettings
 from desktop.views.overlays import heat_rgba
 
-__all__ = ["draw_heat", "annotation_lines", "fmt_time", "MAX_MARKERS_PER_PAGE", "MAX_HEAT_COLUMNS"]
+__all__ = ["draw_heat", "annotation_lines", "fmt_time", "replace_items", "MAX_MARKERS_PER_PAGE", "MAX_HEAT_COLUMNS"]
 
 MAX_MARKERS_PER_PAGE = 150
 MAX_HEAT_COLUMNS = 2000
+
+
+def replace_items(plot, old, new=()) -> list:
+    """Take the items *old* off *plot*, put *new* on it, and return *new* as a list (the new holder)."""
+    for item in old:
+        plot.removeItem(item)
+    new = list(new)
+    for item in new:
+        plot.addItem(item)
+    return new
 
 
 def fmt_time(t: float) -> str:

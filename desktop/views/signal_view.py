@@ -17,7 +17,7 @@ from desktop.session import Session
 from desktop.views.scale_bars import calibration_items, paper_grid_items
 from desktop.views.signal_filters import (PAD_SECONDS, FilterSettings, apply_display_filters, envelope_job,
                                           robust_scale)
-from desktop.views.signal_layers import annotation_lines, draw_heat, fmt_time
+from desktop.views.signal_layers import annotation_lines, draw_heat, fmt_time, replace_items
 from desktop.views.signal_toolbar import WINDOW_CHOICES, build_toolbar
 from desktop.views.signal_tracks import OverviewStrip, ScoreTrack
 
@@ -82,7 +82,7 @@ class SignalView(QWidget):
         self.plot.scene().sigMouseMoved.connect(self._on_hover)
         # The paper grid's minor lines depend on the pixels per second: redraw it on resize.
         self.plot.getPlotItem().getViewBox().sigResized.connect(
-            lambda *_: self.signal is not None and self._draw_paper_grid(len(self.visible_channels())))
+            lambda *_: self._draw_paper_grid(len(self.visible_channels())))
         self.heat = pg.ImageItem()  # per-channel anomaly behind the traces
         self.heat.setZValue(-5)
         self.plot.addItem(self.heat)
@@ -115,10 +115,8 @@ class SignalView(QWidget):
     # ---- data ----------------------------------------------------------------------
     def _on_data(self) -> None:
         data = self.session.data
-        for c in self.curves + self.overlay_curves + self.calibration + self.grid_items:
-            self.plot.removeItem(c)
-        self.curves, self.overlay_curves, self.calibration, self.grid_items = [], [], [], []
-        self._clear_markers()
+        replace_items(self.plot, self.curves + self.overlay_curves + self.calibration + self.grid_items + self.markers)
+        self.curves, self.overlay_curves, self.calibration, self.grid_items, self.markers = [], [], [], [], []
         if data is None or getattr(data, "modality", None) not in ("ecg", "eeg"):
             self.signal = None
             return
@@ -219,9 +217,7 @@ class SignalView(QWidget):
         self.overlay_signal, self.overlay_name = None, ""
         self.anomaly = None
         self.heat.clear()
-        for c in self.overlay_curves:
-            self.plot.removeItem(c)
-        self.overlay_curves = []
+        self.overlay_curves = replace_items(self.plot, self.overlay_curves)
         self.scores.clear_scores()
         self.scores.setVisible(False)
         self.hot_times = np.zeros(0)
@@ -327,9 +323,7 @@ class SignalView(QWidget):
         self.pageChanged.emit(self.start, self.start + self.window)
 
     def _draw_overlay_traces(self, t, s0, s1, pad, centre, factor, k_of) -> None:
-        for c in self.overlay_curves:
-            self.plot.removeItem(c)
-        self.overlay_curves = []
+        self.overlay_curves = replace_items(self.plot, self.overlay_curves)
         if self.overlay_signal is None or not self.session.overlay.show_reconstruction:
             self.plot.setTitle(None)
             return
@@ -353,11 +347,8 @@ class SignalView(QWidget):
 
     def _draw_calibration(self, factor: np.ndarray, k_of: dict[int, int]) -> None:
         """A round-amplitude bar with its value and unit at the left of every visible lane."""
-        for item in self.calibration:
-            self.plot.removeItem(item)
-        self.calibration = calibration_items(factor, k_of, self.signal.units, self.start + 0.01 * self.window)
-        for item in self.calibration:
-            self.plot.addItem(item)
+        self.calibration = replace_items(self.plot, self.calibration, calibration_items(
+            factor, k_of, self.signal.units, self.start + 0.01 * self.window))
 
     def paper_grid_on(self) -> bool:
         """Whether the ECG paper time grid is shown (ECG only, tool-bar check box)."""
@@ -365,29 +356,17 @@ class SignalView(QWidget):
 
     def _draw_paper_grid(self, lanes: int) -> None:
         """ECG paper time lines (0.2 s major, 0.04 s minor) behind the traces, in place of the axis grid."""
-        for item in self.grid_items:
-            self.plot.removeItem(item)
-        self.grid_items = []
         on = self.paper_grid_on()
         self.plot.getPlotItem().showGrid(x=not on, y=False, alpha=0.25)
-        if not on:
-            return
-        width_px = max(1.0, float(self.plot.getPlotItem().getViewBox().width()))
-        self.grid_items = paper_grid_items(self.start, self.start + self.window, width_px / self.window,
-                                           0.6, -max(lanes, 1) + 0.4)
-        for item in self.grid_items:
-            self.plot.addItem(item)
-
-    def _clear_markers(self) -> None:
-        for m in self.markers:
-            self.plot.removeItem(m)
-        self.markers = []
+        new = []
+        if on:
+            width_px = max(1.0, float(self.plot.getPlotItem().getViewBox().width()))
+            new = paper_grid_items(self.start, self.start + self.window, width_px / self.window,
+                                   0.6, -max(lanes, 1) + 0.4)
+        self.grid_items = replace_items(self.plot, self.grid_items, new)
 
     def _draw_markers(self, t0: float, t1: float) -> None:
-        self._clear_markers()
-        self.markers = annotation_lines(self.signal.annotations, t0, t1)
-        for line in self.markers:
-            self.plot.addItem(line)
+        self.markers = replace_items(self.plot, self.markers, annotation_lines(self.signal.annotations, t0, t1))
 
     def _on_hover(self, pos) -> None:
         if self.signal is None:
