@@ -22,29 +22,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-GRID_MIN_DISTANCE = (3, 4, 5, 6)
-GRID_THRESHOLD = tuple(round(t, 2) for t in np.arange(0.15, 0.76, 0.05))
-
-
-def _counts(maps, truths, threshold, min_distance, radius=6.0):
-    from engine.nuclei_core import find_peaks
-    from engine.nuclei_eval import precision_recall_f1
-
-    tp = fp = fn = 0
-    for prob, truth in zip(maps, truths):
-        xy, _ = find_peaks(prob, threshold=threshold, min_distance=min_distance)
-        r = precision_recall_f1(xy, truth, radius)
-        tp, fp, fn = tp + r["tp"], fp + r["fp"], fn + r["fn"]
-    return np.array([tp, fp, fn])
-
 
 def _f1(c) -> float:
     return float(2 * c[0] / max(1, 2 * c[0] + c[1] + c[2]))
-
-
-def _best(maps, truths):
-    return max(((_f1(_counts(maps, truths, th, md)), th, md) for md in GRID_MIN_DISTANCE for th in GRID_THRESHOLD),
-               key=lambda r: r[0])
 
 
 def main(argv=None) -> int:
@@ -57,7 +37,7 @@ def main(argv=None) -> int:
     import torch
     from PIL import Image as PILImage
 
-    from engine.nuclei_core import probability_map, to_tensor
+    from engine.nuclei_core import pooled_counts, probability_map, to_tensor, tune_operating_point
     from engine.nuclei_eval import crchisto_split, crchisto_truth
     from engine.weights import load
 
@@ -80,11 +60,12 @@ def main(argv=None) -> int:
         maps = {k: [probability_map(net, to_tensor(im)).numpy() for im, _ in items] for k, items in sets.items()}
         truths = {k: [t for _, t in items] for k, items in sets.items()}
         th0, md0 = float(det.get("threshold", 0.35)), int(det.get("min_distance", 3))
-        at_shipped = {k: _counts(maps[k], truths[k], th0, md0) for k in sets}
-        f_t, th_t, md_t = _best(maps["tune"], truths["tune"])
-        f_v, th_v, md_v = _best(maps["validation"], truths["validation"])
-        val_x = _counts(maps["validation"], truths["validation"], th_t, md_t)
-        tune_x = _counts(maps["tune"], truths["tune"], th_v, md_v)
+        at_shipped = {k: pooled_counts(maps[k], truths[k], threshold=th0, min_distance=md0, radius=6.0)
+                      for k in sets}
+        _, th_t, md_t = tune_operating_point(maps["tune"], truths["tune"], radius=6.0)
+        _, th_v, md_v = tune_operating_point(maps["validation"], truths["validation"], radius=6.0)
+        val_x = pooled_counts(maps["validation"], truths["validation"], threshold=th_t, min_distance=md_t, radius=6.0)
+        tune_x = pooled_counts(maps["tune"], truths["tune"], threshold=th_v, min_distance=md_v, radius=6.0)
         print(f"| {Path(str(name)).stem} | {th0:g} / {md0} | {_f1(at_shipped['validation']):.3f} | "
               f"{_f1(at_shipped['tune']):.3f} | {_f1(val_x):.3f} ({th_t:g} / {md_t}) | "
               f"{_f1(tune_x):.3f} ({th_v:g} / {md_v}) | {_f1(val_x + tune_x):.3f} |", flush=True)

@@ -101,7 +101,7 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
     """
     import torch
 
-    from engine.nuclei_core import detect_array
+    from engine.nuclei_core import detect_array, network_stride
     from engine.utils import choose_device
 
     if getattr(data, "modality", None) != "histology":
@@ -134,7 +134,7 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
     rows, cols = int(data.shape[0]), int(data.shape[1])
     step = max(32, int(round(tile / scale)))
     pad = int(math.ceil(margin / scale))
-    align = max(1, int(round(int(getattr(module, "stride", 8)) / scale)))
+    align = max(1, int(round(network_stride(module) / scale)))
     tiles = [(tx, ty) for ty in range(ry, ry + rh, step) for tx in range(rx, rx + rw, step)]
     xys, scores = [], []
     t_load = time.perf_counter() - t_start

@@ -10,10 +10,19 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-__all__ = ["to_tensor", "probability_map", "find_peaks", "detect_array", "rescale_tensor"]
+__all__ = ["to_tensor", "probability_map", "find_peaks", "detect_array", "rescale_tensor", "network_stride",
+           "pooled_counts", "tune_operating_point", "TUNE_MIN_DISTANCES", "TUNE_THRESHOLDS"]
 
 #: Downsampling of a detector without a ``stride`` attribute: inputs are padded to a multiple of it.
 _MULTIPLE = 8
+#: The operating-point grid searched when a detector is tuned: minimum peak distance x score threshold.
+TUNE_MIN_DISTANCES = (3, 4, 5, 6)
+TUNE_THRESHOLDS = np.arange(0.15, 0.76, 0.05)
+
+
+def network_stride(module) -> int:
+    """Total downsampling of a detector network: its input sizes must be a multiple of this."""
+    return int(getattr(module, "stride", _MULTIPLE))
 
 
 def to_tensor(rgb: np.ndarray, device=None) -> torch.Tensor:
@@ -42,7 +51,7 @@ def probability_map(module, x: torch.Tensor) -> torch.Tensor:
     The input is reflect-padded to a multiple of the network's stride and the padding cropped again.
     """
     h, w = x.shape[-2:]
-    multiple = int(getattr(module, "stride", _MULTIPLE))
+    multiple = network_stride(module)
     ph, pw = (-h) % multiple, (-w) % multiple
     if ph or pw:
         mode = "reflect" if h > ph and w > pw else "replicate"
@@ -99,3 +108,30 @@ def model_to_input(xy: np.ndarray, model_hw, input_hw) -> np.ndarray:
     out[:, 0] = (xy[:, 0] + 0.5) * sx - 0.5
     out[:, 1] = (xy[:, 1] + 0.5) * sy - 0.5
     return out
+
+
+def pooled_counts(maps, truths, *, threshold: float, min_distance: int, radius: float) -> np.ndarray:
+    """Pooled ``[tp, fp, fn]`` of the peaks of probability *maps* against their *truths* points."""
+    from engine.nuclei_eval import precision_recall_f1
+
+    counts = np.zeros(3, np.int64)
+    for prob, truth in zip(maps, truths):
+        xy, _ = find_peaks(prob, threshold=threshold, min_distance=min_distance)
+        r = precision_recall_f1(xy, truth, radius)
+        counts += (r["tp"], r["fp"], r["fn"])
+    return counts
+
+
+def tune_operating_point(maps, truths, *, radius: float) -> tuple[float, float, int]:
+    """``(pooled F1, threshold, min_distance)`` maximising pooled F1 over the tuning grid.
+
+    Ties keep the first point in grid order (smaller distance, then lower threshold).
+    """
+    best = None
+    for md in TUNE_MIN_DISTANCES:
+        for th in TUNE_THRESHOLDS:
+            tp, fp, fn = pooled_counts(maps, truths, threshold=th, min_distance=md, radius=radius)
+            f1 = 2 * tp / max(1, 2 * tp + fp + fn)
+            if best is None or f1 > best[0]:
+                best = (float(f1), float(round(th, 2)), md)
+    return best

@@ -35,7 +35,7 @@ from torch.nn import functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.models.nuclei_net import NucleiNet  # noqa: E402
-from engine.nuclei_core import detect_array, find_peaks, probability_map, to_tensor  # noqa: E402
+from engine.nuclei_core import detect_array, probability_map, to_tensor, tune_operating_point  # noqa: E402
 from engine.nuclei_eval import (crchisto_split, crchisto_truth, miccai_truth, monuseg_truth,  # noqa: E402
                                 precision_recall_f1)
 
@@ -173,18 +173,8 @@ def finetune(net: NucleiNet, data, steps: int, *, batch: int, sigma: float, colo
 def tune_peaks(net, data, radius: float = 6.0):
     """Grid search of threshold x min_distance maximising pooled F1 on *data*."""
     probs = [probability_map(net, to_tensor(img)).numpy() for _, img, _ in data]
-    best = None
-    for md in (3, 4, 5, 6):
-        for th in np.arange(0.15, 0.76, 0.05):
-            tp = fp = fn = 0
-            for prob, (_, _, truth) in zip(probs, data):
-                xy, _ = find_peaks(prob, threshold=th, min_distance=md)
-                r = precision_recall_f1(xy, truth, radius)
-                tp, fp, fn = tp + r["tp"], fp + r["fp"], fn + r["fn"]
-            f1 = 2 * tp / max(1, 2 * tp + fp + fn)
-            if best is None or f1 > best[0]:
-                best = (f1, float(round(th, 2)), md)
-    return {"tune_f1": best[0], "threshold": best[1], "min_distance": best[2]}
+    f1, threshold, min_distance = tune_operating_point(probs, [truth for _, _, truth in data], radius=radius)
+    return {"tune_f1": f1, "threshold": threshold, "min_distance": min_distance}
 
 
 def pooled(net, items, *, threshold, min_distance):

@@ -213,3 +213,19 @@ def test_network_depth_sets_stride_and_padding():
     assert recon.shape == target.shape == (2, 4, 32, 48) and code.shape == (2, 8, 2, 3)
     with pytest.raises(ValueError, match="widths"):
         NucleiNet(widths=(8, 8, 8))
+
+
+def test_operating_point_tuning_known_answer():
+    """Two true nuclei and one weaker spurious peak: the grid search picks a threshold above it."""
+    from engine.nuclei_core import pooled_counts, tune_operating_point
+
+    yy, xx = np.mgrid[0:64, 0:64]
+    truth = np.array([[15.0, 20.0], [45.0, 40.0]])  # (x, y)
+    prob = np.zeros((64, 64), np.float32)
+    for (x, y), height in ((truth[0], 0.9), (truth[1], 0.8), ((50.0, 10.0), 0.27)):
+        prob = np.maximum(prob, height * np.exp(-((xx - x) ** 2 + (yy - y) ** 2) / (2 * 3.0 ** 2)))
+    assert pooled_counts([prob], [truth], threshold=0.2, min_distance=3, radius=6.0).tolist() == [2, 1, 0]
+    assert pooled_counts([prob], [truth], threshold=0.85, min_distance=3, radius=6.0).tolist() == [1, 0, 1]
+    f1, threshold, min_distance = tune_operating_point([prob], [truth], radius=6.0)
+    assert f1 == 1.0 and 0.27 < threshold < 0.8 and min_distance == 3
+    assert threshold == 0.3  # the first grid point (lowest distance, then threshold) that reaches F1 1
