@@ -33,7 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bundle_rules as rules  # noqa: E402
-from build_common import ROOT, log, run  # noqa: E402
+from build_common import DEB_CONTROL_TEMPLATE, ROOT, log, run  # noqa: E402
 from package_formats import package_deb, package_tar, package_windows  # noqa: E402
 
 IS_WIN = sys.platform == "win32"
@@ -229,7 +229,7 @@ def missing_libraries(bundle: Path) -> tuple[list[str], dict[str, str]]:
     package; they are not problems. Optional plugin dependencies (Wayland, GTK3 theme) are allowed
     to be missing.
     """
-    depends = rules.declared_packages((ROOT / "installer" / "linux" / "control.in").read_text(encoding="utf-8"))
+    depends = rules.declared_packages(DEB_CONTROL_TEMPLATE.read_text(encoding="utf-8"))
     declared: dict[str, str] = {}
     inner = internal(bundle)
     dirs = sorted({str(p.parent) for p in inner.rglob("*.so*") if p.is_file()})
@@ -244,8 +244,9 @@ def missing_libraries(bundle: Path) -> tuple[list[str], dict[str, str]]:
                 lib = line.split("=>")[0].strip()
                 if lib in rules.OPTIONAL_SYSTEM_LIBS:
                     continue
-                if rules.debian_package(lib) in depends:
-                    declared[lib] = rules.debian_package(lib)
+                package = rules.debian_package(lib)
+                if package in depends:
+                    declared[lib] = package
                 else:
                     missing.add(f"{lib} (needed by {so.relative_to(inner)})")
     return sorted(missing), declared

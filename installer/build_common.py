@@ -5,6 +5,8 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The .deb control file template (its Depends line is also what the audit accepts as system libraries).
+DEB_CONTROL_TEMPLATE = ROOT / "installer" / "linux" / "control.in"
 
 
 def log(msg: str) -> None:

@@ -121,7 +121,6 @@ OPTIONAL_SYSTEM_LIBS = ("libwayland-cursor.so.0", "libwayland-egl.so.1", "libway
                         "libgtk-3.so.0", "libgdk-3.so.0", "libcuda.so.1", "libnvidia-ml.so.1")
 
 
-
 def debian_package(soname: str) -> str:
     """The Debian package that ships *soname* by Debian's naming rule (``libxcb-icccm.so.4`` ->
     ``libxcb-icccm4``, ``libxkbcommon-x11.so.0`` -> ``libxkbcommon-x11-0``, ``libEGL.so.1`` -> ``libegl1``).

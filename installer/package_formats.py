@@ -7,7 +7,7 @@ import platform
 import shutil
 from pathlib import Path
 
-from build_common import ROOT, log, run
+from build_common import DEB_CONTROL_TEMPLATE, ROOT, log, run
 
 __all__ = ["package_tar", "package_deb", "package_windows"]
 
@@ -103,7 +103,7 @@ def package_deb(bundle: Path, variant: str, version: str) -> Path:
     debian = stage / "DEBIAN"
     debian.mkdir()
     size_kb = sum(f.stat().st_size for f in stage.rglob("*") if f.is_file() and not f.is_symlink()) // 1024 + 1
-    control = (ROOT / "installer" / "linux" / "control.in").read_text(encoding="utf-8")
+    control = DEB_CONTROL_TEMPLATE.read_text(encoding="utf-8")
     for key, value in {"@PACKAGE@": pkg, "@VERSION@": f"{version}-1", "@INSTALLED_SIZE@": str(size_kb),
                        "@CONFLICTS@": other, "@VARIANT@": variant,
                        "@VARIANT_NOTE@": VARIANT_NOTES[variant]}.items():
