@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 
-
 def register(sub) -> None:
     p = sub.add_parser("reconstruct", help="reconstruct an image or recording with an autoencoder and "
                                            "write the reconstruction, anomaly map and summary")
