@@ -27,10 +27,10 @@ def main(argv=None) -> int:
     import torch
     from sklearn.metrics import roc_auc_score
 
-    from engine.ecg import baseline_corr_scores, score_beats_task
-    from engine.ecg_beats import aami_class, extract_beats, rr_features
     from engine.io import read
     from engine.jobs import run_job
+    from engine.tasks.score_beats import baseline_corr_scores, score_beats_task
+    from engine.tasks.score_beats.beats import aami_class, extract_beats, rr_features
     from engine.weights import load
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/bench_ecg_denoise.py [--data ../shared/data] [--model ecg-dae]
         [--records 100 119 ...] [--segments 4] [--seconds 30]
 
-Set-up (engine.noise documents the conventions):
+Set-up (ecg_noise documents the conventions):
 * clean = a lead-MLII (channel 0) segment of an MIT-BIH record minus its own baseline
-  wander (``engine.noise.clean_reference``: 200 ms + 600 ms median filters, de Chazal
+  wander (``ecg_noise.clean_reference``: 200 ms + 600 ms median filters, de Chazal
   et al. 2004), minus its mean; records in the model's ``training.records`` are
   always excluded;
 * noise = a segment of the *test* half of NSTDB ``bw``/``ma`` (second half in time)
@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))  # benchmark data helpers
 
 SNRS = (-6, 0, 6, 12, 18, 24)
 FS = 360.0
@@ -58,12 +59,12 @@ def wavelet(x: np.ndarray, wave: str = "sym8", level: int = 9) -> np.ndarray:
 
 def main(argv=None) -> int:
     import torch
+    from ecg_noise import NOISE_KINDS, clean_reference, load_noise, mix_at_snr, noise_segment, prd, rmse, snr_db
 
-    from engine.denoise import denoise_task
+    from engine.data import Signal
     from engine.io import read
     from engine.jobs import run_job
-    from engine.noise import NOISE_KINDS, clean_reference, load_noise, mix_at_snr, noise_segment, prd, rmse, snr_db
-    from engine.types import Signal
+    from engine.tasks.denoise import denoise_task
     from engine.weights import load
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

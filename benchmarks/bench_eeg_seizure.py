@@ -34,12 +34,19 @@ def _row(name, m):
 
 def main(argv=None) -> int:
     import torch
+    from train_eeg_seizure import (
+        baseline_fit_predict,
+        cross_validate,
+        features,
+        load_bonn,
+        metrics,
+        print_table,
+        summarise,
+    )
 
-    from engine.eeg import read_segments, score_segments_task
     from engine.jobs import run_job
+    from engine.tasks.score_segments import read_segments, score_segments_task
     from engine.weights import load
-    from train_eeg_seizure import (baseline_fit_predict, cross_validate, features, load_bonn, metrics,
-                                   print_table, summarise)
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data")

@@ -49,8 +49,8 @@ def synthetic_reader(n: int):
 
 
 def write_record(folder: Path, hours: float) -> Path:
-    from engine.io.signal_writers import write_wfdb
-    from engine.types import Signal
+    from engine.data import Signal
+    from engine.export.signals import write_wfdb
 
     n = int(hours * 3600 * FS)
     sig = Signal(modality="ecg", sfreq=FS, channels=("MLII", "V1"), units=("mV", "mV"), n_samples=n,
@@ -65,9 +65,9 @@ def child(record: str, out: str, threads: int, model: str) -> None:
 
     torch.set_num_threads(threads)
     tracemalloc.start()
-    from engine.denoise import denoise_task, write_denoised
     from engine.io import read
     from engine.jobs import run_job
+    from engine.tasks.denoise import denoise_task, write_denoised
 
     t0 = time.perf_counter()
     data = read(record)

@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 PATHS = ("eager fp32", "inference b8", "+channels_last", "+bf16 autocast", "torch.compile")
-# "+channels_last" (2-D) / "inference b8" (1-D) is what engine.infer runs; bf16 is opt-in (changes numerics)
+# "+channels_last" (2-D) / "inference b8" (1-D) is what engine.tasks.reconstruct runs; bf16 is opt-in (changes numerics)
 
 
 def _input_shape(meta, batch):
@@ -91,9 +91,9 @@ def one(name: str, path: str, seconds: float, device: str) -> dict:
 
 
 def end_to_end(data: Path, device: str) -> list[tuple]:
-    from engine.infer import reconstruct_task
     from engine.io import read
     from engine.jobs import run_job
+    from engine.tasks.reconstruct import reconstruct_task
 
     rows = []
     for label, path, opts in (("ct-dae", data / "ct/dcmqi_liver_ct3", {}),
@@ -125,7 +125,7 @@ def main() -> int:
     if args.one:
         print(json.dumps(one(args.one[0], args.one[1], args.seconds, device)))
         return 0
-    from engine.utils import device_name
+    from engine._shared.device import device_name
     from engine.weights import list_bundled
 
     names = [r["name"] for r in list_bundled() if r["name"] in ("ct-dae", "histo-cae", "eeg-cae", "ecg-dae")]

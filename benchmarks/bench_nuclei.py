@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))  # benchmark data helpers
 
 MODEL_MPP = 0.5
 
@@ -44,8 +45,9 @@ def baseline_points(fn, rgb, scale, **kw) -> np.ndarray:
 
 
 def load_sets(data: Path):
+    from nuclei_sets import crchisto_split, crchisto_truth, miccai_truth, monuseg_truth
+
     import engine.io
-    from engine.nuclei_eval import crchisto_split, crchisto_truth, miccai_truth, monuseg_truth
 
     crc = data / "histo" / "crchisto"
     _, tune, val = crchisto_split(crc)
@@ -71,7 +73,7 @@ def load_sets(data: Path):
 
 
 def pooled(detect, items, images):
-    from engine.nuclei_eval import precision_recall_f1
+    from engine.tasks.nuclei.evaluate import precision_recall_f1
 
     tp = fp = fn = 0
     secs = mpix = 0.0
@@ -106,12 +108,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import torch
+    from nuclei_baselines import log_blobs, watershed_centroids
 
     import engine.io
+    from engine.data import Image
     from engine.jobs import run_job
-    from engine.nuclei import detect_task, load_detector
-    from engine.nuclei_baselines import log_blobs, watershed_centroids
-    from engine.types import Image
+    from engine.tasks.nuclei import detect_task, load_detector
 
     torch.set_num_threads(args.threads)
     tune_items, sets = load_sets(Path(args.data))

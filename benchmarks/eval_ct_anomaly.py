@@ -31,7 +31,8 @@ sys.path.insert(0, str(REPO))
 
 def lidc_consensus(case: Path, image) -> np.ndarray:
     """Voxels inside the outlines of >= 2 of the 4 readers (the README's reference code)."""
-    from PIL import Image as PILImage, ImageDraw
+    from PIL import Image as PILImage
+    from PIL import ImageDraw
 
     uids = image.metadata["sop_instance_uids"]
     k_of = {u: k for k, u in enumerate(uids)}
@@ -64,8 +65,8 @@ def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
 
 
 def eval_lidc(loaded, data: Path) -> None:
-    from engine.anomaly import anomaly_stats, ct_lung_mask
-    from engine.infer_ct import ct_slice
+    from engine.inference.anomaly import anomaly_stats, ct_lung_mask
+    from engine.inference.ct import ct_slice
     from engine.io import read
     from engine.jobs import run_job
 
@@ -119,7 +120,7 @@ def eval_lidc(loaded, data: Path) -> None:
 
 
 def eval_reverse(loaded, data: Path) -> None:
-    from engine.infer_ct import ct_slice
+    from engine.inference.ct import ct_slice
     from engine.io import read
     from engine.jobs import run_job
 
@@ -152,11 +153,11 @@ def train_reverse(data: Path, out: Path) -> None:
     import train_bundled as tb
 
     from engine import weights
-    from engine.datasets import RandomCropFlip, ct_slices_model
     from engine.io import read
     from engine.jobs import run_job
     from engine.models import build_model
-    from engine.train import train
+    from engine.training.datasets import RandomCropFlip, ct_slices_model
+    from engine.training.loop import train
 
     torch.set_num_threads(1)
     spec = tb.SPECS["ct-dae"]

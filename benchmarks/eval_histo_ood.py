@@ -26,9 +26,9 @@ def main() -> int:
 
     torch.set_num_threads(1)
     from engine import weights
-    from engine.infer import reconstruct_task
     from engine.io import read
     from engine.jobs import run_job
+    from engine.tasks.reconstruct import reconstruct_task
 
     data = REPO.parent / "shared" / "data" / "histo"
     loaded = weights.load("histo-cae")

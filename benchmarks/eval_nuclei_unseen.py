@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))  # benchmark data helpers
 
 
 def _f1(c) -> float:
@@ -35,10 +36,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     import torch
+    from nuclei_sets import crchisto_split, crchisto_truth
     from PIL import Image as PILImage
 
-    from engine.nuclei_core import pooled_counts, probability_map, to_tensor, tune_operating_point
-    from engine.nuclei_eval import crchisto_split, crchisto_truth
+    from engine.tasks.nuclei.core import pooled_counts, probability_map, to_tensor, tune_operating_point
     from engine.weights import load
 
     torch.set_num_threads(args.threads)

@@ -1,7 +1,7 @@
 """Run engine generators in worker threads: progress, cancel, errors.
 
 A job is a zero-argument callable that returns an engine generator (yielding
-:class:`engine.types.Progress` and returning a result) or, for short work such as
+:class:`engine.jobs.Progress` and returning a result) or, for short work such as
 reading a file, a plain value. :class:`JobThread` drives it with
 :func:`engine.jobs.run_job`; Cancel closes the generator at its next yield.
 No Qt object ever enters the engine.

@@ -11,8 +11,16 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QPushButton, QStackedWidget,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from desktop import settings as prefs
 from desktop.dialogs import messages
@@ -323,7 +331,7 @@ class MainWindow(QMainWindow):
 
         def detect():
             try:
-                from engine.utils import choose_device, device_name
+                from engine._shared.device import choose_device, device_name
 
                 text = device_name(choose_device())
             except Exception:  # noqa: BLE001 - no torch: the tasks will say so when run

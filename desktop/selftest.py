@@ -30,8 +30,18 @@ from pathlib import Path
 from typing import Callable, Iterable, TextIO
 
 from desktop.selftest_checks import (  # noqa: F401 - re-exported: the installer tests use them from here
-    BONN_SFREQ_HZ, CheckFailed, _data_shape, _fail, _opened, _pick, _require, _resources_dir,
-    _start_network_guard, _stop_network_guard, check_result, find_samples,
+    BONN_SFREQ_HZ,
+    CheckFailed,
+    _data_shape,
+    _fail,
+    _opened,
+    _pick,
+    _require,
+    _resources_dir,
+    _start_network_guard,
+    _stop_network_guard,
+    check_result,
+    find_samples,
 )
 
 __all__ = ["PLAN", "Row", "run_checks", "run_selftest", "main", "find_samples", "check_result"]
@@ -81,7 +91,7 @@ def _manifest() -> dict[str, dict]:
 
 
 def _check_models() -> str:
-    from engine.utils import sha256_file
+    from engine._shared.files import sha256_file
 
     manifest = _manifest()
     folder = _resources_dir() / "models"

@@ -61,7 +61,7 @@ def _stop_network_guard() -> list[str]:
 
 # --------------------------------------------------------------------------- samples
 def _resources_dir() -> Path:
-    from engine.utils import resources_dir
+    from engine._shared.resources import resources_dir
 
     return resources_dir()
 

@@ -21,7 +21,7 @@ def read(path, **options):
 
 
 def sys_info() -> str:
-    """Versions, device and CUDA details for bug reports; see :func:`engine.utils.sys_info`."""
-    from engine.utils import sys_info as _sys_info
+    """Versions, device and CUDA details for bug reports; see :func:`engine._shared.sysinfo.sys_info`."""
+    from engine._shared.sysinfo import sys_info as _sys_info
 
     return _sys_info()

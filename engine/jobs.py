@@ -1,9 +1,8 @@
-"""Long work is a generator that yields :class:`~engine.types.Progress` and returns its result.
+"""Long work is a generator that yields :class:`Progress` and returns its result.
 
 The desktop runs such a generator in a worker thread and stops it at the next
 yield on Cancel; the CLI drives it here with an optional progress callback.
 
->>> from engine.types import Progress
 >>> def job():
 ...     for i in range(3):
 ...         yield Progress((i + 1) / 3, f"step {i + 1}")
@@ -13,12 +12,22 @@ yield on Cancel; the CLI drives it here with an optional progress callback.
 """
 from __future__ import annotations
 
-from typing import Callable, Generator, TypeVar
+from dataclasses import dataclass, field
+from typing import Any, Callable, Generator, TypeVar
 
 from engine.errors import CancelledError
-from engine.types import Progress
 
-__all__ = ["Job", "run_job"]
+__all__ = ["Progress", "Job", "run_job"]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a long job reports at each step: a fraction in [0, 1] and a message."""
+
+    fraction: float
+    message: str = ""
+    info: dict[str, Any] = field(default_factory=dict)
+
 
 T = TypeVar("T")
 Job = Generator[Progress, None, T]

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine._shared.files import atomic_path, sha256_file, write_json_atomic
+from engine._shared.resources import resources_dir
 from engine.errors import WeightsError
-from engine.utils import atomic_path, resources_dir, sha256_file, write_json_atomic
 
 __all__ = ["LoadedModel", "save", "load", "read_metadata", "list_bundled", "bundled_path",
            "register_bundled", "manifest_path", "FORMAT_VERSION"]

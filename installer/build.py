@@ -147,7 +147,7 @@ def pyinstaller(py: Path, variant: str) -> Path:
 def normalize_permissions(bundle: Path) -> None:
     """World-readable files (0644, 0755 if executable): the installed app runs as any user.
 
-    Files written through ``engine.utils.atomic_path`` (mkstemp) are 0600, the bundled
+    Files written through ``engine._shared.files.atomic_path`` (mkstemp) are 0600, the bundled
     weights among them; installed by root they would be unreadable to everyone else.
     """
     if IS_WIN:

@@ -75,8 +75,9 @@ def ct_training_data(data: Path, spec: dict):
     LIDC-IDRI-0001 is NOT used (it is the evaluation patient). Three unmarked A0002 slices
     are held out for validation and calibration.
     """
-    from engine.datasets import ct_slices_model, pad_to_multiple
+    from engine.inference.preprocess import pad_to_multiple
     from engine.io import read
+    from engine.training.datasets import ct_slices_model
 
     case = data / "ct/lung_pet_ct_dx/Lung_Dx-A0002"
     img = read(str(case / "CT"))
@@ -106,9 +107,9 @@ def ct_training_data(data: Path, spec: dict):
 
 
 def histo_training_data(data: Path, spec: dict):
-    from engine.datasets import image_tiles
+    from engine.inference.preprocess import rgb_to_model
     from engine.io import read
-    from engine.preprocess import rgb_to_model
+    from engine.training.datasets import image_tiles
 
     root = data / "histo/crchisto"
     split = {r["image"]: r["sfcn_opi_split"] for r in csv.DictReader(open(root / "split.csv"))}
@@ -124,8 +125,8 @@ def histo_training_data(data: Path, spec: dict):
 
 
 def eeg_training_data(data: Path, spec: dict):
-    from engine.datasets import signal_windows
     from engine.io import read
+    from engine.training.datasets import signal_windows
 
     sig = read(str(data / "eeg/eegmmidb/S001R03.edf"))
     prep, inp, t = spec["preprocessing"], spec["input"], spec["train"]
@@ -140,7 +141,7 @@ def eeg_training_data(data: Path, spec: dict):
 
 
 def ct_calibration(loaded, data: Path, extra):
-    from engine.calibration import calibrate_on
+    from engine.inference.calibration import calibrate_on
 
     planes = extra["val_planes"]
     return calibrate_on(loaded, [(extra["image"], planes)],
@@ -148,7 +149,7 @@ def ct_calibration(loaded, data: Path, extra):
 
 
 def histo_calibration(loaded, data: Path, extra):
-    from engine.calibration import calibrate_on
+    from engine.inference.calibration import calibrate_on
     from engine.io import read
 
     root = data / "histo/crchisto"
@@ -157,7 +158,7 @@ def histo_calibration(loaded, data: Path, extra):
 
 
 def eeg_calibration(loaded, data: Path, extra):
-    from engine.calibration import calibrate_on
+    from engine.inference.calibration import calibrate_on
     from engine.io import read
 
     sig = read(str(data / "eeg/eegmmidb/S001R04.edf"))
@@ -172,10 +173,10 @@ def stage_train(name: str, data: Path, runs: Path, epochs: int | None, resume: b
     import torch
 
     from engine import weights
-    from engine.datasets import RandomCropFlip
     from engine.jobs import run_job
     from engine.models import build_model
-    from engine.train import train
+    from engine.training.datasets import RandomCropFlip
+    from engine.training.loop import train
 
     spec = SPECS[name]
     t = dict(spec["train"])

@@ -5,7 +5,7 @@ One command reproduces the shipped weights (CPU, a few minutes)::
     .venv/bin/python scripts/train_ecg_beats.py --data ../shared/data --out resources/models/ecg-beats.safetensors
 
 Only the training records of scripts/signal_splits.py are read (N beats from
-annotations, lead 0 = MLII). The beat score (engine.ecg) is
+annotations, lead 0 = MLII). The beat score (engine.tasks.score_beats) is
 ``log(d / median record d) + rr_weight * max(premature, 0)``. The score mode (d = AE
 reconstruction error or AE-code distance to the record's median code) and
 ``rr_weight`` are chosen by AUROC on two *training* records (105, 109) held out of a
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from signal_splits import BEATS_TRAIN  # noqa: E402
 
-from engine.ecg_beats import BEAT_SYMBOLS, aami_class, extract_beats, rr_features  # noqa: E402
+from engine.tasks.score_beats.beats import BEAT_SYMBOLS, aami_class, extract_beats, rr_features  # noqa: E402
 
 
 def record_beats(mitdb: Path, name: str):
@@ -52,8 +52,8 @@ RR_WEIGHTS = (0.0, 2.0, 4.0, 6.0, 8.0, 12.0)
 def fit_ae(recs: dict, epochs: int, seed: int, log=print):
     import torch
 
-    from engine.ecg import beat_scale
     from engine.models.signal_nets import BeatAE
+    from engine.tasks.score_beats import beat_scale
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -94,7 +94,7 @@ def record_terms(model, recs: dict):
     """Per record: (labels, premature, reconstruction error, latent distance) of non-Q beats."""
     import torch
 
-    from engine.ecg import beat_scale, latent_distance
+    from engine.tasks.score_beats import beat_scale, latent_distance
 
     out = []
     with torch.inference_mode():
@@ -111,7 +111,7 @@ def record_terms(model, recs: dict):
 def score_table(terms):
     from sklearn.metrics import roc_auc_score
 
-    from engine.ecg import combine_scores
+    from engine.tasks.score_beats import combine_scores
 
     y = np.concatenate([t[0] for t in terms]) != "N"
     table = {}
@@ -125,7 +125,7 @@ def score_table(terms):
 def main(argv=None):
     import torch
 
-    from engine.ecg import combine_scores
+    from engine.tasks.score_beats import combine_scores
     from engine.weights import register_bundled, save
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -13,7 +13,7 @@ the shipped run exactly on any machine, pass ``--steps <training.steps> --minute
 Split by record (see scripts/signal_splits.py): training windows come from
 the training records only (first 90 % of each record; the last 10 % is validation);
 the test records are never read here. Noise comes from the *train* half of bw/ma/em
-(engine.noise), mixed at an SNR drawn uniformly in [-6, 24] dB.
+(ecg_noise), mixed at an SNR drawn uniformly in [-6, 24] dB.
 """
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from ecg_noise import NOISE_KINDS, load_noise, noise_segment  # noqa: E402
 from signal_splits import DAE_TRAIN  # noqa: E402
-from engine.noise import NOISE_KINDS, load_noise, noise_segment  # noqa: E402
 
 FS = 360
 WIN = 1024
@@ -45,7 +45,7 @@ def load_records(mitdb: Path, names) -> list[np.ndarray]:
 
 def load_pairs(mitdb: Path, names) -> list[tuple[np.ndarray, np.ndarray]]:
     """(record as stored, clean reference = record minus its median-filter baseline), both (2, n)."""
-    from engine.noise import clean_reference
+    from ecg_noise import clean_reference
 
     return [(r, clean_reference(r, FS).astype(np.float32)) for r in load_records(mitdb, names)]
 
@@ -75,7 +75,7 @@ def _clean_window(raw, ref, rng, lo, hi, *, mix: bool, stretch: bool):
 
 
 def make_batch(recs, noise, rng, n, lo, hi, snr_range=(-6.0, 24.0), *, mix=False, stretch=False, own_frac=0.3):
-    """Noisy/clean pairs: clean = baseline-free record window (engine.noise.clean_reference) minus
+    """Noisy/clean pairs: clean = baseline-free record window (ecg_noise.clean_reference) minus
     its mean; noise zero-mean, mixed at an SNR relative to clean. In 30 % of the windows the
     record's own baseline wander is added to the input too (it must be removed as well)."""
     xs, cs = [], []
@@ -110,11 +110,11 @@ SCHEMA = {
 
 
 def finalize_meta(model, meta: dict, mitdb: Path) -> dict:
-    """Add the engine.preprocess schema and an anomaly calibration on clean training-record tails."""
+    """Add the engine.inference.preprocess schema and an anomaly calibration on clean training-record tails."""
     import torch
 
-    from engine.calibration import calibrate_on
-    from engine.types import Signal
+    from engine.data import Signal
+    from engine.inference.calibration import calibrate_on
     from engine.weights import LoadedModel
 
     meta = {**meta, **SCHEMA}
@@ -232,14 +232,14 @@ def main(argv=None):
         "training": {
             "command": "python scripts/train_ecg_dae.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "init": str(args.init) if args.init else None,
-            "records": list(DAE_TRAIN), "noise": "NSTDB bw/ma train half + em blocks 1-4 (engine.noise)",
+            "records": list(DAE_TRAIN), "noise": "NSTDB bw/ma train half + em blocks 1-4 (ecg_noise)",
             "snr_db": [-6, 24], "window": WIN, "own_baseline_fraction": args.own_baseline,
             "augmentation": ("random projection of the two leads (50 %), time stretch 0.8-1.25, " if args.aug else "")
                             + "gain 0.6-1.65, polarity",
             "steps": step, "minutes_budget": args.minutes, "batch": args.batch, "seed": args.seed,
             "loss": "mean 10log10(err^2/clean^2) per window", "val_history": history[-5:],
             "clean_definition": "MIT-BIH record minus its 200/600 ms median-filter baseline "
-                                "(engine.noise.clean_reference), minus the window mean",
+                                "(ecg_noise.clean_reference), minus the window mean",
         },
         "metrics": {"val_snr_loss_db": best},
     }

@@ -10,7 +10,7 @@ Recipe (engine.models.signal_nets.SegmentClassifier, "ssae-logreg"):
    pre-trained greedily layer by layer, unsupervised, on the log spectra of
    512-sample windows of the training segments (Lin et al. 2016 style);
 2. segment features = mean SSAE code over the segment's windows (16) + 17 hand-crafted
-   values (time-domain + band power, engine.eeg_features);
+   values (time-domain + band power, engine.tasks.score_segments.features);
 3. a class-balanced L2 logistic read-out (C = 0.1) on the standardised features;
 4. decision threshold by a rule fixed in advance: logit 0 (P = 0.5) unless the
    balanced-accuracy-maximising threshold on out-of-fold scores (nested inside the CV)
@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from signal_splits import BONN_SETS  # noqa: E402
 
-from engine.eeg_features import band_power_features, segment_features, window_spectra  # noqa: E402
+from engine.tasks.score_segments.features import band_power_features, segment_features, window_spectra  # noqa: E402
 
 HIDDEN = (32, 16)
 RHO, BETA, EPOCHS, C = 0.1, 1.0, 300, 0.1
@@ -74,8 +74,8 @@ def fit(spec, extra, y, seed=0, readout_hidden=0):
     import torch
     from sklearn.linear_model import LogisticRegression
 
-    from engine.losses import kl_sparsity
     from engine.models.signal_nets import SegmentClassifier
+    from engine.training.losses import kl_sparsity
 
     torch.manual_seed(seed)
     flat = spec.reshape(-1, spec.shape[-1])
@@ -262,7 +262,7 @@ def main(argv=None):
         "name": "eeg-seizure", "architecture": "ssae-logreg", "hparams": model.hparams, "modality": "eeg",
         "task": "score-segments", "sfreq": 173.61, "segment_samples": 4097, "units": "uV",
         "preprocessing": {"kind": "segment-features", "sfreq": 173.61, "units": "uV", "window": 512, "hop": 256,
-                          "spectrum": "log power 0.5-40 Hz, bin pairs", "extra": "engine.eeg_features.segment_features"},
+                          "spectrum": "log power 0.5-40 Hz, bin pairs", "extra": "engine.tasks.score_segments.features.segment_features"},
         "threshold": thr, "score": "logit of P(seizure); seizure = score > threshold",
         "training": {
             "command": COMMAND,

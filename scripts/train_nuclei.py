@@ -33,11 +33,12 @@ from PIL import Image as PILImage
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from engine.models.nuclei_net import NucleiNet  # noqa: E402
-from engine.nuclei_core import detect_array, probability_map, to_tensor, tune_operating_point  # noqa: E402
-from engine.nuclei_eval import (crchisto_split, crchisto_truth, miccai_truth, monuseg_truth,  # noqa: E402
-                                precision_recall_f1)
+from engine.tasks.nuclei.core import detect_array, probability_map, to_tensor, tune_operating_point  # noqa: E402
+from engine.tasks.nuclei.evaluate import precision_recall_f1  # noqa: E402
+from nuclei_sets import crchisto_split, crchisto_truth, miccai_truth, monuseg_truth  # noqa: E402
 
 MODEL_MPP = 0.5  # CRCHistoPhenotypes, 20x
 PATCH = 96

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 #: ../shared/data next to the repository (CI clones main with shared/ beside it).
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("LATENT_SHARED_DATA", REPO.parent / "shared" / "data"))
+# the benchmark/training data helpers (NSTDB mixing, nucleus reference sets) live in scripts/, not the engine
+sys.path.insert(0, str(REPO / "scripts"))
 
 
 @pytest.fixture(scope="session")

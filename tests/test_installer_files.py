@@ -234,7 +234,8 @@ def test_samples_of_every_modality_are_found():
 
 def test_result_checks_reject_bad_results():
     from desktop import selftest
-    from engine.types import AnomalyMap, Reconstruction, ReconstructionResult, Signal
+    from engine.data import Signal
+    from engine.results import AnomalyMap, Reconstruction, ReconstructionResult
 
     sha = "a" * 64
     data = Signal.from_array(np.zeros((2, 100)), sfreq=100.0, modality="ecg")

@@ -1,4 +1,4 @@
-"""Help › About: the version and the library/device report (engine.utils.sys_info)."""
+"""Help › About: the version and the library/device report (engine._shared.sysinfo.sys_info)."""
 from __future__ import annotations
 
 import threading
@@ -11,7 +11,7 @@ __all__ = ["AboutDialog", "about_text"]
 
 
 def about_text() -> str:
-    from engine.utils import sys_info
+    from engine._shared.sysinfo import sys_info
 
     try:
         return sys_info()

@@ -31,16 +31,16 @@ def task_available(task: str) -> bool:
     from engine.tasks import TASKS
 
     try:
-        return importlib.util.find_spec(TASKS[task].module) is not None
+        return importlib.util.find_spec(TASKS[task].package) is not None
     except (ImportError, ValueError):
         return False
 
 
 def bundled_models(task: str, modality: str) -> list[str]:
     """Names of bundled models for *task* on *modality*, the default one first."""
-    from engine.tasks import DEFAULT_MODELS
+    from engine.tasks import TASKS
 
-    default = DEFAULT_MODELS.get((task, modality))
+    default = TASKS[task].defaults.get(modality) if task in TASKS else None
     names: list[str] = []
     try:
         from engine.weights import list_bundled

@@ -19,7 +19,7 @@ __all__ = ["ExportPanel", "save_png", "write_results"]
 
 def save_png(widget: QWidget, path: str | os.PathLike) -> Path:
     """Grab *widget* as it is drawn and save it as a PNG (atomically)."""
-    from engine.utils import atomic_path
+    from engine._shared.files import atomic_path
 
     path = Path(path)
     pix = widget.grab()
@@ -78,7 +78,7 @@ class ExportPanel(QWidget):
         self.results_btn.setEnabled(bool(self.session.results) and not self.runner.running)
 
     def _stem(self) -> str:
-        from engine.utils import stem_of
+        from engine._shared.files import stem_of
 
         return stem_of(self.session.path) if self.session.path else "latent"
 

@@ -65,7 +65,7 @@ def orientation_labels(direction) -> dict[str, str]:
 
 
 class CtView(QWidget):
-    """Slice viewer for a CT :class:`engine.types.Image` held in a :class:`Session`."""
+    """Slice viewer for a CT :class:`engine.data.Image` held in a :class:`Session`."""
 
     statusMessage = Signal(str)
 

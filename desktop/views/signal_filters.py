@@ -82,10 +82,10 @@ def robust_scale(data: np.ndarray) -> np.ndarray:
 def envelope_job(signal, *, channel: int = 0, bins: int = 2000, chunk_seconds: float = 600.0):
     """Generator: min/max envelope of one channel over the whole recording, in chunks.
 
-    Yields :class:`engine.types.Progress`; returns ``(t, lo, hi)`` arrays of length ``bins``
+    Yields :class:`engine.jobs.Progress`; returns ``(t, lo, hi)`` arrays of length ``bins``
     (fewer for short recordings), *t* in seconds.
     """
-    from engine.types import Progress
+    from engine.jobs import Progress
 
     n = int(signal.n_samples)
     bins = max(1, min(bins, n))

@@ -15,8 +15,7 @@ from PySide6.QtWidgets import QListWidget, QListWidgetItem, QSplitter, QVBoxLayo
 from desktop.jobs import JobRunner
 from desktop.session import Session
 from desktop.views.scale_bars import calibration_items, paper_grid_items
-from desktop.views.signal_filters import (PAD_SECONDS, FilterSettings, apply_display_filters, envelope_job,
-                                          robust_scale)
+from desktop.views.signal_filters import PAD_SECONDS, FilterSettings, apply_display_filters, envelope_job, robust_scale
 from desktop.views.signal_layers import annotation_lines, draw_heat, fmt_time, replace_items
 from desktop.views.signal_toolbar import WINDOW_CHOICES, build_toolbar
 from desktop.views.signal_tracks import OverviewStrip, ScoreTrack
@@ -27,7 +26,7 @@ SYNC_OVERVIEW_SAMPLES = 4_000_000  # above this the overview is computed in a wo
 
 
 class SignalView(QWidget):
-    """Multi-channel viewer for an :class:`engine.types.Signal` held in a :class:`Session`."""
+    """Multi-channel viewer for an :class:`engine.data.Signal` held in a :class:`Session`."""
 
     statusMessage = Signal(str)
     pageChanged = Signal(float, float)

@@ -72,7 +72,7 @@ class ScaleBar(QWidget):
 
 
 class SlideView(QWidget):
-    """Tile-based viewer for a histology :class:`engine.types.Image`."""
+    """Tile-based viewer for a histology :class:`engine.data.Image`."""
 
     statusMessage = Signal(str)
 

@@ -5,7 +5,7 @@ import json
 import sys
 import time
 
-from engine.types import Progress
+from engine.jobs import Progress
 
 
 class ProgressBar:

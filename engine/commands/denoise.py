@@ -24,8 +24,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from engine.commands._progress import report, run_with_bar
-    from engine.denoise import denoise_task, write_denoised
     from engine.io import opened
+    from engine.tasks.denoise import denoise_task, write_denoised
 
     opts = {k: v for k, v in (("sfreq", args.sfreq), ("modality", args.modality)) if v is not None}
     with opened(args.record, **opts) as data:

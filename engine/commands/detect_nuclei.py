@@ -23,8 +23,8 @@ def register(sub) -> None:
 def run(args) -> int:
     import engine.io
     from engine.jobs import run_job
-    from engine.nuclei import detect_task, parse_roi, write_detections
-    from engine.nuclei_io import summary_dict
+    from engine.tasks.nuclei import detect_task, parse_roi, write_detections
+    from engine.tasks.nuclei.write import summary_dict
 
     roi = None
     if args.roi:

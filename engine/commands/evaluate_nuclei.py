@@ -15,7 +15,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from engine.errors import LatentError
-    from engine.nuclei_eval import precision_recall_f1, read_points_csv
+    from engine.tasks.nuclei.evaluate import precision_recall_f1, read_points_csv
 
     if not args.radius > 0:
         raise LatentError(f"--radius must be positive, got {args.radius}")

@@ -17,8 +17,8 @@ def register(sub) -> None:
 
 
 def describe(obj) -> dict[str, Any]:
-    """A JSON-ready description of an :class:`~engine.types.Image` or :class:`~engine.types.Signal`."""
-    from engine.types import Image
+    """A JSON-ready description of an :class:`~engine.data.Image` or :class:`~engine.data.Signal`."""
+    from engine.data import Image
 
     if isinstance(obj, Image):
         d: dict[str, Any] = {

@@ -21,8 +21,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from engine.commands._progress import report, run_with_bar
-    from engine.infer import reconstruct_task, write_reconstruction
     from engine.io import opened
+    from engine.tasks.reconstruct import reconstruct_task, write_reconstruction
 
     opts = {k: v for k, v in (("sfreq", args.sfreq), ("modality", args.modality), ("mpp", args.mpp))
             if v is not None}

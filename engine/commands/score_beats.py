@@ -20,8 +20,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from engine.commands._progress import report, run_with_bar
-    from engine.ecg import score_beats_task, write_beat_scores
     from engine.io import opened
+    from engine.tasks.score_beats import score_beats_task, write_beat_scores
 
     opts = {"modality": "ecg"}
     if args.sfreq is not None:

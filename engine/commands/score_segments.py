@@ -19,7 +19,7 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from engine.commands._progress import report, run_with_bar
-    from engine.eeg import read_segments, score_segments_task, write_segment_scores
+    from engine.tasks.score_segments import read_segments, score_segments_task, write_segment_scores
 
     datas = read_segments(args.files, sfreq=args.sfreq, model=args.model)
     result = run_with_bar("score-segments", score_segments_task(datas, model=args.model, device=args.device))

@@ -8,7 +8,7 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.utils import sys_info
+    from engine._shared.sysinfo import sys_info
 
     print(sys_info())
     return 0

@@ -78,9 +78,9 @@ def _read_all(paths, modality, sfreq):
 def _arrays(items, modality, prep, inp, args, *, seed):
     import numpy as np
 
-    from engine.datasets import ct_slices_model, image_tiles, signal_windows
     from engine.errors import ModelError
-    from engine.preprocess import resample, rgb_to_model
+    from engine.inference.preprocess import resample, rgb_to_model
+    from engine.training.datasets import ct_slices_model, image_tiles, signal_windows
 
     if modality in ("ct", "histology"):
         if modality == "ct":
@@ -94,7 +94,7 @@ def _arrays(items, modality, prep, inp, args, *, seed):
     xs = []
     for s in items:
         if abs(s.sfreq - inp["sfreq"]) > 1e-6:
-            from engine.types import Signal
+            from engine.data import Signal
 
             s = Signal.from_array(resample(s.data, s.sfreq, inp["sfreq"], int(round(s.n_samples * inp["sfreq"] / s.sfreq))),
                                   sfreq=inp["sfreq"], modality=s.modality, channels=s.channels, units=s.units, path=s.path)
@@ -121,14 +121,14 @@ def run(args) -> int:
     import torch
 
     from engine import weights
-    from engine.calibration import calibrate_on
     from engine.commands._progress import ProgressBar
-    from engine.corruption import CoarseNoise, GaussianNoise, MaskingNoise
-    from engine.datasets import RandomCropFlip
     from engine.errors import ModelError
+    from engine.inference.calibration import calibrate_on
     from engine.jobs import run_job
     from engine.models import build_model
-    from engine.train import train
+    from engine.models.corruption import CoarseNoise, GaussianNoise, MaskingNoise
+    from engine.training.datasets import RandomCropFlip
+    from engine.training.loop import train
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -28,9 +28,9 @@ from typing import Sequence
 
 import numpy as np
 
+from engine.data import Signal
 from engine.errors import CorruptFileError, ReadError
 from engine.io.signal_common import canonical_unit, modality_unit, unit_factor
-from engine.types import Signal
 
 __all__ = ["read_text"]
 
@@ -56,7 +56,7 @@ def read_text(path: str, *, sfreq: float | None = None, modality: str | None = "
 
     Returns
     -------
-    engine.types.Signal
+    engine.data.Signal
 
     Raises
     ------

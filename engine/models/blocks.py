@@ -4,7 +4,7 @@ Everything here is dimension-generic: ``spatial_dims`` picks ``Conv1d``/``Conv2d
 ``Conv3d`` and the matching pooling, normalisation and transposed convolution.
 Normalisation is BatchNorm (or none) on purpose: per-sample norms (instance or group
 norm) would make a tile's output depend on the rest of the tile, which breaks the
-"tiled inference equals whole-image inference" property that :mod:`engine.infer` relies on.
+"tiled inference equals whole-image inference" property that :mod:`engine.tasks.reconstruct` relies on.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ them the network must be trained as a *denoising* AE (see :mod:`engine.models.de
 or it learns the identity — this is the coarse-noise DAE of Kascenas et al. (2022).
 
 Input size: every spatial size must be divisible by ``2 ** len(channels)``
-(:attr:`ConvAE.size_multiple`); :mod:`engine.infer` pads inputs to that multiple.
+(:attr:`ConvAE.size_multiple`); :mod:`engine.tasks.reconstruct` pads inputs to that multiple.
 """
 from __future__ import annotations
 
@@ -17,9 +17,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.errors import ModelError
-from engine.models.blocks import (ACTIVATIONS, ConvBlock, as_tensor_shape, check_channels,
-                                  check_choice, check_int, conv_cls, conv_transpose_cls,
-                                  init_weights, pool_cls, activation)
+from engine.models.blocks import (
+    ACTIVATIONS,
+    ConvBlock,
+    activation,
+    as_tensor_shape,
+    check_channels,
+    check_choice,
+    check_int,
+    conv_cls,
+    conv_transpose_cls,
+    init_weights,
+    pool_cls,
+)
 
 __all__ = ["ConvAE"]
 

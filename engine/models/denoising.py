@@ -1,7 +1,7 @@
 """Denoising autoencoder: any registered AE plus a corruption applied in training only.
 
 ``DenoisingAE(base="conv", base_hparams={...}, corruption={"kind": "coarse", ...})``
-wraps the base network (``self.base``) and a :mod:`engine.corruption` module
+wraps the base network (``self.base``) and a :mod:`engine.models.corruption` module
 (``self.corruption``). In training mode the input is corrupted before encoding and the
 loss compares the output with the clean input; in eval mode the corruption is the
 identity, so inference is the base AE's. The coarse-noise DAE of Kascenas et al. (2022)
@@ -12,15 +12,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from engine.corruption import from_spec
 from engine.errors import ModelError
+from engine.models.corruption import from_spec
 
 __all__ = ["DenoisingAE"]
 
 
 class DenoisingAE(nn.Module):
     """Parameters (keyword-only): ``base`` (architecture name), ``base_hparams`` (dict),
-    ``corruption`` (a :func:`engine.corruption.from_spec` dict, or None)."""
+    ``corruption`` (a :func:`engine.models.corruption.from_spec` dict, or None)."""
 
     def __init__(self, *, base: str = "conv", base_hparams: dict | None = None,
                  corruption: dict | None = None):

@@ -1,7 +1,7 @@
 """Sparse autoencoders: fully connected (patches), convolutional, and stacked (greedy layer-wise).
 
 The code of every sparse model is a sigmoid activation in (0, 1), returned by
-:meth:`encode`; the training loop adds the penalty of :mod:`engine.losses`
+:meth:`encode`; the training loop adds the penalty of :mod:`engine.training.losses`
 (``beta * KL(rho || rho_hat)`` or ``beta * mean|a|``) on it. The defaults for that
 penalty are part of each model's hyper-parameters (``sparsity``, ``rho``, ``beta``) so a
 weights file says how it was trained. ``forward`` always returns the reconstruction.
@@ -11,7 +11,7 @@ weights file says how it was trained. ``forward`` always returns the reconstruct
 - :class:`SparseConvAE`: :class:`~engine.models.conv.ConvAE` with a sigmoid bottleneck
   (Hou et al. 2019 use a sparse convolutional AE for nucleus detection).
 - :class:`StackedSparseAE`: layers trained greedily one at a time
-  (:func:`engine.train_stacked.pretrain_layerwise`) then fine-tuned end to end, with an
+  (:func:`engine.training.stacked.pretrain_layerwise`) then fine-tuned end to end, with an
   optional linear/softmax head (:meth:`classify`) for supervised fine-tuning (Xu et al. 2016).
 """
 from __future__ import annotations

@@ -62,8 +62,8 @@ app = QApplication([])
 from desktop.main_window import MainWindow
 w = MainWindow(); w.show(); app.processEvents()
 shown = time.perf_counter() - t0
-heavy = sorted(m for m in ("torch", "mne", "wfdb", "pydicom", "openslide", "engine.infer", "engine.nuclei",
-                           "engine.ecg", "engine.eeg", "engine.denoise", "scipy.signal") if m in sys.modules)
+heavy = sorted(m for m in ("torch", "mne", "wfdb", "pydicom", "openslide", "engine.tasks.reconstruct", "engine.tasks.nuclei",
+                           "engine.tasks.score_beats", "engine.tasks.score_segments", "engine.tasks.denoise", "scipy.signal") if m in sys.modules)
 print(f"{shown:.3f}", ",".join(heavy))
 w.shutdown()
 """

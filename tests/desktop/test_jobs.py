@@ -15,7 +15,7 @@ def _training_job(closed: list, epochs: int = 500):
     import torch
 
     from engine.models import build_model
-    from engine.train import train
+    from engine.training.loop import train
 
     torch.manual_seed(0)
     model = build_model("conv", spatial_dims=1, in_channels=1, channels=(4, 8))
@@ -50,7 +50,7 @@ def test_cancel_closes_the_engine_generator(qtbot):
 
 
 def test_progress_and_result_arrive_in_order(qtbot):
-    from engine.types import Progress
+    from engine.jobs import Progress
 
     def job():
         for i in range(5):

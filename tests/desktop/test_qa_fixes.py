@@ -146,10 +146,10 @@ def test_result_chooser_only_when_there_are_results(qtbot, window):
 
 def test_annotation_labels_sit_beside_their_line(qtbot):
     """Labels were centred on the line: struck through, and cut in half at the start of a page."""
-    from engine.types import Annotation
-    from desktop.views.signal_layers import annotation_lines
-
     import inspect
+
+    from desktop.views.signal_layers import annotation_lines
+    from engine.data import Annotation
 
     fields = inspect.signature(Annotation).parameters
     kw = {"onset": 0.0, "duration": 0.0, "description": "T0"}

@@ -9,9 +9,9 @@ import csv
 
 import numpy as np
 import pytest
+from desktop_helpers import open_and_wait
 
 from desktop.session import ResultEntry
-from desktop_helpers import open_and_wait
 
 
 def _add(window, task, result, model="test-model"):
@@ -19,7 +19,7 @@ def _add(window, task, result, model="test-model"):
 
 
 def test_detections_markers_table_and_centring(qtbot, window, data_dir, errors):
-    from engine.types import Detections
+    from engine.results import Detections
 
     data = open_and_wait(qtbot, window, data_dir / "histo" / "crchisto" / "img1" / "img1.png")
     with open(data_dir / "histo" / "crchisto" / "centroids.csv") as fh:
@@ -47,7 +47,7 @@ def test_detections_markers_table_and_centring(qtbot, window, data_dir, errors):
 
 
 def test_ct_anomaly_overlay_and_linked_compare_views(qtbot, window, data_dir, errors):
-    from engine.types import AnomalyMap, Reconstruction, ReconstructionResult
+    from engine.results import AnomalyMap, Reconstruction, ReconstructionResult
 
     data = open_and_wait(qtbot, window, data_dir / "ct" / "dcmqi_liver_ct3")
     vol = data.array
@@ -85,7 +85,7 @@ def test_ct_anomaly_overlay_and_linked_compare_views(qtbot, window, data_dir, er
 
 
 def test_beat_scores_track_table_and_jump(qtbot, window, data_dir, errors):
-    from engine.types import BeatScores
+    from engine.results import BeatScores
 
     data = open_and_wait(qtbot, window, data_dir / "ecg" / "mitdb" / "100")
     beats = [a for a in data.annotations if a.description in ("N", "A", "V")]
@@ -108,7 +108,8 @@ def test_beat_scores_track_table_and_jump(qtbot, window, data_dir, errors):
 
 
 def test_segment_scores_and_denoised_trace(qtbot, window, data_dir, errors):
-    from engine.types import DenoisedSignal, SegmentScores, Signal
+    from engine.data import Signal
+    from engine.results import DenoisedSignal, SegmentScores
 
     data = open_and_wait(qtbot, window, data_dir / "eeg" / "eegmmidb" / "S001R03.edf")
     win = int(4 * data.sfreq)
@@ -133,7 +134,7 @@ def test_segment_scores_and_denoised_trace(qtbot, window, data_dir, errors):
 
 
 def test_signal_anomaly_bands_follow_their_channels(qtbot, window, data_dir, errors):
-    from engine.types import AnomalyMap, Reconstruction, ReconstructionResult
+    from engine.results import AnomalyMap, Reconstruction, ReconstructionResult
 
     data = open_and_wait(qtbot, window, data_dir / "eeg" / "eegmmidb" / "S001R03.edf")
     view = window.signal_view

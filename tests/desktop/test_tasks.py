@@ -12,14 +12,13 @@ import importlib.util
 
 import numpy as np
 import pytest
-
 from desktop_helpers import open_and_wait, run_and_wait
 
 
 def _module_present(task: str) -> bool:
     from engine.tasks import TASKS
 
-    return importlib.util.find_spec(TASKS[task].module) is not None
+    return importlib.util.find_spec(TASKS[task].package) is not None
 
 
 def _bundled(task: str, modality: str) -> bool:
@@ -37,7 +36,7 @@ def _need(task: str, modality: str) -> None:
 
 
 def _small_model(modality: str, tmp_path) -> str:
-    """A small untrained model in the weights schema of engine.preprocess, for *modality*."""
+    """A small untrained model in the weights schema of engine.inference.preprocess, for *modality*."""
     import torch
 
     from engine import weights

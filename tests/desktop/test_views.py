@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
+from desktop_helpers import open_and_wait
 from PySide6.QtCore import Qt
 
 from desktop.session import OverlaySettings
@@ -11,7 +11,6 @@ from desktop.views.ct_view import orientation_labels
 from desktop.views.overlays import heat_rgba, lut
 from desktop.views.signal_filters import FilterSettings, apply_display_filters, envelope_job, robust_scale
 from desktop.views.slide_view import TILE, choose_level, nice_length
-from desktop_helpers import open_and_wait
 
 
 def test_orientation_labels_from_direction_cosines():
@@ -60,8 +59,8 @@ def test_display_filters_known_answers():
 
 
 def test_envelope_and_scale():
+    from engine.data import Signal
     from engine.jobs import run_job
-    from engine.types import Signal
 
     data = np.zeros((2, 10_000), np.float32)
     data[0, 1234] = 7.0
@@ -84,7 +83,7 @@ def test_scale_bar_and_level_choice():
 
 def test_slide_view_reads_only_visible_tiles(qtbot, window):
     """A 'slide' of 160k x 120k px is never read whole: only the tiles in view, at the right level."""
-    from engine.types import Image
+    from engine.data import Image
 
     calls = []
     levels = ((120_000, 160_000), (30_000, 40_000), (7_500, 10_000), (1_875, 2_500))

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from ecg_noise import baseline_estimate, load_noise, mix_at_snr, noise_segment, prd, rmse, snr_db
 
-from engine.noise import baseline_estimate, load_noise, mix_at_snr, noise_segment, prd, rmse, snr_db
-from engine.types import Signal
+from engine.data import Signal
 
 
 @pytest.mark.parametrize("snr", [-6.0, 0.0, 12.5, 24.0])
@@ -44,9 +44,9 @@ def test_noise_halves_are_disjoint(data_dir):
 
 
 def _noisy_segment(data_dir, kind="ma", snr=0.0, seconds=20, record="100"):
-    from engine.io import read
+    from ecg_noise import clean_reference
 
-    from engine.noise import clean_reference
+    from engine.io import read
 
     sig = read(str(data_dir / "ecg" / "mitdb" / record))
     n, m = int(seconds * sig.sfreq), 720
@@ -60,8 +60,8 @@ def _noisy_segment(data_dir, kind="ma", snr=0.0, seconds=20, record="100"):
 @pytest.mark.parametrize("kind", ["bw", "ma"])
 def test_dae_improves_snr_on_unseen_record(data_dir, kind):
     """Record 100 is a test record for ecg-dae; noise from the test half."""
-    from engine.denoise import denoise_task
     from engine.jobs import run_job
+    from engine.tasks.denoise import denoise_task
 
     c, x, fs = _noisy_segment(data_dir, kind)
     sig = Signal.from_array(x[None], sfreq=fs, modality="ecg", channels=("MLII",))
@@ -73,8 +73,8 @@ def test_dae_improves_snr_on_unseen_record(data_dir, kind):
 
 
 def test_lazy_and_eager_inputs_give_the_same_output(data_dir):
-    from engine.denoise import denoise_task
     from engine.jobs import run_job
+    from engine.tasks.denoise import denoise_task
 
     _, x, fs = _noisy_segment(data_dir, seconds=50)
     arr = np.stack([x, -0.5 * x]).astype(np.float32)
@@ -91,8 +91,8 @@ def test_lazy_and_eager_inputs_give_the_same_output(data_dir):
 def test_other_sampling_rate_keeps_length(data_dir):
     from scipy.signal import resample_poly
 
-    from engine.denoise import denoise_task
     from engine.jobs import run_job
+    from engine.tasks.denoise import denoise_task
 
     c, x, _ = _noisy_segment(data_dir, seconds=10)
     x250 = resample_poly(x, 25, 36)
@@ -104,7 +104,7 @@ def test_other_sampling_rate_keeps_length(data_dir):
 
 
 def test_cancel_mid_way(data_dir):
-    from engine.denoise import denoise_task
+    from engine.tasks.denoise import denoise_task
 
     _, x, fs = _noisy_segment(data_dir, seconds=120)
     sig = Signal.from_array(np.stack([x] * 2), sfreq=fs, modality="ecg")
@@ -119,10 +119,10 @@ def test_cancel_mid_way(data_dir):
 def test_wfdb_round_trip(tmp_path, data_dir):
     import wfdb
 
-    from engine.denoise import denoise_task, write_denoised
+    from engine.export.signals import write_wfdb
     from engine.io import read
-    from engine.io.signal_writers import write_wfdb
     from engine.jobs import run_job
+    from engine.tasks.denoise import denoise_task, write_denoised
 
     src = read(str(data_dir / "ecg" / "mitdb" / "119"))
     part = Signal.from_array(src.read(0, 3600), sfreq=src.sfreq, modality="ecg", channels=src.channels,
@@ -143,7 +143,7 @@ def test_wfdb_round_trip(tmp_path, data_dir):
 
 
 def test_median_baseline_path_is_the_reference_baseline(data_dir):
-    """The in-network running-median baseline equals engine.noise.baseline_estimate (scipy) on a real lead."""
+    """The in-network running-median baseline equals ecg_noise.baseline_estimate (scipy) on a real lead."""
     import torch
 
     from engine.io import read
@@ -159,7 +159,7 @@ def test_median_baseline_path_is_the_reference_baseline(data_dir):
 
 
 def test_gate_weights_known_answer():
-    from engine.denoise import gate_weights
+    from engine.tasks.denoise import gate_weights
 
     a = np.array([[0.0, 0.5, 1.0, 1.5, 2.0, 3.0]])
     np.testing.assert_allclose(gate_weights(a, sfreq=1.0, smooth_s=0.0), [[0, 0, 0, 0.5, 1, 1]])

@@ -6,9 +6,16 @@ import csv
 import numpy as np
 import pytest
 
-from engine.ecg_beats import (BEAT_LEN, BEAT_PRE, aami_class, beats_from_annotations, detect_qrs,
-                              extract_beats, rr_features)
-from engine.types import Annotation, Signal
+from engine.data import Annotation, Signal
+from engine.tasks.score_beats.beats import (
+    BEAT_LEN,
+    BEAT_PRE,
+    aami_class,
+    beats_from_annotations,
+    detect_qrs,
+    extract_beats,
+    rr_features,
+)
 
 
 def test_aami_mapping():
@@ -64,10 +71,10 @@ def test_score_beats_on_unseen_record(data_dir):
     """Record 119 (never trained on): ventricular beats score above normal ones."""
     from sklearn.metrics import roc_auc_score
 
-    from engine.ecg import score_beats_task
-    from engine.ecg_beats import aami_class
     from engine.io import read
     from engine.jobs import run_job
+    from engine.tasks.score_beats import score_beats_task
+    from engine.tasks.score_beats.beats import aami_class
 
     sig = read(str(data_dir / "ecg" / "mitdb" / "119"))
     res = run_job(score_beats_task(sig, device="cpu"))
@@ -81,9 +88,9 @@ def test_score_beats_on_unseen_record(data_dir):
 
 
 def test_score_beats_detects_when_unannotated(tmp_path, data_dir):
-    from engine.ecg import score_beats_task, write_beat_scores
     from engine.io import read
     from engine.jobs import run_job
+    from engine.tasks.score_beats import score_beats_task, write_beat_scores
 
     sig = read(str(data_dir / "ecg" / "mitdb" / "100"))
     x = sig.read(0, int(30 * sig.sfreq))
@@ -99,8 +106,8 @@ def test_score_beats_detects_when_unannotated(tmp_path, data_dir):
 
 
 def test_score_beats_cancel_closes_generator(data_dir):
-    from engine.ecg import score_beats_task
     from engine.io import read
+    from engine.tasks.score_beats import score_beats_task
 
     sig = read(str(data_dir / "ecg" / "mitdb" / "100"))
     gen = score_beats_task(sig, device="cpu")
@@ -113,8 +120,8 @@ def test_score_beats_cancel_closes_generator(data_dir):
 
 
 def test_score_beats_refuses_eeg():
-    from engine.ecg import score_beats_task
     from engine.errors import ModalityMismatchError
+    from engine.tasks.score_beats import score_beats_task
 
     eeg = Signal.from_array(np.zeros((1, 1000)), sfreq=100.0, modality="eeg")
     with pytest.raises(ModalityMismatchError):

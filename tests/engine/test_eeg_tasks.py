@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.eeg_features import BANDS, band_power_features, segment_features, window_spectra
-from engine.types import Signal
+from engine.data import Signal
+from engine.tasks.score_segments.features import BANDS, band_power_features, segment_features, window_spectra
 
 FS = 173.61
 #: Bonn segment numbers used by the task tests (part of the shipped model's training data).
@@ -42,8 +42,8 @@ def _bonn(data_dir, folder, letter, nums):
 
 
 def test_seizure_scores_on_bonn_segments(data_dir):
-    from engine.eeg import read_segments, score_segments_task
     from engine.jobs import run_job
+    from engine.tasks.score_segments import read_segments, score_segments_task
 
     s_files = _bonn(data_dir, "E_S", "S", SEG)
     n_files = _bonn(data_dir, "A_Z", "Z", SEG) + _bonn(data_dir, "B_O", "O", SEG[:2])
@@ -57,7 +57,7 @@ def test_seizure_scores_on_bonn_segments(data_dir):
 
 
 def test_sfreq_override_is_used(data_dir):
-    from engine.eeg import read_segments
+    from engine.tasks.score_segments import read_segments
 
     d = read_segments(_bonn(data_dir, "A_Z", "Z", ["005"]), sfreq=200.0)[0]
     assert d.sfreq == 200.0 and d.n_samples == 4097
@@ -65,9 +65,9 @@ def test_sfreq_override_is_used(data_dir):
 
 def test_edf_window_track(data_dir, tmp_path):
     """A multi-channel EDF: per-window scores over the recording, one CSV row per file."""
-    from engine.eeg import score_segments_task, write_segment_scores
     from engine.io import read
     from engine.jobs import run_job
+    from engine.tasks.score_segments import score_segments_task, write_segment_scores
 
     data = read(str(data_dir / "eeg" / "eegmmidb" / "S001R03.edf"))
     sub = Signal.from_array(data.read(0, int(60 * data.sfreq))[:4], sfreq=data.sfreq, modality="eeg",
@@ -82,10 +82,10 @@ def test_edf_window_track(data_dir, tmp_path):
 
 
 def test_anomaly_track_with_eeg_cae(data_dir):
-    from engine.eeg import score_segments_task
     from engine.errors import WeightsError
     from engine.io import read
     from engine.jobs import run_job
+    from engine.tasks.score_segments import score_segments_task
     from engine.weights import load
 
     try:
@@ -101,7 +101,7 @@ def test_anomaly_track_with_eeg_cae(data_dir):
 
 
 def test_cancel_segments(data_dir):
-    from engine.eeg import read_segments, score_segments_task
+    from engine.tasks.score_segments import read_segments, score_segments_task
 
     gen = score_segments_task(read_segments(_bonn(data_dir, "E_S", "S", SEG)), device="cpu")
     next(gen)

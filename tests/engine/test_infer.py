@@ -4,14 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 from engine import weights
-from engine.infer_image import ramp, tiled_reconstruct
-from engine.infer_signal import infer_signal
+from engine.data import Signal
+from engine.inference.tiles import ramp, tiled_reconstruct
+from engine.inference.windows import infer_signal
 from engine.jobs import run_job
 from engine.models import build_model
-from engine.types import Signal
-from torch_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 
 def _conv2d(seed=0, **kw):
@@ -97,7 +97,7 @@ def test_signal_resampled_to_model_rate_and_back(tmp_path):
 
 
 def test_histology_pipeline_streams_regions(tmp_path, data_dir):
-    from engine.infer_histo import reconstruct_histology
+    from engine.inference.histology import reconstruct_histology
     from engine.io import read
 
     torch.manual_seed(0)
@@ -130,9 +130,10 @@ def test_disk_backed_accumulators_and_tiled_tiff(tmp_path, monkeypatch):
     """Large inputs: accumulators on disk (memmap) and TIFFs written tile by tile give the same result."""
     import tifffile
 
-    import engine.infer as infer
-    import engine.infer_image as ii
-    from engine.types import AnomalyMap, Image, Reconstruction, ReconstructionResult
+    import engine.inference.tiles as ii
+    import engine.tasks.reconstruct as infer
+    from engine.data import Image
+    from engine.results import AnomalyMap, Reconstruction, ReconstructionResult
 
     rng = np.random.default_rng(0)
     img = rng.random((1, 300, 260), dtype=np.float32)
@@ -172,7 +173,7 @@ def test_cuda_tiled_matches_cpu():
 
 def test_histology_rescaled_to_model_mpp(data_dir):
     """A 40x-like image (mpp 0.25) runs at the model's 0.5 um/px and maps back to input pixels."""
-    from engine.infer_histo import _to_level0, model_scale, reconstruct_histology
+    from engine.inference.histology import _to_level0, model_scale, reconstruct_histology
     from engine.io import read
 
     # known answer: a linear ramp at model resolution maps to a linear ramp at level 0

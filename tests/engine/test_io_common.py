@@ -170,8 +170,8 @@ def test_read_raises_read_error_naming_the_file(tmp_path):
 
 
 def test_inputs_are_never_modified(data_dir, tmp_path):
+    from engine._shared.files import sha256_file
     from engine.io import read
-    from engine.utils import sha256_file
 
     files = [data_dir / "ct/single/CT_small.dcm", data_dir / "histo/crchisto/img1/img1.png",
              data_dir / "ecg/mitdb/100.dat", data_dir / "eeg/eegmmidb/S001R03.edf"]

@@ -107,8 +107,9 @@ def test_unsupported_compression(data_dir, tmp_path, ts):
 
 
 def test_missing_decoder_plugin_says_what_to_install():
-    # pylibjpeg made unimportable before pydicom loads: JPEG-LS then has no decoder at all
-    code = ("import sys; sys.modules['pylibjpeg'] = None\n"
+    # pylibjpeg and pyjpegls (highdicom pulls it in) made unimportable before pydicom loads:
+    # JPEG-LS then has no decoder at all
+    code = ("import sys; sys.modules['pylibjpeg'] = None; sys.modules['jpeg_ls'] = None\n"
             "from pydicom.data import get_testdata_file\n"
             "from engine.io.dicom import read_dicom\n"
             "from engine.errors import UnsupportedFormatError\n"

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from engine.data import Signal
 from engine.errors import ReadError
 from engine.io import read
-from engine.io.eeg import clean_channel_name
-from engine.types import Signal
+from engine.io.mne import clean_channel_name
 
 
 def test_wfdb_microvolt_units_and_unknown_units(tmp_path):
@@ -74,7 +74,7 @@ def test_wfdb_window_reads_equal_wfdb_in_every_format(tmp_path, fmt):
     """The direct window reader equals wfdb.rdrecord exactly, NaN for invalid samples included."""
     import wfdb
 
-    from engine.io.wfdb_dat import DatReader
+    from engine.io.wfdb.dat import DatReader
 
     lim = {"80": 120, "212": 2000}.get(fmt, 30000)
     rng = np.random.default_rng(int(fmt))
@@ -101,7 +101,7 @@ def test_wfdb_window_reads_equal_wfdb_in_every_format(tmp_path, fmt):
 def test_wfdb_two_signal_files_fall_back_to_wfdb(tmp_path):
     import wfdb
 
-    from engine.io.wfdb_dat import DatReader
+    from engine.io.wfdb.dat import DatReader
 
     rng = np.random.default_rng(5)
     a, b = rng.integers(-900, 900, size=(600, 2)), rng.integers(-900, 900, size=(600, 1))
@@ -138,7 +138,7 @@ def test_registry_routes_signal_formats(tmp_path):
 @pytest.mark.parametrize("unit,names,want", [("mV", ("CH1", "CH2"), "ecg"), ("uV", ("CH1", "CH2"), "eeg"),
                                              ("mV", ("Fp1", "CH2"), "eeg"), ("uV", ("ECG", "EKG2"), "ecg")])
 def test_edf_modality_guess_from_names_and_stored_unit(tmp_path, unit, names, want):
-    from engine.io.signal_writers import write_edf
+    from engine.export.signals import write_edf
 
     x = np.random.default_rng(6).normal(size=(2, 512))
     src = Signal.from_array(x, sfreq=128, modality="ecg" if unit == "mV" else "eeg", channels=names, units=unit)

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engine.data import Signal
 from engine.errors import ReadError
 from engine.io import read
-from engine.types import Signal
 
 REPO = Path(__file__).resolve().parents[2]
 BEATS = set("NLRBAaJSVrFejnE/fQ?")
@@ -175,7 +175,7 @@ def test_mne_formats_round_trip(mmi, tmp_path, fmt):
         raw.save(out, verbose="error")
         atol = 1e-3  # FIF stores float32 volts
     elif fmt == "bdf":
-        from engine.io.signal_writers import write_edf
+        from engine.export.signals import write_edf
 
         out = write_edf(read(src), tmp_path / "x.bdf")  # edfio writes 24-bit BDF
         direct = mne.io.read_raw_bdf(out, preload=True, verbose="error").get_data() * 1e6
@@ -208,7 +208,7 @@ def test_mne_long_recording_is_lazy(mmi, tmp_path):
 
 
 def test_edf_ecg_written_from_mitdb_reads_as_ecg(data_dir, rec100, tmp_path):
-    from engine.io.signal_writers import write_edf
+    from engine.export.signals import write_edf
 
     rec, ann = rec100
     out = write_edf(read(data_dir / "ecg/mitdb/100"), tmp_path / "100.edf")
@@ -342,7 +342,7 @@ def _info(*args):
 
 
 def test_cli_info_json_on_signals(data_dir, tmp_path):
-    from engine.io.signal_writers import write_edf
+    from engine.export.signals import write_edf
 
     r = _info(data_dir / "ecg/mitdb/100")
     assert r.returncode == 0, r.stderr

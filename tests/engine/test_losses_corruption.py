@@ -6,9 +6,9 @@ import math
 import pytest
 import torch
 
-from engine.corruption import CoarseNoise, Compose, GaussianNoise, MaskingNoise, from_spec
 from engine.errors import ModelError
-from engine.losses import SparsityPenalty, kl_sparsity, l1_sparsity, mean_activation
+from engine.models.corruption import CoarseNoise, Compose, GaussianNoise, MaskingNoise, from_spec
+from engine.training.losses import SparsityPenalty, kl_sparsity, l1_sparsity, mean_activation
 
 
 def test_kl_zero_when_mean_equals_rho():

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from nuclei_sets import crchisto_truth
 
-from engine.nuclei_eval import crchisto_truth, match_points, precision_recall_f1
+from engine.tasks.nuclei.evaluate import match_points, precision_recall_f1
 
 
 # ------------------------------------------------------------------ evaluation (known answers)
@@ -43,7 +44,7 @@ def test_hematoxylin_matches_skimage(data_dir):
     from PIL import Image as PILImage
     from skimage.color import rgb2hed
 
-    from engine.stain import hematoxylin
+    from engine.tasks.nuclei.stain import hematoxylin
 
     rgb = np.asarray(PILImage.open(data_dir / "histo/crchisto/img4/img4.png").convert("RGB"))
     ref = np.maximum(rgb2hed(rgb)[..., 0], 0)
@@ -54,7 +55,7 @@ def test_crchisto_truth_is_zero_based_xy(data_dir):
     """Nuclei are hematoxylin-dark at (row=y, col=x) of the 0-based centres, not with axes swapped."""
     from PIL import Image as PILImage
 
-    from engine.stain import hematoxylin
+    from engine.tasks.nuclei.stain import hematoxylin
 
     folder = data_dir / "histo/crchisto/img4"
     h = hematoxylin(np.asarray(PILImage.open(folder / "img4.png").convert("RGB")))
@@ -65,13 +66,13 @@ def test_crchisto_truth_is_zero_based_xy(data_dir):
 # ------------------------------------------------------------------ the bundled detector
 @pytest.fixture(scope="module")
 def detector():
-    from engine.nuclei import load_detector
+    from engine.tasks.nuclei import load_detector
 
     return load_detector("histo-nuclei")
 
 
 def _image(rgb, path="<array>", mpp=None):
-    from engine.types import Image
+    from engine.data import Image
 
     return Image(modality="histology", shape=rgb.shape, spacing=None if mpp is None else (mpp, mpp),
                  units="RGB8", path=path, dtype="uint8", array=rgb)
@@ -79,7 +80,7 @@ def _image(rgb, path="<array>", mpp=None):
 
 def _detect(img, detector, **kw):
     from engine.jobs import run_job
-    from engine.nuclei import detect_task
+    from engine.tasks.nuclei import detect_task
 
     return run_job(detect_task(img, model=detector, device="cpu", **kw))
 
@@ -171,7 +172,7 @@ def test_mpp_rescaling_known_answer(data_dir, detector):
 def test_cancel_stops_the_generator(monuseg_rgb, detector):
     from engine.errors import CancelledError
     from engine.jobs import run_job
-    from engine.nuclei import detect_task
+    from engine.tasks.nuclei import detect_task
 
     seen = []
     job = detect_task(_image(monuseg_rgb, mpp=0.25), model=detector, device="cpu", tile=64)
@@ -183,10 +184,10 @@ def test_cancel_stops_the_generator(monuseg_rgb, detector):
 
 
 def test_wrong_modality_is_refused(detector):
+    from engine.data import Image
     from engine.errors import ModalityMismatchError
     from engine.jobs import run_job
-    from engine.nuclei import detect_task
-    from engine.types import Image
+    from engine.tasks.nuclei import detect_task
 
     ct = Image(modality="ct", shape=(1, 8, 8), spacing=(1.0, 1.0, 1.0), units="HU", path="ct.dcm",
                array=np.zeros((1, 8, 8), np.float32))
@@ -199,7 +200,7 @@ def test_network_depth_sets_stride_and_padding():
     import torch
 
     from engine.models.nuclei_net import NucleiNet
-    from engine.nuclei_core import probability_map
+    from engine.tasks.nuclei.core import probability_map
 
     torch.manual_seed(0)
     shallow, deep = NucleiNet(widths=(8, 8, 8, 8)).eval(), NucleiNet(widths=(8, 8, 8, 8, 8), blocks=2).eval()
@@ -217,7 +218,7 @@ def test_network_depth_sets_stride_and_padding():
 
 def test_operating_point_tuning_known_answer():
     """Two true nuclei and one weaker spurious peak: the grid search picks a threshold above it."""
-    from engine.nuclei_core import pooled_counts, tune_operating_point
+    from engine.tasks.nuclei.core import pooled_counts, tune_operating_point
 
     yy, xx = np.mgrid[0:64, 0:64]
     truth = np.array([[15.0, 20.0], [45.0, 40.0]])  # (x, y)

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from engine.cli import main
-from engine.utils import sha256_file
-from engine.weights import bundled_path, list_bundled
 from torch_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
+
+from engine._shared.files import sha256_file
+from engine.cli import main
+from engine.weights import bundled_path, list_bundled
 
 BUNDLED = {r["name"] for r in list_bundled()}
 

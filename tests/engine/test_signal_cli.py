@@ -21,9 +21,9 @@ def _cli(*args, cwd=None):
 @pytest.fixture(scope="module")
 def short_record(tmp_path_factory, data_dir):
     """The first 20 s of MIT-BIH 119 (a test record) as a WFDB record with its beat annotations."""
+    from engine.data import Signal
+    from engine.export.signals import write_wfdb
     from engine.io import read
-    from engine.io.signal_writers import write_wfdb
-    from engine.types import Signal
 
     src = read(str(data_dir / "ecg" / "mitdb" / "119"))
     n = int(20 * src.sfreq)

@@ -6,10 +6,10 @@ import logging
 import numpy as np
 import pytest
 
+from engine.data import Signal
+from engine.export.signals import choose_gain, write_edf, write_wfdb
 from engine.io import read
-from engine.io import signal_writers as sw
-from engine.io.signal_writers import choose_gain, write_edf, write_wfdb
-from engine.types import Signal
+from engine.export import signals as sw
 
 
 def _synthetic(n=5000, sfreq=500.0, amp=(3.0, 0.8), modality="ecg", nan_at=None):

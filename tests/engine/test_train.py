@@ -6,12 +6,12 @@ import time
 import numpy as np
 import pytest
 import torch
+from torch_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
 
 from engine.errors import ModelError
 from engine.jobs import run_job
 from engine.models import build_model
-from engine.train import train
-from torch_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
+from engine.training.loop import train
 
 
 def _sines(n=192, length=128, seed=0):
@@ -88,7 +88,7 @@ def test_denoising_model_trains_with_internal_corruption():
 
 
 def test_stacked_pretrain_and_supervised_fine_tune():
-    from engine.train_stacked import fine_tune, pretrain_layerwise
+    from engine.training.stacked import fine_tune, pretrain_layerwise
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(200, 1, 32)).astype(np.float32)

@@ -1,0 +1,44 @@
+"""Versions, device and CUDA details for bug reports."""
+from __future__ import annotations
+
+import platform
+import sys
+
+__all__ = ["sys_info"]
+
+
+def sys_info() -> str:
+    """Versions of Python and the libraries Latent uses, and the compute device."""
+    import importlib.metadata as md
+
+    lines = [
+        f"latent: {_version('latent')}",
+        f"python: {sys.version.split()[0]} ({platform.platform()})",
+    ]
+    for dist in ("numpy", "scipy", "torch", "torchvision", "safetensors", "pydicom", "pylibjpeg",
+                 "tifffile", "zarr", "openslide-python", "openslide-bin", "wfdb", "mne",
+                 "scikit-image", "scikit-learn", "PySide6-Essentials", "pyqtgraph", "superqt"):
+        try:
+            lines.append(f"{dist}: {md.version(dist)}")
+        except md.PackageNotFoundError:
+            lines.append(f"{dist}: not installed")
+    try:
+        import torch
+
+        lines.append(f"torch threads: {torch.get_num_threads()}")
+        if torch.cuda.is_available():
+            lines.append(f"CUDA: {torch.version.cuda}, device: {torch.cuda.get_device_name(0)}")
+        else:
+            lines.append("CUDA: not available (CPU only)")
+    except ImportError:
+        lines.append("torch: not importable")
+    return "\n".join(lines)
+
+
+def _version(dist: str) -> str:
+    import importlib.metadata as md
+
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return "unknown"

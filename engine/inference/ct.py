@@ -1,0 +1,82 @@
+"""CT reconstruction and anomaly maps, slice by slice.
+
+Each axial slice is windowed to model units, resampled to the model's pixel spacing,
+reconstructed (tiled when large), compared with its input at model resolution, the
+error median-filtered and smoothed, mapped back to the slice's own grid, restricted to
+the body (or lung) mask and put on the model's calibrated scale. The reconstruction is
+returned in HU; values outside the model's HU window come back clipped to it.
+"""
+from __future__ import annotations
+
+from typing import Generator
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from engine.inference.anomaly import apply_calibration, ct_body_mask, ct_lung_mask, error_map, postprocess_image_error
+from engine.inference.preprocess import ct_from_model, ct_to_model, resample_slice
+from engine.inference.tiles import _alloc, tiled_reconstruct
+from engine.jobs import Progress
+
+__all__ = ["ct_slice", "reconstruct_ct", "ct_mask"]
+
+
+def _resize(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if x.shape == tuple(shape):
+        return x.astype(np.float32)
+    f = (shape[0] / x.shape[0], shape[1] / x.shape[1])
+    out = ndi.zoom(x, f, order=1, mode="nearest", grid_mode=True)
+    return out[: shape[0], : shape[1]].astype(np.float32)
+
+
+def ct_mask(hu: np.ndarray, kind: str, spacing_mm: float) -> np.ndarray:
+    if kind == "ct_lung":
+        return ct_lung_mask(hu, spacing_mm=spacing_mm)
+    if kind == "ct_body":
+        return ct_body_mask(hu)
+    return np.ones(hu.shape, bool)
+
+
+def ct_slice(loaded, hu: np.ndarray, spacing_rc, *, device=None, batch_size: int = 4,
+             calibrated: bool = True, overlap: int | None = None,
+             ) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """One HU slice -> (reconstruction in HU, calibrated anomaly, foreground mask), all in the slice's grid."""
+    meta = loaded.meta
+    prep, inp, an = meta["preprocessing"], meta["input"], meta.get("anomaly", {})
+    x = resample_slice(ct_to_model(hu, prep), spacing_rc, prep.get("target_spacing_mm"))
+    ov = int(inp.get("overlap", 32) if overlap is None else overlap)
+    job = tiled_reconstruct(loaded.module, lambda y0, x0, y1, x1: x[None, y0:y1, x0:x1], x.shape[0], x.shape[1],
+                            tile=int(inp["tile"]), overlap=ov,
+                            size_multiple=int(inp.get("size_multiple", 1)), batch_size=batch_size,
+                            device=device)
+    rec = yield from job
+    err = error_map(x[None], rec, kind=an.get("error", "abs"))
+    err = postprocess_image_error(err, median_size=int(an.get("median_size", 0)),
+                                  smooth_sigma=float(an.get("smooth_sigma", 0.0)))
+    err = _resize(err, hu.shape)
+    mask = ct_mask(hu, an.get("mask", "ct_body"), float(np.mean(spacing_rc)))
+    amap = apply_calibration(err, meta.get("calibration") if calibrated else None) * mask
+    recon_hu = ct_from_model(_resize(rec[0], hu.shape), prep)
+    return recon_hu, amap.astype(np.float32), mask
+
+
+def reconstruct_ct(loaded, image, *, device=None, batch_size: int = 4, calibrated: bool = True,
+                   planes=None, overlap: int | None = None,
+             ) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Every plane (or *planes*) of a CT :class:`~engine.data.Image`: (recon HU, anomaly, mask) volumes."""
+    vol = image.array
+    ks = list(range(vol.shape[0])) if planes is None else list(planes)
+    shape = (len(ks),) + vol.shape[1:]
+    recon, amap = _alloc(shape), _alloc(shape)
+    mask = np.zeros(shape, bool)
+    for j, k in enumerate(ks):
+        job = ct_slice(loaded, vol[k], image.spacing[1:], device=device, batch_size=batch_size,
+                       calibrated=calibrated, overlap=overlap)
+        while True:
+            try:
+                p = next(job)
+            except StopIteration as stop:
+                recon[j], amap[j], mask[j] = stop.value
+                break
+            yield Progress((j + p.fraction) / len(ks), f"slice {j + 1}/{len(ks)}: {p.message}")
+    return recon, amap, mask

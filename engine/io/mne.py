@@ -1,0 +1,256 @@
+"""EEG/ECG files read through MNE: EDF/EDF+/BDF/GDF, FIF, BrainVision and EEGLAB.
+
+Files are opened with ``preload=False``; samples are read window by window with
+``raw.get_data(picks, start, stop)``, so a multi-hour recording is never loaded whole.
+
+Conventions
+-----------
+* Voltage channels are returned in µV (EEG, EOG, EMG...) or mV (ECG channels, and
+  every channel of an ECG recording). Other channels (temperature, respiration...)
+  keep MNE's SI value and unit (listed in ``metadata["unconverted_channels"]``).
+* Stimulus/trigger channels (MNE type ``stim``, e.g. the BDF ``Status`` channel) are
+  not data: they are dropped and listed in ``metadata["dropped_channels"]``.
+* Channel names are kept as stored; ``metadata["clean_names"]`` holds tidied names
+  (padding dots stripped, standard 10-10 capitalisation: ``"Fc5."`` -> ``"FC5"``).
+* The modality is ECG when every data channel is ECG-like (MNE type ``ecg`` or a lead
+  name such as ECG, EKG, MLII, V1-V6, I, II, III, aVR, aVL, aVF), or when every voltage
+  channel is stored in mV and none has an EEG electrode name; otherwise EEG.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from engine.data import Annotation, Signal
+from engine.errors import CorruptFileError, ReadError, UnsupportedFormatError
+from engine.io.signal_common import canonical_unit, is_ecg_name, is_eeg_name, strip_channel_name
+
+__all__ = ["read_mne", "clean_channel_name"]
+
+logger = logging.getLogger("engine")
+
+#: Below this many samples x channels the data are read at once (4 MB of float32).
+EAGER_LIMIT = 1_000_000
+
+_FIFF_UNIT_V = 107
+_UNIT_NAMES = {112: "T", 201: "T/m", 108: "K", 109: "s", 114: "Ohm"}
+_TEN_TEN = re.compile(r"^(fp|af|ft|fc|tp|cp|po|f|c|t|p|o|i|a|m|n|x)(z|\d+)$")
+
+
+def clean_channel_name(name: str) -> str:
+    """A tidied channel name: no padding dots, standard 10-10 capitalisation.
+
+    >>> [clean_channel_name(n) for n in ("Fc5.", "Fpz.", "Afz.", "C3..", "T10.", "Poz.", "EKG")]
+    ['FC5', 'Fpz', 'AFz', 'C3', 'T10', 'POz', 'EKG']
+    """
+    s = strip_channel_name(name)
+    m = _TEN_TEN.match(s.lower())
+    if not m:
+        return s
+    prefix, site = m.groups()
+    prefix = "Fp" if prefix == "fp" else prefix.upper()
+    return prefix + site
+
+
+def _open_raw(path: Path, preload: bool):
+    import mne
+
+    name = path.name.lower()
+    # "warning": MNE's info chatter is silenced, its warnings are caught and logged
+    opts = {"preload": preload, "verbose": "warning"}
+    if name.endswith((".edf", ".rec")):
+        return mne.io.read_raw_edf(path, **opts)
+    if name.endswith(".bdf"):
+        return mne.io.read_raw_bdf(path, **opts)
+    if name.endswith(".gdf"):
+        return mne.io.read_raw_gdf(path, **opts)
+    if name.endswith((".fif", ".fif.gz")):
+        return mne.io.read_raw_fif(path, **opts)
+    if name.endswith(".vhdr"):
+        return mne.io.read_raw_brainvision(path, **opts)
+    if name.endswith(".set"):
+        return mne.io.read_raw_eeglab(path, **opts)
+    if name.endswith((".vmrk", ".eeg")):
+        raise ReadError(path, "open the BrainVision header (.vhdr) beside this file instead")
+    raise UnsupportedFormatError(path, "not an EDF/BDF/GDF/FIF/BrainVision/EEGLAB file")
+
+
+def read_mne(path: str, *, modality: str | None = None, preload: bool = False, **_) -> Signal:
+    """Read an EDF/EDF+/BDF/GDF/FIF/BrainVision/EEGLAB recording through MNE.
+
+    Parameters
+    ----------
+    path : str
+        The recording (for BrainVision the ``.vhdr`` header, for EEGLAB the ``.set``).
+    modality : {"ecg", "eeg"}, optional
+        Overrides the guess from the channel types and names.
+    preload : bool
+        Load every sample now (default: read lazily, window by window).
+
+    Returns
+    -------
+    engine.data.Signal
+        Float32 ``(channels, samples)``; EEG in µV, ECG in mV; annotations from the file.
+
+    Raises
+    ------
+    engine.errors.ReadError
+        With the file name when MNE cannot read the file or it holds no data channel.
+    """
+    p = Path(path)
+    if p.suffix.lower() == ".event" and p.with_suffix("").suffix.lower() in (".edf", ".bdf"):
+        p = p.with_suffix("")  # PhysioNet's X.edf.event repeats the events stored in X.edf
+    if not p.is_file():
+        raise ReadError(path, "no such file")
+    _check_edf_size(p)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            raw = _open_raw(p, preload)
+        except ReadError:
+            raise
+        except MemoryError:
+            raise ReadError(path, "not enough memory to read this file") from None
+        except Exception as exc:
+            raise CorruptFileError(path, f"cannot be read by MNE: {_first_line(exc)}") from None
+    for w in caught:
+        logger.warning("%s: %s", p.name, w.message)
+
+    info = raw.info
+    types = raw.get_channel_types()
+    picks = [i for i, t in enumerate(types) if t != "stim"]
+    dropped = [raw.ch_names[i] for i, t in enumerate(types) if t == "stim"]
+    if not picks:
+        raise ReadError(path, "the file holds no data channels (only stimulus/annotation channels)")
+    names = tuple(raw.ch_names[i] for i in picks)
+    ptypes = [types[i] for i in picks]
+    volt = [info["chs"][i]["unit"] == _FIFF_UNIT_V for i in picks]
+    ecg_like = [t == "ecg" or is_ecg_name(n) for t, n in zip(ptypes, names)]
+    orig = getattr(raw, "_orig_units", None) or {}
+    stored = [canonical_unit(orig.get(n)) for n, v in zip(names, volt) if v]
+    # Generic names ("CH1") stored in mV with no electrode name: an ECG (EEG is stored in µV)
+    in_mv = bool(stored) and all(u == "mV" for u in stored) and not any(is_eeg_name(n) for n in names)
+    guessed = modality or ("ecg" if all(ecg_like) or in_mv else "eeg")
+    if guessed not in ("ecg", "eeg"):
+        raise ReadError(path, f"modality must be 'ecg' or 'eeg', not {guessed!r}")
+
+    factors, units, unconverted = [], [], []
+    for i, name, is_v, is_ecg in zip(picks, names, volt, ecg_like):
+        if not is_v:
+            factors.append(1.0)
+            units.append(_UNIT_NAMES.get(int(info["chs"][i]["unit"]), ""))
+            unconverted.append(name)
+        elif guessed == "ecg" or is_ecg:
+            factors.append(1e3)
+            units.append("mV")
+        else:
+            factors.append(1e6)
+            units.append("uV")
+    scale = np.asarray(factors, np.float64)[:, None]
+    n_samples = int(raw.n_times)
+
+    def sample_reader(start: int, stop: int) -> np.ndarray:
+        try:
+            x = raw.get_data(picks=picks, start=int(start), stop=int(stop), verbose="error")
+        except Exception as exc:
+            raise CorruptFileError(path, f"cannot read samples {start}-{stop}: {_first_line(exc)}") from None
+        return (x * scale).astype(np.float32)
+
+    counts: dict[str, int] = {}
+    for t in ptypes:
+        counts[t] = counts.get(t, 0) + 1
+    metadata = {
+        "format": _format_name(p),
+        "clean_names": [clean_channel_name(n) for n in names],
+        "channel_types": counts,
+        "highpass_hz": float(info["highpass"]),
+        "lowpass_hz": float(info["lowpass"]),
+    }
+    if info["meas_date"] is not None:
+        metadata["meas_date"] = info["meas_date"].isoformat()
+    if dropped:
+        metadata["dropped_channels"] = dropped
+    if unconverted:
+        metadata["unconverted_channels"] = unconverted
+    if orig:
+        metadata["source_units"] = [orig.get(n, "") for n in names]
+
+    annotations = _annotations(raw)
+    data = None
+    if preload or n_samples * len(picks) <= EAGER_LIMIT:
+        data = sample_reader(0, n_samples)
+    elif n_samples:
+        sample_reader(n_samples - 1, n_samples)  # a truncated file fails here, not in a later job
+    return Signal(
+        modality=guessed, sfreq=float(info["sfreq"]), channels=names, units=tuple(units),
+        n_samples=n_samples, path=os.fspath(path), annotations=annotations, metadata=metadata,
+        sample_reader=None if data is not None else sample_reader, _data=data,
+    )
+
+
+def _check_edf_size(p: Path) -> None:
+    """EDF/BDF: the file must hold the data records its header announces (MNE would shorten it)."""
+    name = p.name.lower()
+    if not name.endswith((".edf", ".bdf", ".rec")):
+        return
+    with open(p, "rb") as fh:
+        head = fh.read(256)
+        try:
+            header_bytes = int(head[184:192].decode("ascii").strip())
+            n_records = int(head[236:244].decode("ascii").strip())
+            ns = int(head[252:256].decode("ascii").strip())
+        except (UnicodeDecodeError, ValueError):
+            raise CorruptFileError(p, "malformed EDF/BDF header (record count, header size or "
+                                      "number of signals is not a number)") from None
+        if ns <= 0 or header_bytes != 256 * (ns + 1):
+            raise CorruptFileError(p, f"malformed EDF/BDF header: {ns} signals but a {header_bytes}-byte header")
+        fh.seek(256 + ns * 216)
+        spr_field = fh.read(ns * 8)
+    try:
+        spr = [int(spr_field[i * 8:(i + 1) * 8].decode("ascii").strip()) for i in range(ns)]
+    except (UnicodeDecodeError, ValueError):
+        raise CorruptFileError(p, "malformed EDF/BDF header: samples per record is not a number") from None
+    if n_records < 0:
+        return  # "-1": recording not closed properly; MNE infers the length from the size
+    width = 3 if head[:1] == b"\xff" else 2
+    need = header_bytes + n_records * sum(spr) * width
+    size = p.stat().st_size
+    if size < need:
+        raise CorruptFileError(p, f"truncated: {size} bytes, the header announces {n_records} data "
+                                  f"records ({need} bytes)")
+
+
+def _format_name(p: Path) -> str:
+    name = p.name.lower()
+    for ends, fmt in ((".edf", "EDF"), (".bdf", "BDF"), (".gdf", "GDF"), (".fif", "FIF"),
+                      (".fif.gz", "FIF"), (".vhdr", "BrainVision"), (".set", "EEGLAB")):
+        if name.endswith(ends):
+            return fmt
+    return "MNE"
+
+
+def _annotations(raw) -> tuple[Annotation, ...]:
+    """``raw.annotations`` as onsets in seconds from the first sample."""
+    ann = raw.annotations
+    if ann is None or len(ann) == 0:
+        return ()
+    sfreq = float(raw.info["sfreq"])
+    # MNE stores onsets relative to time zero (meas_date, or the virtual start of a
+    # cropped recording) in both cases, so the first sample is at raw.first_time.
+    first = float(raw.first_time)
+    out = []
+    for onset, duration, desc in zip(ann.onset, ann.duration, ann.description):
+        rel = float(onset) - first
+        out.append(Annotation(onset=rel, duration=float(duration), description=str(desc),
+                              sample=int(round(rel * sfreq))))
+    return tuple(out)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,208 @@
+"""Denoise an ECG or EEG recording with a denoising autoencoder (``denoise`` task).
+
+Every channel goes through the 1-channel model separately, window by window with
+raised-cosine overlap-add (:func:`engine.inference.windows.infer_signal`), so a 24-hour
+two-lead Holter is processed in bounded memory; a recording at another rate than
+the model's is resampled per window and mapped back. The result has the input's
+channels, sampling rate, length and units.
+
+Modes
+-----
+``"replace"`` (default)
+    The output is the model's output (ECG: ``ecg-dae`` removes baseline wander,
+    muscle and electrode-motion noise).
+``"gated"`` (the EEG artefact-reduction option)
+    The output is the input except where the model's calibrated anomaly exceeds 1
+    (the 99th percentile of normal EEG): there it fades to the reconstruction.
+    Large transients the AE cannot reproduce (movement, electrode pops, blinks) are
+    attenuated while normal EEG is kept sample for sample.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Generator
+
+import numpy as np
+
+from engine.data import Signal
+from engine.errors import ModalityMismatchError, ModelError
+from engine.jobs import Progress
+from engine.tasks._models import resolve_model
+from engine.results import DenoisedSignal
+
+__all__ = ["denoise_task", "write_denoised", "gate_weights"]
+
+logger = logging.getLogger("engine")
+
+MODES = ("replace", "gated")
+
+
+def gate_weights(anomaly: np.ndarray, *, sfreq: float, smooth_s: float = 0.1) -> np.ndarray:
+    """Blend weights in [0, 1]: 0 where the calibrated anomaly <= 1, rising to 1 at anomaly >= 2.
+
+    The weights are smoothed with a moving average of *smooth_s* seconds so the output
+    has no steps.
+    """
+    g = np.clip(np.asarray(anomaly, np.float32) - 1.0, 0.0, 1.0)
+    k = max(1, int(round(smooth_s * sfreq)))
+    if k > 1:
+        from scipy.ndimage import uniform_filter1d
+
+        g = uniform_filter1d(g, size=k, axis=-1, mode="nearest")
+    return g
+
+
+def _fit_window(lm, data: Signal):
+    """A recording shorter than the model's window gets a window of its own length.
+
+    Generic inference pads a too-short window with its last value; a denoiser then sees a
+    long flat plateau it was never trained on (and the window mean moves towards it). The
+    networks are fully convolutional, so a shorter window (a multiple of the model's
+    ``size_multiple``) is exact instead.
+    """
+    import dataclasses
+
+    inp = dict(lm.meta.get("input", {}))
+    if not inp.get("window") or not inp.get("sfreq"):
+        return lm
+    n_model = int(np.ceil(data.n_samples * float(inp["sfreq"]) / float(data.sfreq)))
+    if n_model >= int(inp["window"]):
+        return lm
+    mult = int(inp.get("size_multiple", 1) or 1)
+    inp["window"] = max(mult, -(-n_model // mult) * mult)
+    inp["overlap"] = min(int(inp.get("overlap", 0)), inp["window"] // 4)
+    return dataclasses.replace(lm, meta={**lm.meta, "input": inp})
+
+
+def denoise_task(data: Signal, *, model=None, device=None, mode: str = "replace", batch_size: int = 32,
+                 overlap: int | None = None, **options) -> Generator[Progress, None, DenoisedSignal]:
+    """Denoise every channel of *data*; yields progress, returns a :class:`DenoisedSignal`.
+
+    Parameters
+    ----------
+    data : Signal
+        ECG or EEG, any length and sampling rate (read lazily window by window).
+    model : str, path or LoadedModel, optional
+        Default: ``ecg-dae`` for ECG, the registry's EEG denoiser for EEG.
+    device : {"cpu", "cuda"}, optional
+    mode : {"replace", "gated"}
+        See the module docstring; ``"gated"`` needs a calibrated model.
+    batch_size : int
+        Windows per forward pass.
+    overlap : int, optional
+        Window overlap in model samples (default: the model's).
+    """
+    from engine.inference.windows import infer_signal, signal_anomaly
+    from engine.weights import LoadedModel, load
+
+    if data.modality not in ("ecg", "eeg"):
+        raise ModalityMismatchError(f"{data.path}: denoise works on ECG or EEG, not {data.modality}")
+    if mode not in MODES:
+        raise ModelError(f"unknown denoise mode {mode!r}; valid: {', '.join(MODES)}")
+    if data.n_samples == 0:
+        raise ModelError(f"{data.path}: the recording has no samples")
+    t0 = time.perf_counter()
+    lm = resolve_model(model, "denoise", data.modality)
+    if lm.meta.get("modality") != data.modality:
+        raise ModalityMismatchError(f"{lm.name} is a {lm.meta.get('modality')} model; {data.path} is {data.modality}")
+    if mode == "gated" and not lm.meta.get("calibration"):
+        raise ModelError(f"{lm.name} has no anomaly calibration; use mode 'replace'")
+    t_load = time.perf_counter() - t0
+    lm = _fit_window(lm, data)
+    yield Progress(0.0, f"denoising {len(data.channels)} channel(s) with {lm.name}")
+    recon = None
+    inner = infer_signal(lm, data, device=device, batch_size=batch_size, overlap=overlap)
+    try:
+        while True:
+            p = next(inner)
+            yield Progress(0.95 * p.fraction, p.message)
+    except StopIteration as stop:
+        recon = stop.value
+    finally:
+        inner.close()
+    if mode == "gated":
+        yield Progress(0.96, "gating by the calibrated anomaly")
+        anomaly, _ = signal_anomaly(lm, data, recon)
+        chunk = 1 << 20
+        for a in range(0, data.n_samples, chunk):
+            b = min(data.n_samples, a + chunk)
+            g = gate_weights(anomaly[:, a:b], sfreq=data.sfreq)
+            x = data.read(a, b)
+            recon[:, a:b] = x * (1 - g) + recon[:, a:b] * g
+        del anomaly
+    # keep the input's invalid samples invalid
+    nan_mask_samples = 0
+    chunk = 1 << 20
+    for a in range(0, data.n_samples, chunk):
+        x = data.read(a, a + chunk)
+        bad = np.isnan(x)
+        if bad.any():
+            recon[:, a:a + x.shape[1]][bad] = np.nan
+            nan_mask_samples += int(bad.sum())
+    out = Signal.from_array(recon, sfreq=data.sfreq, modality=data.modality, channels=data.channels,
+                            units=data.units, path=os.fspath(data.path), annotations=data.annotations,
+                            metadata={"denoised_by": lm.name, "source_format": data.metadata.get("format", "")})
+    inp = lm.meta.get("input", {})
+    params = {"mode": mode, "window": inp.get("window"), "overlap": inp.get("overlap") if overlap is None else overlap,
+              "model_sfreq": inp.get("sfreq"), "input_sfreq": float(data.sfreq), "per_channel": True,
+              "batch_size": batch_size, "device": str(device or "auto"), "nan_samples_kept": nan_mask_samples,
+              "timings_s": {"load_model": round(t_load, 3), "total": round(time.perf_counter() - t0, 3)}}
+    yield Progress(1.0, "denoised")
+    return DenoisedSignal(signal=out, model=lm.name, sha256=lm.sha256, params=params)
+
+
+def _write_npy(path: Path, sig: Signal) -> None:
+    """Stream ``(channels, samples)`` float32 to a C-order ``.npy`` (no memory map: bounded RSS)."""
+    from engine._shared.files import atomic_path
+
+    step = 1 << 20
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.lib.format.write_array_header_1_0(
+                fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+                     "shape": tuple(int(v) for v in sig.shape)})
+            for c in range(len(sig.channels)):
+                for a in range(0, sig.n_samples, step):
+                    fh.write(np.ascontiguousarray(sig.read(a, a + step)[c], dtype="<f4").tobytes())
+
+
+def write_denoised(result: DenoisedSignal, data: Signal, out_dir: str | os.PathLike) -> list[Path]:
+    """Write the denoised recording in the input's format, as ``.npy``, and a summary JSON.
+
+    WFDB input -> the WFDB record ``out_dir/<record>_denoised`` (format 16, same channel
+    names, rate, length and units, with the input's annotations); EDF/BDF input -> ``.edf``
+    /``.bdf``; other inputs -> ``.npy`` only. Always ``<stem>_denoised.npy``
+    (channels x samples, float32, in the input's units) and ``<stem>_denoised.summary.json``.
+    """
+    from engine._shared.files import stem_of, write_json_atomic
+    from engine.export.signals import write_edf, write_wfdb
+
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stem = stem_of(data.path)
+    name = f"{stem}_denoised"
+    written: list[Path] = []
+    fmt = str(data.metadata.get("format", "")).upper()
+    if fmt.startswith("WFDB"):
+        hea = write_wfdb(result.signal, out_dir, name, fmt="16")
+        written += [hea, hea.with_suffix(".dat")]
+        if hea.with_suffix(".atr").exists():
+            written.append(hea.with_suffix(".atr"))
+    elif fmt in ("EDF", "BDF"):
+        written.append(write_edf(result.signal, out_dir / f"{name}.{fmt.lower()}"))
+    npy = out_dir / f"{name}.npy"
+    _write_npy(npy, result.signal)
+    written.append(npy)
+    summary = {
+        "task": "denoise", "input": os.fspath(data.path), "model": result.model, "sha256": result.sha256,
+        "channels": list(result.signal.channels), "units": list(result.signal.units),
+        "sfreq": float(result.signal.sfreq), "n_samples": int(result.signal.n_samples),
+        "parameters": result.params, "outputs": [p.name for p in written],
+        "timings_s": {**result.params.get("timings_s", {}), "write": round(time.perf_counter() - t0, 3)},
+    }
+    written.append(write_json_atomic(out_dir / f"{name}.summary.json", summary))
+    return written

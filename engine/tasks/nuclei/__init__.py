@@ -1,0 +1,178 @@
+"""Nucleus detection over an H&E image or a whole slide, in overlapping tiles.
+
+:func:`detect_task` is a generator (progress + cancel, bounded memory): it reads
+level-0 tiles through :meth:`engine.data.Image.read_region` with a context margin,
+rescales them from the image's microns per pixel to the model's, finds the peaks of
+the predicted proximity map and keeps each detection only in the tile core that owns
+it, so nothing is counted twice across tile borders. :func:`write_detections` saves
+the CSV / QuPath GeoJSON / summary outputs (see :mod:`engine.tasks.nuclei.write`).
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any, Generator
+
+import numpy as np
+
+from engine.data import Image
+from engine.errors import LatentError, ModalityMismatchError, ModelError
+from engine.jobs import Progress
+from engine.tasks import default_model
+from engine.results import Detections
+from engine.tasks.nuclei.write import write_detections
+
+__all__ = ["detect_task", "write_detections", "load_detector", "parse_roi"]
+
+logger = logging.getLogger("engine")
+
+#: Tile core and context margin, in model pixels, when neither the call nor the model's
+#: ``detector`` metadata gives them (the margin should cover the network's receptive field).
+DEFAULT_TILE = 1024
+DEFAULT_MARGIN = 64
+
+_CACHE: dict[tuple[str, str], Any] = {}
+
+
+def load_detector(model=None):
+    """A :class:`engine.weights.LoadedModel` for *model* (bundled name, path, or already loaded)."""
+    from engine import weights
+
+    if model is None:
+        model = default_model("detect-nuclei", "histology")
+    if isinstance(model, weights.LoadedModel):
+        loaded = model
+    else:
+        key = (str(model), "")
+        loaded = _CACHE.get(key)
+        if loaded is None:
+            loaded = weights.load(model)
+            _CACHE[key] = loaded
+    if loaded.meta.get("architecture") != "nuclei-net" or "detector" not in loaded.meta:
+        raise ModelError(f"model {loaded.name!r} ({loaded.meta.get('architecture')}) is not a nucleus "
+                         f"detector; use {default_model('detect-nuclei', 'histology')!r} or another detect-nuclei model")
+    return loaded
+
+
+def parse_roi(text: str) -> tuple[int, int, int, int]:
+    """``"x,y,w,h"`` -> ints (level-0 pixels). Raises ValueError on bad text."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) != 4:
+        raise ValueError(f"ROI must be x,y,w,h (4 integers), got {text!r}")
+    x, y, w, h = (int(round(float(p))) for p in parts)
+    if w <= 0 or h <= 0:
+        raise ValueError(f"ROI width and height must be positive, got {text!r}")
+    return x, y, w, h
+
+
+def _region(data: Image, roi) -> tuple[int, int, int, int]:
+    rows, cols = int(data.shape[0]), int(data.shape[1])
+    if roi is None:
+        return 0, 0, cols, rows
+    x, y, w, h = parse_roi(",".join(map(str, roi))) if not isinstance(roi, str) else parse_roi(roi)
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, cols), min(y + h, rows)
+    if x1 <= x0 or y1 <= y0:
+        raise LatentError(f"ROI {x},{y},{w},{h} lies outside the {cols}x{rows} image")
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def detect_task(data: Image, *, model=None, device=None, mpp: float | None = None, roi=None,
+                tile: int | None = None, margin: int | None = None, threshold: float | None = None,
+                min_distance: int | None = None, **options) -> Generator[Progress, None, Detections]:
+    """Detect nuclei in a histology image; yields Progress per tile, returns :class:`Detections`.
+
+    Parameters
+    ----------
+    data : Image
+        A histology image (``modality == "histology"``), in memory or lazily read.
+    model : str, path or LoadedModel, optional
+        Detector weights; default the bundled ``histo-nuclei``.
+    device : str, optional
+        ``"cpu"``, ``"cuda"`` ...; default the best available.
+    mpp : float, optional
+        Microns per pixel of the input; overrides the image metadata. When neither
+        says, the model's own mpp is assumed (``params["mpp_source"]`` says so).
+    roi : (x, y, w, h) or "x,y,w,h", optional
+        Region of level-0 pixels to analyse; detections stay in input coordinates.
+    tile, margin : int, optional
+        Tile core and context margin in model pixels; default the model's ``detector``
+        metadata (else 1024 and 64).
+    threshold, min_distance : optional
+        Override the model's peak threshold / minimum distance (model pixels).
+    """
+    import torch
+
+    from engine._shared.device import choose_device
+    from engine.tasks.nuclei.core import detect_array, network_stride
+
+    if getattr(data, "modality", None) != "histology":
+        raise ModalityMismatchError(f"{getattr(data, 'path', data)}: nucleus detection needs an H&E "
+                                    f"histology image, got {getattr(data, 'modality', type(data).__name__)}")
+    for key in options:
+        logger.debug("detect-nuclei: ignoring option %s", key)
+    t_start = time.perf_counter()
+    loaded = load_detector(model)
+    det = loaded.meta["detector"]
+    model_mpp = float(loaded.meta.get("mpp", 0.5))
+    if mpp is not None:
+        if not (mpp > 0 and math.isfinite(mpp)):
+            raise LatentError(f"mpp must be a positive number of microns per pixel, got {mpp}")
+        in_mpp, source = float(mpp), "given (--mpp)"
+    elif data.mpp:
+        in_mpp, source = float(data.mpp), "image metadata"
+    else:
+        in_mpp, source = model_mpp, f"assumed: the file has no pixel size, the model's {model_mpp} um/px was used"
+        logger.warning("%s: no pixel size; assuming the model's %.3g um/px (pass --mpp)", data.path, model_mpp)
+    scale = in_mpp / model_mpp
+    thr = float(det["threshold"] if threshold is None else threshold)
+    md = int(det["min_distance"] if min_distance is None else min_distance)
+    tile = int(det.get("tile", DEFAULT_TILE) if tile is None else tile)
+    margin = int(det.get("margin", DEFAULT_MARGIN) if margin is None else margin)
+    dev = choose_device(device)
+    module = loaded.module.to(dev)
+
+    rx, ry, rw, rh = _region(data, roi)
+    rows, cols = int(data.shape[0]), int(data.shape[1])
+    step = max(32, int(round(tile / scale)))
+    pad = int(math.ceil(margin / scale))
+    align = max(1, int(round(network_stride(module) / scale)))
+    tiles = [(tx, ty) for ty in range(ry, ry + rh, step) for tx in range(rx, rx + rw, step)]
+    xys, scores = [], []
+    t_load = time.perf_counter() - t_start
+    yield Progress(0.0, f"detecting nuclei in {len(tiles)} tile(s) at {in_mpp:.3g} um/px",
+                   {"tiles": len(tiles)})
+    try:
+        for i, (tx, ty) in enumerate(tiles):
+            cx1, cy1 = min(tx + step, rx + rw), min(ty + step, ry + rh)
+            # Snap the box origin to the network's stride grid (in model pixels) so that every
+            # tile sees the image with the same phase as a whole-image pass would.
+            bx0, by0 = max((tx - pad) // align * align, 0), max((ty - pad) // align * align, 0)
+            bx1, by1 = min(cx1 + pad, cols), min(cy1 + pad, rows)
+            rgb = np.asarray(data.read_region(0, bx0, by0, bx1 - bx0, by1 - by0))
+            xy, sc = detect_array(module, rgb, scale=scale, threshold=thr, min_distance=md, device=dev)
+            xy = xy + (bx0, by0)
+            # Each point belongs to the one tile core whose pixel range contains its rounded position.
+            own = ((xy[:, 0] >= tx - 0.5) & (xy[:, 0] < cx1 - 0.5)
+                   & (xy[:, 1] >= ty - 0.5) & (xy[:, 1] < cy1 - 0.5))
+            xys.append(xy[own])
+            scores.append(sc[own])
+            yield Progress((i + 1) / len(tiles), f"tile {i + 1}/{len(tiles)}: {int(own.sum())} nuclei",
+                           {"tile": i + 1, "tiles": len(tiles)})
+    finally:
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+    xy = np.concatenate(xys) if xys else np.zeros((0, 2))
+    score = np.concatenate(scores).astype(np.float32) if scores else np.zeros((0,), np.float32)
+    order = np.lexsort((xy[:, 0], xy[:, 1]))
+    t_total = time.perf_counter() - t_start
+    params = {
+        "threshold": thr, "min_distance_model_px": md, "model_mpp": model_mpp, "input_mpp": in_mpp,
+        "mpp_source": source, "scale": scale, "tile_model_px": tile, "margin_model_px": margin,
+        "tiles": len(tiles), "roi": [rx, ry, rw, rh], "device": str(dev),
+        "match_radius_model_px": det.get("radius_px"),
+        "timings_s": {"load_model": round(t_load, 4), "total": round(t_total, 4)},
+    }
+    return Detections(xy=xy[order].astype(np.float64), score=score[order], model=loaded.name,
+                      sha256=loaded.sha256, mpp=None if source.startswith("assumed") else in_mpp,
+                      area_px=float(rw * rh), params=params)

@@ -1,0 +1,137 @@
+"""Array-level nucleus detection: probability map, peak finding, magnification rescaling.
+
+All functions take RGB ``uint8`` arrays ``(rows, cols, 3)`` and return points as
+``(x = column, y = row)`` float64 in the pixels of the array they were given.
+Torch is imported here; import this module only when detecting.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+__all__ = ["to_tensor", "probability_map", "find_peaks", "detect_array", "rescale_tensor", "network_stride",
+           "pooled_counts", "tune_operating_point", "TUNE_MIN_DISTANCES", "TUNE_THRESHOLDS"]
+
+#: Downsampling of a detector without a ``stride`` attribute: inputs are padded to a multiple of it.
+_MULTIPLE = 8
+#: The operating-point grid searched when a detector is tuned: minimum peak distance x score threshold.
+TUNE_MIN_DISTANCES = (3, 4, 5, 6)
+TUNE_THRESHOLDS = np.arange(0.15, 0.76, 0.05)
+
+
+def network_stride(module) -> int:
+    """Total downsampling of a detector network: its input sizes must be a multiple of this."""
+    return int(getattr(module, "stride", _MULTIPLE))
+
+
+def to_tensor(rgb: np.ndarray, device=None) -> torch.Tensor:
+    """``(1, 3, H, W)`` float32 in [0, 1] from an RGB(A) uint8 array (alpha dropped)."""
+    rgb = np.asarray(rgb)
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[..., None], 3, axis=2)
+    rgb = rgb[..., :3]
+    t = torch.from_numpy(np.array(rgb, dtype=np.uint8, copy=True)).to(device)
+    return t.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def rescale_tensor(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Resize ``(N, C, H, W)`` by *scale* (antialiased when shrinking); 1.0 returns *x*."""
+    if abs(scale - 1.0) < 1e-6:
+        return x
+    h, w = x.shape[-2:]
+    size = (max(1, int(round(h * scale))), max(1, int(round(w * scale))))
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=scale < 1.0)
+
+
+@torch.inference_mode()
+def probability_map(module, x: torch.Tensor) -> torch.Tensor:
+    """Nucleus proximity probability ``(H, W)`` in [0, 1] for ``(1, 3, H, W)`` RGB in [0, 1].
+
+    The input is reflect-padded to a multiple of the network's stride and the padding cropped again.
+    """
+    h, w = x.shape[-2:]
+    multiple = network_stride(module)
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        mode = "reflect" if h > ph and w > pw else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    logit = module(x)[0, 0, :h, :w]
+    return torch.sigmoid(logit)
+
+
+def find_peaks(prob: np.ndarray, *, threshold: float, min_distance: int) -> tuple[np.ndarray, np.ndarray]:
+    """Local maxima of *prob* above *threshold*, at least *min_distance* px apart.
+
+    Returns ``(xy, score)``: ``(N, 2)`` float64 (column, row) and ``(N,)`` float32.
+    Plateaus are reduced to one point by skimage's peak_local_max.
+    """
+    from skimage.feature import peak_local_max
+
+    prob = np.asarray(prob, dtype=np.float32)
+    rc = peak_local_max(prob, min_distance=max(1, int(min_distance)), threshold_abs=float(threshold),
+                        exclude_border=False)
+    if len(rc) == 0:
+        return np.zeros((0, 2)), np.zeros((0,), np.float32)
+    score = prob[rc[:, 0], rc[:, 1]].astype(np.float32)
+    return rc[:, ::-1].astype(np.float64), score
+
+
+def detect_array(module, rgb: np.ndarray, *, scale: float = 1.0, threshold: float = 0.5,
+                 min_distance: int = 4, device=None) -> tuple[np.ndarray, np.ndarray]:
+    """Detect nuclei in one in-memory RGB array.
+
+    Parameters
+    ----------
+    scale : float
+        Input pixel size divided by the model's (``input_mpp / model_mpp``): the array is
+        resized by *scale* before the network and detections are mapped back.
+    threshold, min_distance
+        Peak score threshold and minimum peak distance (in model pixels).
+
+    Returns
+    -------
+    xy, score
+        ``(N, 2)`` (column, row) in input pixels and ``(N,)`` scores in [0, 1].
+    """
+    x = rescale_tensor(to_tensor(rgb, device), scale)
+    prob = probability_map(module, x).float().cpu().numpy()
+    xy, score = find_peaks(prob, threshold=threshold, min_distance=min_distance)
+    return model_to_input(xy, x.shape[-2:], np.asarray(rgb).shape[:2]), score
+
+
+def model_to_input(xy: np.ndarray, model_hw, input_hw) -> np.ndarray:
+    """Map pixel centres of a resized array back to the input array (align_corners=False)."""
+    sy = input_hw[0] / model_hw[0]
+    sx = input_hw[1] / model_hw[1]
+    out = np.empty_like(xy, dtype=np.float64)
+    out[:, 0] = (xy[:, 0] + 0.5) * sx - 0.5
+    out[:, 1] = (xy[:, 1] + 0.5) * sy - 0.5
+    return out
+
+
+def pooled_counts(maps, truths, *, threshold: float, min_distance: int, radius: float) -> np.ndarray:
+    """Pooled ``[tp, fp, fn]`` of the peaks of probability *maps* against their *truths* points."""
+    from engine.tasks.nuclei.evaluate import precision_recall_f1
+
+    counts = np.zeros(3, np.int64)
+    for prob, truth in zip(maps, truths):
+        xy, _ = find_peaks(prob, threshold=threshold, min_distance=min_distance)
+        r = precision_recall_f1(xy, truth, radius)
+        counts += (r["tp"], r["fp"], r["fn"])
+    return counts
+
+
+def tune_operating_point(maps, truths, *, radius: float) -> tuple[float, float, int]:
+    """``(pooled F1, threshold, min_distance)`` maximising pooled F1 over the tuning grid.
+
+    Ties keep the first point in grid order (smaller distance, then lower threshold).
+    """
+    best = None
+    for md in TUNE_MIN_DISTANCES:
+        for th in TUNE_THRESHOLDS:
+            tp, fp, fn = pooled_counts(maps, truths, threshold=th, min_distance=md, radius=radius)
+            f1 = 2 * tp / max(1, 2 * tp + fp + fn)
+            if best is None or f1 > best[0]:
+                best = (float(f1), float(round(th, 2)), md)
+    return best
