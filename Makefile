@@ -25,6 +25,7 @@ run: $(STAMP)
 	$(BIN)/python -m desktop
 
 test: $(TSTAMP)
+	$(BIN)/lint-imports
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
 
 bench: $(STAMP)

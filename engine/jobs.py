@@ -17,7 +17,7 @@ from typing import Any, Callable, Generator, TypeVar
 
 from engine.errors import CancelledError
 
-__all__ = ["Progress", "Job", "run_job"]
+__all__ = ["Progress", "Job", "run_job", "rescaled"]
 
 
 @dataclass(frozen=True)
@@ -50,3 +50,32 @@ def run_job(job: Job, on_progress: Callable[[Progress], None] | None = None,
         if should_cancel is not None and should_cancel():
             job.close()
             raise CancelledError("cancelled by the user")
+
+
+def rescaled(job: Job, start: float = 0.0, stop: float = 1.0, *, prefix: str = "",
+             info: dict[str, Any] | None = None) -> Job:
+    """Drive the sub-generator *job* inside another job: its fractions map onto ``[start, stop]``.
+
+    Use as ``result = yield from rescaled(inner, 0.0, 0.9)``. Messages get *prefix*; with
+    *info* the step's own info is kept and updated with it, otherwise steps carry no info.
+    Closing the outer generator closes *job* (its ``finally`` blocks run).
+
+    >>> def inner():
+    ...     yield Progress(0.5, "half")
+    ...     return 42
+    >>> steps = []
+    >>> run_job(rescaled(inner(), 0.2, 0.6, prefix="a: "), steps.append)
+    42
+    >>> steps[0].fraction, steps[0].message
+    (0.4, 'a: half')
+    """
+    try:
+        while True:
+            try:
+                p = next(job)
+            except StopIteration as done:
+                return done.value
+            yield Progress(start + (stop - start) * p.fraction, prefix + p.message,
+                           {} if info is None else {**p.info, **info})
+    finally:
+        job.close()

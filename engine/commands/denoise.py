@@ -1,7 +1,6 @@
 """``python -m engine denoise RECORD``: denoise an ECG/EEG recording with a denoising AE."""
 from __future__ import annotations
 
-import json
 
 
 def register(sub) -> None:
@@ -25,14 +24,14 @@ def register(sub) -> None:
 def run(args) -> int:
     from engine.commands._progress import report, run_with_bar
     from engine.io import opened
-    from engine.tasks.denoise import denoise_task, write_denoised
+    from engine.tasks.denoise import denoise_task, summarize, write_denoised
 
     opts = {k: v for k, v in (("sfreq", args.sfreq), ("modality", args.modality)) if v is not None}
     with opened(args.record, **opts) as data:
         result = run_with_bar("denoise", denoise_task(data, model=args.model, device=args.device,
                                                       mode=args.mode, batch_size=args.batch_size))
         paths = write_denoised(result, data, args.out)
-    summary = json.loads(paths[-1].read_text(encoding="utf-8"))
+        summary = summarize(result, data, outputs=paths[:-1])
     report(args.json, summary, paths, lambda: [
         f"model:    {result.model} (sha256 {result.sha256[:16]}…)",
         f"signal:   {len(result.signal.channels)} channel(s), {result.signal.n_samples} samples "

@@ -23,8 +23,7 @@ def register(sub) -> None:
 def run(args) -> int:
     import engine.io
     from engine.jobs import run_job
-    from engine.tasks.nuclei import detect_task, parse_roi, write_detections
-    from engine.tasks.nuclei.write import summary_dict
+    from engine.tasks.nuclei import detect_task, parse_roi, summarize, write_detections
 
     roi = None
     if args.roi:
@@ -46,7 +45,7 @@ def run(args) -> int:
         if show:
             print(file=sys.stderr)
         paths = write_detections(result, data, args.out)
-        summary = summary_dict(result, data)
+        summary = summarize(result, data)
     if args.json:
         print(json.dumps({**summary, "outputs": [str(p) for p in paths]}))
     else:

@@ -1,7 +1,6 @@
 """``python -m engine score-beats RECORD``: per-beat anomaly scores for an ECG record."""
 from __future__ import annotations
 
-import json
 
 
 def register(sub) -> None:
@@ -21,7 +20,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from engine.commands._progress import report, run_with_bar
     from engine.io import opened
-    from engine.tasks.score_beats import score_beats_task, write_beat_scores
+    from engine.tasks.score_beats import score_beats_task, summarize, write_beat_scores
 
     opts = {"modality": "ecg"}
     if args.sfreq is not None:
@@ -30,7 +29,7 @@ def run(args) -> int:
         result = run_with_bar("score-beats", score_beats_task(data, model=args.model, device=args.device,
                                                               channel=args.channel, use_rr=not args.no_rr))
         paths = write_beat_scores(result, data, args.out)
-    summary = json.loads(paths[-1].read_text(encoding="utf-8"))
+        summary = summarize(result, data)
     report(args.json, summary, paths, lambda: [
         f"model:    {result.model} (sha256 {result.sha256[:16]}…)",
         f"beats:    {summary['n_beats']} ({result.params['beats_from']}), "

@@ -1,7 +1,6 @@
 """``python -m engine score-segments FILE...``: seizure-likeness of EEG segments (Bonn-style files)."""
 from __future__ import annotations
 
-import json
 
 
 def register(sub) -> None:
@@ -19,12 +18,12 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from engine.commands._progress import report, run_with_bar
-    from engine.tasks.score_segments import read_segments, score_segments_task, write_segment_scores
+    from engine.tasks.score_segments import read_segments, score_segments_task, summarize, write_segment_scores
 
     datas = read_segments(args.files, sfreq=args.sfreq, model=args.model)
     result = run_with_bar("score-segments", score_segments_task(datas, model=args.model, device=args.device))
     paths = write_segment_scores(result, datas, args.out)
-    summary = json.loads(paths[-1].read_text(encoding="utf-8"))
+    summary = summarize(result, datas)
     report(args.json, summary, paths, lambda: [
         f"model:    {result.model} (sha256 {result.sha256[:16]}…)  threshold {result.threshold}",
         f"segments: {len(result.score)}, {int(result.label.sum())} seizure-like"])

@@ -16,7 +16,7 @@ from scipy import ndimage as ndi
 from engine.inference.anomaly import apply_calibration, ct_body_mask, ct_lung_mask, error_map, postprocess_image_error
 from engine.inference.preprocess import ct_from_model, ct_to_model, resample_slice
 from engine.inference.tiles import _alloc, tiled_reconstruct
-from engine.jobs import Progress
+from engine.jobs import Progress, rescaled
 
 __all__ = ["ct_slice", "reconstruct_ct", "ct_mask"]
 
@@ -72,11 +72,6 @@ def reconstruct_ct(loaded, image, *, device=None, batch_size: int = 4, calibrate
     for j, k in enumerate(ks):
         job = ct_slice(loaded, vol[k], image.spacing[1:], device=device, batch_size=batch_size,
                        calibrated=calibrated, overlap=overlap)
-        while True:
-            try:
-                p = next(job)
-            except StopIteration as stop:
-                recon[j], amap[j], mask[j] = stop.value
-                break
-            yield Progress((j + p.fraction) / len(ks), f"slice {j + 1}/{len(ks)}: {p.message}")
+        recon[j], amap[j], mask[j] = yield from rescaled(job, j / len(ks), (j + 1) / len(ks),
+                                                         prefix=f"slice {j + 1}/{len(ks)}: ")
     return recon, amap, mask

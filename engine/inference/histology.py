@@ -19,7 +19,7 @@ import numpy as np
 from engine.inference.anomaly import apply_calibration, error_map, postprocess_image_error, tissue_mask
 from engine.inference.preprocess import rgb_to_model
 from engine.inference.tiles import _alloc, tiled_reconstruct
-from engine.jobs import Progress
+from engine.jobs import Progress, rescaled
 
 __all__ = ["reconstruct_histology", "BLOCK"]
 
@@ -118,14 +118,7 @@ def _native(loaded, image, *, device, batch_size, calibrated, overlap):
     job = tiled_reconstruct(loaded.module, read, h, w, tile=int(inp["tile"]), overlap=ov,
                             size_multiple=int(inp.get("size_multiple", 1)), batch_size=batch_size,
                             device=device)
-    recon = None
-    while True:
-        try:
-            p = next(job)
-        except StopIteration as stop:
-            recon = stop.value
-            break
-        yield Progress(0.9 * p.fraction, p.message)
+    recon = yield from rescaled(job, 0.0, 0.9)
     med, sig = int(an.get("median_size", 0)), float(an.get("smooth_sigma", 0.0))
     margin = int(med + 4 * sig + 2)
     amap = _alloc((h, w))

@@ -12,7 +12,7 @@ package only when the task is used. Task packages ask it for their default model
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from engine.errors import ModelError
 
@@ -32,7 +32,8 @@ class TaskSpec:
     write: str
     #: the class name in :mod:`engine.results` that ``run`` returns
     result: str
-    options: tuple[str, ...] = field(default=())
+    #: ``summarize(result, data, *, outputs=()) -> dict``: the one summary the JSON file, CLI and GUI show
+    summarize: str = "summarize"
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -45,6 +46,10 @@ class TaskSpec:
     def writer(self):
         """The task's ``write(result, data, out_dir)`` function."""
         return getattr(importlib.import_module(self.package), self.write)
+
+    def summarizer(self):
+        """The task's ``summarize(result, data, *, outputs=()) -> dict`` function."""
+        return getattr(importlib.import_module(self.package), self.summarize)
 
     def result_type(self) -> type:
         """The result class ``run`` returns (a frozen dataclass of :mod:`engine.results`)."""

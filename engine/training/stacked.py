@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from engine._shared.device import choose_device
 from engine.errors import ModelError
-from engine.jobs import Progress
+from engine.jobs import Progress, rescaled
 from engine.training.loop import TrainResult, as_tensor, train
 
 __all__ = ["pretrain_layerwise", "fine_tune", "codes"]
@@ -49,13 +49,7 @@ def pretrain_layerwise(model, train_data, val_data=None, *, epochs: int = 10, ba
         layer = model.layer(k)
         job = train(layer, hk, hv, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed + k,
                     device=device, patience=patience, sparsity=sparsity)
-        while True:
-            try:
-                p = next(job)
-            except StopIteration as stop:
-                res = stop.value
-                break
-            yield Progress((k + p.fraction) / n, f"layer {k + 1}/{n}: {p.message}", {**p.info, "layer": k + 1})
+        res = yield from rescaled(job, k / n, (k + 1) / n, prefix=f"layer {k + 1}/{n}: ", info={"layer": k + 1})
         history += [{**h, "layer": k + 1} for h in res.history]
     model.cpu().eval()
     return TrainResult(model=model, metrics={"layers": n, "pretrain_epochs": len(history)}, history=history)

@@ -29,11 +29,11 @@ import numpy as np
 
 from engine.data import Signal
 from engine.errors import ModalityMismatchError, ModelError
-from engine.jobs import Progress
+from engine.jobs import Progress, rescaled
 from engine.tasks._models import resolve_model
 from engine.results import DenoisedSignal
 
-__all__ = ["denoise_task", "write_denoised", "gate_weights"]
+__all__ = ["denoise_task", "write_denoised", "summarize", "gate_weights"]
 
 logger = logging.getLogger("engine")
 
@@ -96,7 +96,6 @@ def denoise_task(data: Signal, *, model=None, device=None, mode: str = "replace"
         Window overlap in model samples (default: the model's).
     """
     from engine.inference.windows import infer_signal, signal_anomaly
-    from engine.weights import LoadedModel, load
 
     if data.modality not in ("ecg", "eeg"):
         raise ModalityMismatchError(f"{data.path}: denoise works on ECG or EEG, not {data.modality}")
@@ -113,16 +112,8 @@ def denoise_task(data: Signal, *, model=None, device=None, mode: str = "replace"
     t_load = time.perf_counter() - t0
     lm = _fit_window(lm, data)
     yield Progress(0.0, f"denoising {len(data.channels)} channel(s) with {lm.name}")
-    recon = None
-    inner = infer_signal(lm, data, device=device, batch_size=batch_size, overlap=overlap)
-    try:
-        while True:
-            p = next(inner)
-            yield Progress(0.95 * p.fraction, p.message)
-    except StopIteration as stop:
-        recon = stop.value
-    finally:
-        inner.close()
+    recon = yield from rescaled(infer_signal(lm, data, device=device, batch_size=batch_size, overlap=overlap),
+                                0.0, 0.95)
     if mode == "gated":
         yield Progress(0.96, "gating by the calibrated anomaly")
         anomaly, _ = signal_anomaly(lm, data, recon)
@@ -197,12 +188,18 @@ def write_denoised(result: DenoisedSignal, data: Signal, out_dir: str | os.PathL
     npy = out_dir / f"{name}.npy"
     _write_npy(npy, result.signal)
     written.append(npy)
-    summary = {
+    summary = summarize(result, data, outputs=written)
+    summary["timings_s"]["write"] = round(time.perf_counter() - t0, 3)
+    written.append(write_json_atomic(out_dir / f"{name}.summary.json", summary))
+    return written
+
+
+def summarize(result: DenoisedSignal, data: Signal, *, outputs=()) -> dict:
+    """Provenance, shape and timings of one denoising run (the summary JSON, the CLI and the GUI show it)."""
+    return {
         "task": "denoise", "input": os.fspath(data.path), "model": result.model, "sha256": result.sha256,
         "channels": list(result.signal.channels), "units": list(result.signal.units),
         "sfreq": float(result.signal.sfreq), "n_samples": int(result.signal.n_samples),
-        "parameters": result.params, "outputs": [p.name for p in written],
-        "timings_s": {**result.params.get("timings_s", {}), "write": round(time.perf_counter() - t0, 3)},
+        "parameters": result.params, "outputs": [Path(p).name for p in outputs],
+        "timings_s": dict(result.params.get("timings_s", {})),
     }
-    written.append(write_json_atomic(out_dir / f"{name}.summary.json", summary))
-    return written

@@ -20,7 +20,7 @@ from engine._shared.files import atomic_path, stem_of, write_json_atomic
 from engine.data import Image
 from engine.results import Detections
 
-__all__ = ["write_detections", "detections_geojson", "summary_dict", "CSV_HEADER", "CLASS_NAME"]
+__all__ = ["write_detections", "detections_geojson", "summarize", "CSV_HEADER", "CLASS_NAME"]
 
 CSV_HEADER = "x,y,score"
 CLASS_NAME = "Nucleus"
@@ -47,7 +47,7 @@ def detections_geojson(result: Detections) -> dict[str, Any]:
     return {"type": "FeatureCollection", "features": feats}
 
 
-def summary_dict(result: Detections, data: Image | None) -> dict[str, Any]:
+def summarize(result: Detections, data: Image | None, *, outputs=()) -> dict[str, Any]:
     """Count, density, provenance and timings of one detection run."""
     p = dict(result.params)
     area_mm2 = None
@@ -89,5 +89,5 @@ def write_detections(result: Detections, data: Image | None, out_dir: str | os.P
     geo_path = out_dir / f"{stem}.nuclei.geojson"
     with atomic_path(geo_path) as tmp:
         tmp.write_text(json.dumps(detections_geojson(result)), encoding="utf-8")
-    summary_path = write_json_atomic(out_dir / f"{stem}.summary.json", summary_dict(result, data))
+    summary_path = write_json_atomic(out_dir / f"{stem}.summary.json", summarize(result, data))
     return [csv_path, geo_path, summary_path]

@@ -28,7 +28,7 @@ from engine.jobs import Progress
 from engine.tasks._models import resolve_model
 from engine.results import AnomalyMap, Reconstruction, ReconstructionResult
 
-__all__ = ["reconstruct_task", "write_reconstruction", "infer_image", "infer_signal", "check_modality"]
+__all__ = ["reconstruct_task", "write_reconstruction", "infer_image", "infer_signal", "check_modality", "summarize"]
 
 logger = logging.getLogger("engine")
 #: Above this size a TIFF is written tile by tile (BigTIFF, 512 px tiles) from a possibly disk-backed array.
@@ -197,3 +197,8 @@ def write_reconstruction(result: ReconstructionResult, data, out_dir) -> list[Pa
     write_json_atomic(p, summary)
     paths.append(p)
     return paths
+
+
+def summarize(result: ReconstructionResult, data=None, *, outputs=()) -> dict[str, Any]:
+    """Provenance, calibration and anomaly statistics of one reconstruction (built by the task)."""
+    return result.summary

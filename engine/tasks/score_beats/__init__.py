@@ -40,7 +40,7 @@ from engine.tasks._models import resolve_model
 from engine.results import BeatScores
 from engine.tasks.score_beats.beats import BEAT_LEN, beats_from_annotations, detect_qrs, extract_beats, rr_features
 
-__all__ = ["score_beats_task", "write_beat_scores", "beat_scale", "combine_scores", "reference_beats",
+__all__ = ["score_beats_task", "write_beat_scores", "summarize", "beat_scale", "combine_scores", "reference_beats",
            "latent_distance",
            "baseline_corr_scores"]
 
@@ -163,7 +163,6 @@ def score_beats_task(data: Signal, *, model=None, device=None, channel: int = 0,
     import torch
 
     from engine._shared.device import choose_device
-    from engine.weights import LoadedModel, load
 
     if data.modality != "ecg":
         raise ModalityMismatchError(f"{data.path}: score-beats needs an ECG record, this is {data.modality}")
@@ -225,11 +224,17 @@ def write_beat_scores(result: BeatScores, data: Signal, out_dir: str | os.PathLi
             w.writerow(["sample", "symbol", "score"])
             for s, sym, sc in zip(result.sample, result.symbol, result.score):
                 w.writerow([int(s), sym, "" if not np.isfinite(sc) else f"{float(sc):.6g}"])
+    js = write_json_atomic(out_dir / f"{stem}.beats.summary.json", summarize(result, data))
+    return [csv_path, js]
+
+
+def summarize(result: BeatScores, data: Signal, *, outputs=()) -> dict:
+    """Provenance, beat count and how many beats score above the model's threshold."""
+    from engine._shared.files import stem_of
+
     finite = result.score[np.isfinite(result.score)]
     thr = result.threshold
-    summary = {"model": result.model, "sha256": result.sha256, "threshold": thr,
-               "n_beats": int(len(result.sample)),
-               "n_above_threshold": None if thr is None else int((finite > thr).sum()),
-               "parameters": result.params, "csv": csv_path.name}
-    js = write_json_atomic(out_dir / f"{stem}.beats.summary.json", summary)
-    return [csv_path, js]
+    return {"model": result.model, "sha256": result.sha256, "threshold": thr,
+            "n_beats": int(len(result.sample)),
+            "n_above_threshold": None if thr is None else int((finite > thr).sum()),
+            "parameters": result.params, "csv": f"{stem_of(data.path)}.beats.csv"}

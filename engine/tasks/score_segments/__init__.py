@@ -38,7 +38,7 @@ from engine.jobs import Progress
 from engine.tasks import default_model
 from engine.results import SegmentScores
 
-__all__ = ["score_segments_task", "write_segment_scores", "read_segments", "model_sfreq", "seizure_scores"]
+__all__ = ["score_segments_task", "write_segment_scores", "summarize", "read_segments", "model_sfreq", "seizure_scores"]
 
 logger = logging.getLogger("engine")
 
@@ -203,23 +203,18 @@ def write_segment_scores(result: SegmentScores, data, out_dir: str | os.PathLike
     and ``segments.summary.json``."""
     from engine._shared.files import atomic_path, write_json_atomic
 
-    datas = [data] if isinstance(data, Signal) else list(data)
+    datas = _as_list(data)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    idx = np.asarray(result.params.get("file_index", range(len(result.score))), np.int64)
+    idx = _file_index(result)
     written = []
     seg = out_dir / "segments.csv"
-    per_file = []
     with atomic_path(seg) as tmp:
         with open(tmp, "w", newline="", encoding="utf-8") as fh:
             w = csv.writer(fh, lineterminator="\n")
             w.writerow(["file", "score", "seizure"])
-            for i, d in enumerate(datas):
-                s = result.score[idx == i]
-                best = float(np.max(s)) if s.size else float("nan")
-                lab = int(result.threshold is not None and best > result.threshold)
-                per_file.append((os.fspath(d.path), best, lab))
-                w.writerow([os.fspath(d.path), f"{best:.6g}", lab])
+            for path, best, lab in _per_file(result, datas):
+                w.writerow([path, f"{best:.6g}", lab])
     written.append(seg)
     if len(result.score) > len(datas):
         win = out_dir / "windows.csv"
@@ -231,10 +226,35 @@ def write_segment_scores(result: SegmentScores, data, out_dir: str | os.PathLike
                     fs = datas[i].sfreq
                     w.writerow([os.fspath(datas[i].path), f"{a / fs:.3f}", f"{b / fs:.3f}", f"{s:.6g}", int(lab)])
         written.append(win)
-    summary = {"task": "score-segments", "model": result.model, "sha256": result.sha256,
-               "threshold": result.threshold, "n_files": len(datas),
-               "n_seizure_files": int(sum(p[2] for p in per_file)),
-               "parameters": {k: v for k, v in result.params.items() if k != "file_index"},
-               "outputs": [p.name for p in written]}
-    written.append(write_json_atomic(out_dir / "segments.summary.json", summary))
+    written.append(write_json_atomic(out_dir / "segments.summary.json", summarize(result, datas)))
     return written
+
+
+def _as_list(data) -> list:
+    return [data] if isinstance(data, Signal) else list(data)
+
+
+def _file_index(result: SegmentScores) -> np.ndarray:
+    return np.asarray(result.params.get("file_index", range(len(result.score))), np.int64)
+
+
+def _per_file(result: SegmentScores, datas) -> list[tuple[str, float, int]]:
+    """``(path, maximum score over its windows, label at the threshold)`` per input file."""
+    idx = _file_index(result)
+    rows = []
+    for i, d in enumerate(datas):
+        s = result.score[idx == i]
+        best = float(np.max(s)) if s.size else float("nan")
+        rows.append((os.fspath(d.path), best, int(result.threshold is not None and best > result.threshold)))
+    return rows
+
+
+def summarize(result: SegmentScores, data, *, outputs=()) -> dict:
+    """Provenance, file count and seizure-like files of one scoring run; the outputs it writes."""
+    datas = _as_list(data)
+    names = ["segments.csv"] + (["windows.csv"] if len(result.score) > len(datas) else [])
+    return {"task": "score-segments", "model": result.model, "sha256": result.sha256,
+            "threshold": result.threshold, "n_files": len(datas),
+            "n_seizure_files": int(sum(p[2] for p in _per_file(result, datas))),
+            "parameters": {k: v for k, v in result.params.items() if k != "file_index"},
+            "outputs": names}
