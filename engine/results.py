@@ -13,8 +13,19 @@ import numpy as np
 
 from engine.data import Signal
 
-__all__ = ["Reconstruction", "AnomalyMap", "Detections", "DenoisedSignal", "BeatScores", "SegmentScores",
-           "ReconstructionResult"]
+__all__ = ["Provenance", "Reconstruction", "AnomalyMap", "Detections", "DenoisedSignal", "BeatScores",
+           "SegmentScores", "ReconstructionResult"]
+
+
+class Provenance:
+    """What every task result says about where it came from, in one shape.
+
+    Results have ``model`` (name), ``sha256`` (of the weights file) and ``params`` (the
+    options the task ran with); :meth:`provenance` gives them as one dict.
+    """
+
+    def provenance(self) -> dict[str, Any]:
+        return {"model": self.model, "sha256": self.sha256, "parameters": dict(self.params)}
 
 
 @dataclass(frozen=True, eq=False)
@@ -45,7 +56,7 @@ class AnomalyMap:
 
 
 @dataclass(frozen=True, eq=False)
-class Detections:
+class Detections(Provenance):
     """Nucleus detections in full-resolution input pixels (x = column, y = row, 0-based)."""
 
     xy: np.ndarray  # (N, 2) float64, columns x, y
@@ -62,7 +73,7 @@ class Detections:
 
 
 @dataclass(frozen=True, eq=False)
-class DenoisedSignal:
+class DenoisedSignal(Provenance):
     """A denoised recording with the same channels, rate, length and units as its input."""
 
     signal: Signal
@@ -72,7 +83,7 @@ class DenoisedSignal:
 
 
 @dataclass(frozen=True, eq=False)
-class BeatScores:
+class BeatScores(Provenance):
     """Per-beat anomaly scores (higher = more abnormal)."""
 
     sample: np.ndarray  # (N,) int64 R-peak sample index
@@ -85,7 +96,7 @@ class BeatScores:
 
 
 @dataclass(frozen=True, eq=False)
-class SegmentScores:
+class SegmentScores(Provenance):
     """Per-segment or per-window scores (higher = more seizure-like / anomalous)."""
 
     start: np.ndarray  # (N,) sample index of each segment start
@@ -100,9 +111,21 @@ class SegmentScores:
 
 
 @dataclass(frozen=True, eq=False)
-class ReconstructionResult:
+class ReconstructionResult(Provenance):
     """What the reconstruct task returns: the reconstruction, its anomaly map and a provenance summary."""
 
     reconstruction: Reconstruction
     anomaly: AnomalyMap
     summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def model(self) -> str:
+        return self.anomaly.model
+
+    @property
+    def sha256(self) -> str:
+        return self.anomaly.sha256
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return self.summary.get("parameters", {})

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 
-
 def register(sub) -> None:
     p = sub.add_parser("denoise", help="denoise an ECG or EEG recording (WFDB in -> WFDB out, EDF in -> EDF out, "
                                        "plus .npy and a summary JSON)")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 
-
 def register(sub) -> None:
     p = sub.add_parser("score-beats", help="score every beat of an ECG record (higher = more abnormal); "
                                            "writes OUT/<record>.beats.csv with sample,symbol,score")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 
-
 def register(sub) -> None:
     p = sub.add_parser("score-segments", help="score EEG segments for seizure activity (higher = more "
                                               "seizure-like); writes OUT/segments.csv with file,score,seizure")

@@ -11,6 +11,8 @@ from typing import Iterable
 import numpy as np
 
 from engine.inference.anomaly import calibrate
+from engine.inference.pipelines import image_pipeline
+from engine.inference.preprocess import IMAGE_MODALITIES
 from engine.jobs import run_job
 
 __all__ = ["normal_error_values", "calibrate_on"]
@@ -19,16 +21,8 @@ __all__ = ["normal_error_values", "calibrate_on"]
 def normal_error_values(loaded, data, *, planes=None, device="cpu", max_values: int = 2_000_000,
                         seed: int = 0) -> np.ndarray:
     """Uncalibrated, post-processed errors inside the mask for one normal input (subsampled)."""
-    mod = data.modality
-    if mod == "ct":
-        from engine.inference.ct import reconstruct_ct
-
-        _, err, mask = run_job(reconstruct_ct(loaded, data, device=device, calibrated=False, planes=planes))
-        v = err[mask]
-    elif mod == "histology":
-        from engine.inference.histology import reconstruct_histology
-
-        _, err, mask = run_job(reconstruct_histology(loaded, data, device=device, calibrated=False))
+    if data.modality in IMAGE_MODALITIES:
+        _, err, mask = run_job(image_pipeline(loaded, data, device=device, calibrated=False, planes=planes))
         v = np.asarray(err)[mask]
     else:
         from engine.inference.windows import infer_signal, signal_anomaly

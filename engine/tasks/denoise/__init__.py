@@ -30,8 +30,8 @@ import numpy as np
 from engine.data import Signal
 from engine.errors import ModalityMismatchError, ModelError
 from engine.jobs import Progress, rescaled
-from engine.tasks._models import resolve_model
 from engine.results import DenoisedSignal
+from engine.tasks._models import resolve_model
 
 __all__ = ["denoise_task", "write_denoised", "summarize", "gate_weights"]
 

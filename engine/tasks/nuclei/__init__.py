@@ -19,8 +19,8 @@ import numpy as np
 from engine.data import Image
 from engine.errors import LatentError, ModalityMismatchError, ModelError
 from engine.jobs import Progress
-from engine.tasks import default_model
 from engine.results import Detections
+from engine.tasks import default_model
 from engine.tasks.nuclei.write import summarize, write_detections
 
 __all__ = ["detect_task", "write_detections", "summarize", "load_detector", "parse_roi"]

@@ -21,12 +21,13 @@ import numpy as np
 
 from engine._shared.files import atomic_path, stem_of, write_json_atomic
 from engine.data import Image
-from engine.errors import ModalityMismatchError, ModelError
+from engine.errors import ModalityMismatchError
+from engine.inference.pipelines import image_pipeline
 from engine.inference.preprocess import IMAGE_MODALITIES, validate_meta
 from engine.inference.windows import infer_signal, signal_anomaly
 from engine.jobs import Progress
-from engine.tasks._models import resolve_model
 from engine.results import AnomalyMap, Reconstruction, ReconstructionResult
+from engine.tasks._models import resolve_model
 
 __all__ = ["reconstruct_task", "write_reconstruction", "infer_image", "infer_signal", "check_modality", "summarize"]
 
@@ -43,25 +44,12 @@ def check_modality(loaded, data) -> None:
             f"{data.path} is {data.modality}; choose a {data.modality} model (python -m engine models)")
 
 
-def _pipeline(loaded, data, *, device, batch_size, overlap):
-    mod = data.modality
-    if mod == "ct":
-        from engine.inference.ct import reconstruct_ct
-
-        return reconstruct_ct(loaded, data, device=device, batch_size=batch_size or 4, overlap=overlap)
-    if mod == "histology":
-        from engine.inference.histology import reconstruct_histology
-
-        return reconstruct_histology(loaded, data, device=device, batch_size=batch_size or 8, overlap=overlap)
-    raise ModelError(f"no image pipeline for modality {mod!r}")
-
-
 def infer_image(loaded, image: Image, *, device=None, batch_size: int | None = None,
                 ) -> Generator[Progress, None, np.ndarray]:
     """Reconstruct a CT volume (HU, ``(planes, rows, cols)``) or H&E image (``(H, W, 3)`` 0..255 float32)."""
     check_modality(loaded, image)
     validate_meta(loaded.meta, where=loaded.name)
-    recon, _, _ = yield from _pipeline(loaded, image, device=device, batch_size=batch_size, overlap=None)
+    recon, _, _ = yield from image_pipeline(loaded, image, device=device, batch_size=batch_size, overlap=None)
     return _to_input_layout(recon, image.modality)
 
 
@@ -106,7 +94,7 @@ def reconstruct_task(data, *, model=None, device=None, batch_size: int | None = 
         params["model_pixels_per_input_pixel"] = model_scale(data, loaded.meta["preprocessing"])
         params["input_mpp"] = data.mpp
     if data.modality in IMAGE_MODALITIES:
-        recon, amap, mask = yield from _pipeline(loaded, data, device=dev, batch_size=batch_size, overlap=overlap)
+        recon, amap, mask = yield from image_pipeline(loaded, data, device=dev, batch_size=batch_size, overlap=overlap)
         t_inf = time.perf_counter() - t0 - t_load
         from engine.inference.anomaly import anomaly_stats
 

@@ -36,8 +36,8 @@ import numpy as np
 from engine.data import Signal
 from engine.errors import ModalityMismatchError, ModelError
 from engine.jobs import Progress
-from engine.tasks._models import resolve_model
 from engine.results import BeatScores
+from engine.tasks._models import resolve_model
 from engine.tasks.score_beats.beats import BEAT_LEN, beats_from_annotations, detect_qrs, extract_beats, rr_features
 
 __all__ = ["score_beats_task", "write_beat_scores", "summarize", "beat_scale", "combine_scores", "reference_beats",

@@ -35,8 +35,8 @@ import numpy as np
 from engine.data import Signal
 from engine.errors import ModalityMismatchError, ModelError, WeightsError
 from engine.jobs import Progress
-from engine.tasks import default_model
 from engine.results import SegmentScores
+from engine.tasks import default_model
 
 __all__ = ["score_segments_task", "write_segment_scores", "summarize", "read_segments", "model_sfreq", "seizure_scores"]
 
