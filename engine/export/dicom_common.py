@@ -82,6 +82,9 @@ def source_headers(image: Image, *, keep_identifiers: bool = False) -> list:
 
 def check_ct_map(image: Image, array: np.ndarray, what: str) -> np.ndarray:
     """*array* as float32 ``(planes, rows, cols)`` matching *image*, or a ReadError naming the input."""
+    if not image.series_uid or not image.metadata.get("sop_instance_uids"):
+        raise ReadError(image.path, f"is {image.modality}, not a series read from DICOM; DICOM exports "
+                                    "need a CT read from DICOM")
     a = np.asarray(array)
     if a.shape != tuple(image.shape[:3]):
         raise ReadError(image.path, f"the {what} has shape {a.shape} but the series is {tuple(image.shape)}")
