@@ -73,3 +73,34 @@ def test_pyramid_tiff_levels_and_pixel_size(data_dir, tmp_path):
         xs = sub.tags["XResolution"].value
         assert xs[0] / xs[1] == pytest.approx(1e4 / (2 * mpp), rel=1e-3)
         assert f'PhysicalSizeX="{mpp}"' in tf.ome_metadata
+
+
+def _result(sig):
+    from engine.types import AnomalyMap, Reconstruction, ReconstructionResult
+
+    an = np.zeros(sig.shape, np.float32)
+    an[0, 720:900] = 3.0
+    return ReconstructionResult(Reconstruction(sig.data * 0.9, "mV", "ecg-dae", "ef" * 32),
+                                AnomalyMap(an, {}, "ecg-dae", "ef" * 32))
+
+
+def test_native_signal_export_wfdb_and_edf(ecg, tmp_path):
+    import json
+
+    import mne
+    import wfdb
+
+    from engine.export import check_formats, export_extra
+    from engine.io.signal_writers import write_wfdb
+
+    write_wfdb(ecg, tmp_path / "in", "rec", annotations=False)
+    wf = read(str(tmp_path / "in" / "rec"))
+    paths = export_extra(_result(wf), wf, tmp_path / "w", check_formats("native", wf), stem="rec")
+    assert {p.name for p in paths} == {"rec_recon.hea", "rec_recon.dat", "rec_recon.latent", "rec.export.json"}
+    ann = wfdb.rdann(str(tmp_path / "w" / "rec_recon"), "latent")
+    assert list(ann.sample) == [720] and ann.aux_note == ["anomaly score=3 dur=0.5s"]
+    assert json.loads((tmp_path / "w" / "rec.export.json").read_text())["model"]["sha256"] == "ef" * 32
+    mem = Signal.from_array(ecg.data, sfreq=ecg.sfreq, modality="ecg", channels=ecg.channels)  # not WFDB: EDF+
+    export_extra(_result(mem), mem, tmp_path / "e", ("native",), stem="mem")
+    m = mne.read_annotations(tmp_path / "e" / "mem.recon.edf")
+    assert list(m.description) == ["anomaly score=3"] and m.onset[0] == pytest.approx(2.0)
