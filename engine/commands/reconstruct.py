@@ -15,21 +15,25 @@ def register(sub) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: CUDA, then MPS, then CPU)")
     p.add_argument("--batch-size", type=int, default=None, help="tiles/windows per forward pass")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--formats", default=None, help="comma list; images: tiff,nifti,dicom-pm,dicom-seg,dicom-sc,"
+                                                   "ome-tiff (default tiff); signals: native,npy (default npy)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from engine.commands._progress import report, run_with_bar
+    from engine.export import check_formats
     from engine.io import opened
     from engine.tasks.reconstruct import reconstruct_task, write_reconstruction
 
     opts = {k: v for k, v in (("sfreq", args.sfreq), ("modality", args.modality), ("mpp", args.mpp))
             if v is not None}
     with opened(args.path, **opts) as data:
+        check_formats(args.formats, data)  # a bad --formats fails before the inference, not after
         result = run_with_bar("reconstruct", reconstruct_task(data, model=args.model, device=args.device,
                                                               batch_size=args.batch_size))
-        paths = write_reconstruction(result, data, args.out)
+        paths = write_reconstruction(result, data, args.out, formats=args.formats)
     s = result.summary
     st = s.get("anomaly", {}).get("stats", {})
     report(args.json, s, paths, lambda: [

@@ -157,28 +157,34 @@ def _write_tiff(path: Path, arr: np.ndarray) -> None:
                          photometric="rgb" if arr.ndim == 3 and arr.shape[-1] == 3 else "minisblack")
 
 
-def write_reconstruction(result: ReconstructionResult, data, out_dir) -> list[Path]:
+def write_reconstruction(result: ReconstructionResult, data, out_dir, formats=None) -> list[Path]:
     """Write ``<stem>.recon.*``, ``<stem>.anomaly.*`` and ``<stem>.summary.json`` atomically into *out_dir*.
 
     Images: float32 TIFF with the input's (slices x) height x width (x 3). Signals: ``.npy``
-    ``(channels, samples)`` float32 like the input.
+    ``(channels, samples)`` float32 like the input. *formats*: see :mod:`engine.export` (None: these).
     """
+    from engine.export import check_formats, export_extra
+
+    formats = check_formats(formats, data)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     stem = stem_of(data.path)
     paths: list[Path] = []
     if isinstance(data, Image):
-        for kind, arr in (("recon", result.reconstruction.array), ("anomaly", result.anomaly.array)):
+        for kind, arr in (("recon", result.reconstruction.array), ("anomaly", result.anomaly.array))[
+                :2 * ("tiff" in formats)]:
             p = out / f"{stem}.{kind}.tif"
             _write_tiff(p, arr)
             paths.append(p)
     else:
-        for kind, arr in (("recon", result.reconstruction.array), ("anomaly", result.anomaly.array)):
+        for kind, arr in (("recon", result.reconstruction.array), ("anomaly", result.anomaly.array))[
+                :2 * ("npy" in formats)]:
             p = out / f"{stem}.{kind}.npy"
             with atomic_path(p) as tmp:
                 with open(tmp, "wb") as fh:
                     np.save(fh, np.asarray(arr, np.float32))
             paths.append(p)
+    paths += export_extra(result, data, out, formats, stem=stem)
     summary = dict(result.summary)
     summary["outputs"] = [p.name for p in paths] + [f"{stem}.summary.json"]
     p = out / f"{stem}.summary.json"
