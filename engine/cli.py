@@ -27,6 +27,7 @@ COMMANDS = (
     "engine.commands.denoise",
     "engine.commands.score_beats",
     "engine.commands.score_segments",
+    "engine.commands.batch",
 )
 
 EXIT_USER_ERROR = 2
