@@ -6,9 +6,11 @@ Workers are processes with one thread each (one input at a time). Their torch th
 count is ``cores // workers`` (``OMP_NUM_THREADS`` and ``torch.set_num_threads``) so the
 workers together do not oversubscribe the CPU. With CUDA GPUs the default is one worker
 per GPU; worker *i* sees only GPU ``i % n_gpus`` (``CUDA_VISIBLE_DEVICES`` in its
-environment) and declares the Dask resource ``GPU=1``. A worker that dies (a crash, the
-out-of-memory killer) takes its input with it once: the scheduler reruns that input on
-another worker, and a second death makes it an ``error`` row (``allowed_failures=1``).
+environment) and declares the Dask resource ``GPU=1``. The batch hands each worker one
+input at a time. A worker that dies (a crash, the out-of-memory killer) is restarted by
+its nanny; the scheduler fails the input at once (``allowed_failures=0``) and the batch
+resubmits it once (:data:`engine.batch.runner.MAX_ATTEMPTS`); a second death makes it an
+``error`` row. Other inputs are not affected.
 
 Existing cluster (``--scheduler tcp://host:8786``)
 -------------------------------------------------
@@ -20,8 +22,9 @@ Start one worker per GPU with one thread, each seeing its GPU, for example::
 
 When every worker declares ``GPU``, each input asks for ``GPU=1``. Latent must be
 installed on the workers, and inputs and ``--out`` must be on a file system they share
-(paths are sent as absolute paths). Retries after a worker death follow the scheduler's
-``distributed.scheduler.allowed-failures`` (Dask's default is 3).
+(paths are sent as absolute paths). After a worker death the scheduler itself retries up to
+its ``distributed.scheduler.allowed-failures`` (Dask's default is 3) before the batch's one
+resubmission.
 """
 from __future__ import annotations
 
@@ -96,13 +99,13 @@ def local_cluster(workers: int | None = None, *, gpus: int | None = None):
     path = os.pathsep.join(p for p in (_repo_root(), os.environ.get("PYTHONPATH", "")) if p)
     env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "OPENBLAS_NUM_THREADS": str(threads), THREADS_ENV: str(threads), "PYTHONPATH": path}
-    # one task per worker at a time (no prefetching onto a busy worker: a crash takes only one input)
     with dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
         if n_gpu == 0:
             if gpus == 0:
                 env["CUDA_VISIBLE_DEVICES"] = ""  # CPU workers asked for: hide the GPUs
             return LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                                scheduler_kwargs={"allowed_failures": 1}, silence_logs=logging.ERROR,
+                                scheduler_kwargs={"allowed_failures": 0, "dashboard_address": ":0"},
+                                silence_logs=logging.ERROR,
                                 env=env)
         specs = {
             f"gpu{i}": {"cls": Nanny, "options": {
@@ -111,7 +114,7 @@ def local_cluster(workers: int | None = None, *, gpus: int | None = None):
             for i in range(n)
         }
         scheduler = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard": False,
-                                                   "dashboard_address": None, "allowed_failures": 1}}
+                                                   "dashboard_address": ":0", "allowed_failures": 0}}
         return SpecCluster(workers=specs, scheduler=scheduler, silence_logs=logging.ERROR,
                            name="latent-batch")
 

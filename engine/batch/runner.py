@@ -26,6 +26,8 @@ __all__ = ["batch_task", "BatchResult", "TASK_READ_DEFAULTS"]
 #: Reader options a task's single-file command always sets (score-beats reads ECG).
 TASK_READ_DEFAULTS: dict[str, dict] = {"score-beats": {"modality": "ecg"}}
 _HEARTBEAT_S = 0.5
+#: Runs of one input when its worker process dies under it (the first death is retried once).
+MAX_ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -103,33 +105,46 @@ def batch_task(inputs: Sequence[str | os.PathLike], *, task: str | TaskSpec, out
     total = len(plan)
     yield Progress(0.0, f"{total} input(s); starting the cluster", {"total": total})
     with _connect(workers, scheduler, gpus) as (client, info):
-        futures = {}
-        for item in plan:
-            prev = old.get(item.path)
-            expect = {}
-            if resume and prev is not None and prev.status in ("ok", "skipped") and prev.outputs:
-                expect = {"expected_sha256": prev.sha256,
-                          "expected_outputs": tuple(str(out / o) for o in prev.outputs)}
-            fut = client.submit(run_one, spec, item.path, str(out / item.name), opts, **expect, pure=False,
-                                resources=info.resources, key=f"latent-{item.name}-{os.urandom(4).hex()}")
-            futures[fut] = item
-        pending, done = set(futures), 0
+        queue = list(plan)  # inputs not yet handed to a worker (at most one per worker thread at a time)
+        pending: dict = {}  # future -> input
+        attempts: dict[str, int] = {}
+        done = 0
+
+        def submit_more() -> None:
+            slots = max(1, sum(client.nthreads().values())) if queue else 0
+            while queue and len(pending) < slots:
+                item = queue.pop(0)
+                attempts[item.path] = attempts.get(item.path, 0) + 1
+                prev = old.get(item.path)
+                expect = {}
+                if resume and prev is not None and prev.status in ("ok", "skipped") and prev.outputs:
+                    expect = {"expected_sha256": prev.sha256,
+                              "expected_outputs": tuple(str(out / o) for o in prev.outputs)}
+                fut = client.submit(run_one, spec, item.path, str(out / item.name), opts, **expect,
+                                    pure=False, resources=info.resources,
+                                    key=f"latent-{item.name}-{os.urandom(4).hex()}")
+                pending[fut] = item
+
         try:
-            yield Progress(0.0, f"{total} input(s) on {info.workers} worker(s)", {"total": total})
+            submit_more()
+            yield Progress(0.0, f"{total} input(s) on {info.workers} worker(s)",
+                           {"total": total, "cluster": info.address, "workers": info.workers})
             while pending:
                 try:
                     finished = wait(list(pending), timeout=_HEARTBEAT_S, return_when="FIRST_COMPLETED").done
                 except TimeoutError:
                     finished = set()
                 for fut in finished:
-                    pending.discard(fut)
-                    item = futures[fut]
+                    item = pending.pop(fut)
                     try:
                         res = fut.result()
                     except KilledWorker:
+                        if attempts[item.path] < MAX_ATTEMPTS:
+                            queue.insert(0, item)  # the worker died under it: once more, on a fresh worker
+                            continue
                         res = {"status": "error", "message": f"{item.path}: the worker process died while "
-                               f"processing this input, also when it was retried (a crash in a library, or "
-                               f"the system ran out of memory: try fewer --workers)"}
+                               f"processing this input, {MAX_ATTEMPTS} times (a crash in a library, or the "
+                               f"system ran out of memory: try fewer --workers)"}
                     except Exception as exc:  # the cluster lost the task: say so, go on
                         res = {"status": "error", "message": f"{item.path}: {type(exc).__name__}: {exc}"}
                     row = _row(item, res, out)
@@ -138,8 +153,9 @@ def batch_task(inputs: Sequence[str | os.PathLike], *, task: str | TaskSpec, out
                     done += 1
                     yield Progress(done / total, f"{done}/{total} {item.name}: {row.status}",
                                    {"row": row.as_dict(), "name": item.name, "done": done, "total": total})
+                submit_more()
                 if not finished:
-                    yield Progress(done / total, f"{done}/{total} done, {len(pending)} to go",
+                    yield Progress(done / total, f"{done}/{total} done, {len(pending)} running",
                                    {"done": done, "total": total})
         finally:
             if pending:
