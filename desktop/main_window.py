@@ -145,6 +145,11 @@ class MainWindow(QMainWindow):
         menu.addAction(act)
         return act
 
+    def _open_batch(self) -> None:
+        from desktop.dialogs.batch import open_batch_dialog
+
+        open_batch_dialog(self)
+
     def _build_menus(self) -> None:
         bar = self.menuBar()
         m = bar.addMenu("&File")
@@ -153,6 +158,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = m.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         self.close_act = self._action(m, "&Close", self.session.close, QKeySequence.StandardKey.Close)
+        self._action(m, "&Batch…", self._open_batch, None, "Run a task over many files")
         m.addSeparator()
         self.png_act = self._action(m, "Save view as &PNG…", self.export.ask_png, "Ctrl+Shift+S")
         self.export_act = self._action(m, "&Export results…", self.export.ask_results, "Ctrl+E")

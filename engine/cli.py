@@ -28,6 +28,7 @@ COMMANDS = (
     "engine.commands.score_beats",
     "engine.commands.score_segments",
     "engine.commands.deidentify",
+    "engine.commands.batch",
 )
 
 EXIT_USER_ERROR = 2
