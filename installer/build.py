@@ -183,7 +183,7 @@ def audit(bundle: Path, variant: str, py: Path) -> dict:
             problems.append(f"no {m} sample in resources/samples/{m}")
     if not (res / "icons" / "latent.png").exists():
         problems.append("resources/icons/latent.png missing")
-    for forbidden in ("matplotlib", "tkinter", "IPython", "pytest", "_pytest", "torchvision"):
+    for forbidden in ("tkinter", "IPython", "pytest", "_pytest", "torchvision"):
         if (internal(bundle) / forbidden).exists():
             problems.append(f"excluded package bundled: {forbidden}")
     if IS_LINUX and shutil.which("ldd"):

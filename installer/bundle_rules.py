@@ -30,13 +30,14 @@ QT_MODULES_EXCLUDED = (
     "QtPrintSupport", "QtAxContainer", "QtAsyncio",
 )
 
-#: Python modules never bundled: other Qt bindings, notebooks, plotting, test frameworks,
-#: compilers and hubs the app does not use.
+#: Python modules never bundled: other Qt bindings, notebooks, test frameworks, compilers and
+#: hubs the app does not use. (matplotlib ships: the DICOM Secondary Capture export colours its
+#: overlay with it; dask/distributed ship: `python -m engine batch` runs on them.)
 EXCLUDES = [
     *(f"PySide6.{m}" for m in QT_MODULES_EXCLUDED),
     "PyQt5", "PyQt6", "PySide2", "shiboken2", "sip",
     "tkinter", "_tkinter", "turtle", "turtledemo", "idlelib",
-    "matplotlib", "mpl_toolkits", "IPython", "ipykernel", "ipywidgets", "jupyter_client",
+    "IPython", "ipykernel", "ipywidgets", "jupyter_client",
     "jupyter_core", "notebook", "nbformat", "traitlets",
     "pytest", "_pytest", "pytestqt", "pytest_qt", "pytest_timeout", "hypothesis", "py.test",
     "sphinx", "docutils", "numpydoc",
@@ -44,7 +45,7 @@ EXCLUDES = [
     "torch.utils.tensorboard", "tensorboard", "torchvision",
     "torchaudio", "triton",
     "mne.gui", "mne.commands", "mne_qt_browser", "pyvista", "pyvistaqt", "vtk", "vtkmodules",
-    "dask", "distributed", "numba", "llvmlite", "cupy", "jax", "tensorflow", "onnx",
+    "numba", "llvmlite", "cupy", "jax", "tensorflow", "onnx",
     "onnxruntime", "h5py", "tables", "pyarrow", "sqlalchemy", "openpyxl", "xlrd",
     "boto3", "botocore", "s3fs", "gcsfs", "black", "pylint", "mypy", "ruff",
 ]

@@ -39,11 +39,16 @@ def test_spec_is_one_folder_and_uses_the_rules():
     "PySide6.QtWebEngineCore", "PySide6.QtWebEngineWidgets", "PySide6.Qt3DCore", "PySide6.QtMultimedia",
     "PySide6.QtQuick", "PySide6.QtQml", "PySide6.QtCharts", "PySide6.QtDataVisualization", "PySide6.QtPdf",
     "PySide6.QtNetwork", "PySide6.QtSql", "PySide6.QtTest", "PySide6.QtBluetooth",
-    "matplotlib", "tkinter", "IPython", "pytest", "torchvision",
+    "tkinter", "IPython", "pytest", "torchvision",
 ])
 def test_unused_modules_are_excluded(module):
     assert not rules.keep_module(module)
     assert not rules.keep_module(module + ".sub")
+
+
+@pytest.mark.parametrize("module", ["matplotlib", "dask", "distributed", "highdicom", "nibabel", "dicognito"])
+def test_modules_the_exports_and_batch_need_are_bundled(module):
+    assert rules.keep_module(module) and rules.keep_module(module + ".sub")
 
 
 @pytest.mark.parametrize("module", ["PySide6.QtCore", "PySide6.QtGui", "PySide6.QtWidgets", "PySide6.QtSvg",
