@@ -24,8 +24,13 @@ import torch
 
 from engine.errors import ModelError
 
-__all__ = ["PenalizedOutput", "kl_divergence_gaussian", "contractive_penalty_dense",
-           "contractive_penalty", "PROBES"]
+__all__ = [
+    "PROBES",
+    "PenalizedOutput",
+    "contractive_penalty",
+    "contractive_penalty_dense",
+    "kl_divergence_gaussian",
+]
 
 #: probe distributions of :func:`contractive_penalty` (both have E[v v^T] = I).
 PROBES = ("gaussian", "rademacher")
