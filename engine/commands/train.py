@@ -12,7 +12,8 @@ from engine.training.from_files import FAMILIES, MODALITIES
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train a convolutional, sparse or denoising AE on your files")
+    p = sub.add_parser("train", help="train an autoencoder (conv, sparse, stacked sparse, denoising, contractive, "
+                                     "variational) on your files")
     p.add_argument("--family", choices=FAMILIES, required=True)
     p.add_argument("--modality", choices=MODALITIES, required=True)
     p.add_argument("--data", nargs="+", required=True, metavar="PATH", help="input files/folders")
@@ -28,7 +29,8 @@ def register(sub) -> None:
     p.add_argument("--corruption", choices=("gaussian", "masking", "coarse"), default=None,
                    help="denoising family: noise model (default: coarse for images, gaussian for signals)")
     p.add_argument("--noise", type=float, default=None, help="corruption strength (sigma or fraction)")
-    p.add_argument("--channels", default="16,32,64", help="feature channels per level")
+    p.add_argument("--channels", default="16,32,64", help="feature channels per level (convolutional families)")
+    p.add_argument("--hidden", default="256,64", help="layer sizes of the stacked-sparse family")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None)
     p.add_argument("--patience", type=int, default=5)
@@ -43,8 +45,10 @@ def _command(args) -> str:
     parts = ["python -m engine train", f"--family {args.family}", f"--modality {args.modality}",
              "--data " + " ".join(args.data), f"--out {args.out}"]
     for opt in ("name", "epochs", "batch_size", "lr", "patch", "n_patches", "window", "sfreq", "corruption",
-                "noise", "channels", "seed", "patience"):
+                "noise", "channels", "hidden", "seed", "patience"):
         v = getattr(args, opt)
+        if opt == "hidden" and args.family != "stacked-sparse":
+            continue
         if v is not None:
             parts.append(f"--{opt.replace('_', '-')} {v}")
     return " ".join(parts)
@@ -64,7 +68,8 @@ def run(args) -> int:
         args.data, family=args.family, modality=args.modality, out_dir=args.out, name=name, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, patch=args.patch, n_patches=args.n_patches, window=args.window,
         sfreq=args.sfreq, corruption=args.corruption, noise=args.noise,
-        channels=[int(c) for c in args.channels.split(",") if c.strip()], seed=args.seed, device=args.device,
+        channels=[int(c) for c in args.channels.split(",") if c.strip()],
+        hidden=[int(h) for h in args.hidden.split(",") if h.strip()], seed=args.seed, device=args.device,
         patience=args.patience, resume=args.resume, command=_command(args)))
     if args.json:
         print(json.dumps(summary, default=str))

@@ -19,6 +19,8 @@ MODELS: dict[str, tuple[str, str]] = {
     "sparse-conv": ("engine.models.sparse", "SparseConvAE"),
     "stacked-sparse": ("engine.models.sparse", "StackedSparseAE"),
     "denoising": ("engine.models.denoising", "DenoisingAE"),
+    "vae": ("engine.models.vae", "VariationalAE"),
+    "contractive": ("engine.models.contractive", "ContractiveAE"),
     "signal-unet-dae": ("engine.models.signal_nets", "SignalUNetDAE"),
     "beat-cae": ("engine.models.signal_nets", "BeatAE"),
     "ssae-logreg": ("engine.models.signal_nets", "SegmentClassifier"),

@@ -20,7 +20,10 @@ from engine.jobs import Progress, rescaled
 
 __all__ = ["FAMILIES", "MODALITIES", "modality_defaults", "read_inputs", "training_arrays", "train_on_files"]
 
-FAMILIES = ("conv", "sparse", "denoising")
+#: ``--family`` choices: the autoencoder families of the literature this product builds on.
+#: ``sparse`` is the sparse convolutional AE (same as ``sparse-conv``); ``stacked-sparse`` is the
+#: fully connected stack trained greedily layer by layer, on patches/windows of ``patch``/``window``.
+FAMILIES = ("conv", "sparse", "sparse-conv", "stacked-sparse", "denoising", "contractive", "vae")
 MODALITIES = ("ct", "histology", "ecg", "eeg")
 
 
@@ -87,14 +90,22 @@ def training_arrays(items, modality: str, prep: dict, inp: dict, *, patch: int, 
     return x
 
 
-def _architecture(family: str, base: dict, sd: int, corruption: str | None, noise: float | None):
+def _architecture(family: str, base: dict, sd: int, corruption: str | None, noise: float | None,
+                  *, patch_shape: int, hidden: Sequence[int]):
     """``(architecture, hparams, sparsity)`` of a new model of *family*."""
     from engine.models.corruption import CoarseNoise, GaussianNoise, MaskingNoise
 
     if family == "conv":
         return "conv", base, None
-    if family == "sparse":
+    if family in ("sparse", "sparse-conv"):
         return "sparse-conv", base, True
+    if family == "contractive":
+        return "contractive", base, None
+    if family == "vae":
+        return "vae", base, None
+    if family == "stacked-sparse":
+        return "stacked-sparse", dict(spatial_dims=sd, in_channels=base["in_channels"], patch_size=patch_shape,
+                                      hidden=[int(h) for h in hidden]), True
     if family != "denoising":
         raise ModelError(f"unknown family {family!r}; valid: {', '.join(FAMILIES)}")
     kind = corruption or ("coarse" if sd == 2 else "gaussian")
@@ -110,13 +121,15 @@ def train_on_files(paths: Sequence[str | os.PathLike], *, family: str, modality:
                    name: str | None = None, epochs: int = 10, batch_size: int = 16, lr: float = 1e-3,
                    patch: int = 64, n_patches: int = 1000, window: int = 512, sfreq: float | None = None,
                    corruption: str | None = None, noise: float | None = None,
-                   channels: Sequence[int] = (16, 32, 64), seed: int = 0, device=None, patience: int = 5,
-                   resume: bool = False, command: str = "") -> Generator[Progress, None, dict[str, Any]]:
+                   channels: Sequence[int] = (16, 32, 64), hidden: Sequence[int] = (256, 64), seed: int = 0,
+                   device=None, patience: int = 5, resume: bool = False, command: str = "") -> Generator[Progress, None, dict[str, Any]]:
     """Train a *family* autoencoder on *paths*, calibrate it, save ``out_dir/<name>.safetensors`` + JSON.
 
     Yields :class:`~engine.jobs.Progress` (training epochs, then calibration) and returns
     a summary: ``model`` (the weights path), ``sha256``, ``metrics``, ``calibration``.
     Checkpoints go to ``out_dir/<name>.ckpt/``; ``resume`` continues from the last one.
+    ``channels`` are the convolutional families' feature channels per level; ``hidden`` the layer
+    sizes of ``stacked-sparse`` (pre-trained greedily, then fine-tuned end to end as an AE).
     """
     import torch
 
@@ -126,6 +139,10 @@ def train_on_files(paths: Sequence[str | os.PathLike], *, family: str, modality:
     from engine.training.datasets import RandomCropFlip
     from engine.training.loop import train
 
+    if family not in FAMILIES:
+        raise ModelError(f"unknown family {family!r}; valid: {', '.join(FAMILIES)}")
+    if family == "stacked-sparse" and resume:
+        raise ModelError("--resume is not available for stacked-sparse (layer-wise training has no checkpoints)")
     if modality not in MODALITIES:
         raise ModelError(f"unknown modality {modality!r}; valid: {', '.join(MODALITIES)}")
     for opt, v in (("--patch", patch), ("--window", window)):
@@ -147,16 +164,28 @@ def train_on_files(paths: Sequence[str | os.PathLike], *, family: str, modality:
     inp["size_multiple"] = 2 ** len(chans)
     base = dict(spatial_dims=sd, in_channels=inp["channels"], channels=chans, activation="leaky_relu",
                 kernel_size=3 if sd == 2 else 7)
-    arch, hp, sparsity = _architecture(family, base, sd, corruption, noise)
+    patch_shape = patch if sd == 2 else window
+    arch, hp, sparsity = _architecture(family, base, sd, corruption, noise, patch_shape=patch_shape, hidden=hidden)
+    if arch == "stacked-sparse":  # a fixed-size dense model: tiles/windows of exactly its patch
+        inp.update(size_multiple=1, **({"tile": patch, "overlap": patch // 4} if sd == 2 else {}))
     torch.manual_seed(seed)
     model = build_model(arch, **hp)
     out = Path(out_dir)
     t0 = time.time()
-    res = yield from rescaled(
-        train(model, x, xv, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
-              patience=patience, sparsity=sparsity, checkpoint_dir=out / f"{name}.ckpt", resume=resume,
-              augment=RandomCropFlip(None, flips=(-1,) if sd == 1 else (-1, -2))),
-        0.0, 0.9, info={})
+    if arch == "stacked-sparse":
+        from engine.training.stacked import fine_tune, pretrain_layerwise
+
+        common = dict(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device, patience=patience)
+        yield from rescaled(pretrain_layerwise(model, x, xv, sparsity=sparsity, **common), 0.0, 0.45,
+                            prefix="pre-training ", info={})
+        res = yield from rescaled(fine_tune(model, x, val_data=xv, **common), 0.45, 0.9, prefix="fine-tuning ",
+                                  info={})
+    else:
+        res = yield from rescaled(
+            train(model, x, xv, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, device=device,
+                  patience=patience, sparsity=sparsity, checkpoint_dir=out / f"{name}.ckpt", resume=resume,
+                  augment=RandomCropFlip(None, flips=(-1,) if sd == 1 else (-1, -2))),
+            0.0, 0.9, info={})
     meta = {"name": name, "architecture": arch, "hparams": res.model.hparams, "modality": modality,
             "task": "reconstruct", "preprocessing": prep, "input": inp, "anomaly": an,
             "metrics": {"val_loss": res.metrics["best_val_loss"], "epochs_run": res.metrics["epochs_run"]},

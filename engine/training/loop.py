@@ -8,7 +8,8 @@ Data are arrays or tensors shaped ``(n, channels, *spatial)`` (patches, tiles or
 windows; see :mod:`engine.training.datasets`). Each epoch shuffles the training set with a seeded
 generator, optionally augments each batch (``augment(batch, generator) -> batch``),
 corrupts the input (``corruption``, training only), and minimises the reconstruction
-loss against the clean batch plus an optional sparsity penalty on ``model.encode``.
+loss against the clean batch plus an optional sparsity penalty on ``model.encode``, or
+the model's own penalty where it has ``penalized_forward`` (:mod:`engine.models.penalties`).
 The validation loss (the same corruption drawn from a fixed seed, so epochs compare)
 drives early stopping; the best weights are restored at the end.
 
@@ -156,6 +157,9 @@ def train(model, train_data, val_data=None, *, loss: str | Callable = "mse", cor
                 z = model.encode(xin)
                 rec = model.decode(z)
                 return loss_fn(rec.float(), xb) + penalty(z.float())
+            if hasattr(model, "penalized_forward"):  # VAE KL, contractive penalty: weighted by the model
+                rec, reg = model.penalized_forward(xin)
+                return loss_fn(rec.float(), xb) + reg.float()
             return loss_fn(model(xin).float(), xb)
 
     t0 = time.perf_counter()

@@ -136,3 +136,35 @@ def test_train_cli_one_tiny_epoch_then_reconstruct(data_dir, tmp_path, capsys):
                             "--out", str(out), "--json"])
     assert s2["model"]["sha256"] == s["sha256"]
     assert np.load(out / "Z001.recon.npy").shape == (1, 4097)
+
+
+@pytest.mark.parametrize("family", ["conv", "sparse-conv", "stacked-sparse", "denoising", "contractive", "vae"])
+def test_every_family_trains_and_reconstructs_from_the_cli(family, data_dir, tmp_path, capsys):
+    """Each AE family trains one tiny epoch on ECG from the CLI and its model reconstructs the record."""
+    rec = str(data_dir / "ecg/mitdb/100")
+    s = _run_json(capsys, ["train", "--family", family, "--modality", "ecg", "--data", rec, "--out", str(tmp_path),
+                           "--epochs", "1", "--window", "256", "--channels", "4,8", "--hidden", "32,8",
+                           "--batch-size", "64", "--name", "tiny", "--device", "cpu", "--json"])
+    meta = json.loads((tmp_path / "tiny.json").read_text())
+    assert meta["architecture"] == {"sparse-conv": "sparse-conv"}.get(family, family)
+    assert np.isfinite(s["metrics"]["best_val_loss"]) and meta["calibration"]["p99"] > 0
+    s2 = _run_json(capsys, ["reconstruct", rec, "--model", str(tmp_path / "tiny.safetensors"), "--device", "cpu",
+                            "--out", str(tmp_path / "rec"), "--json"])
+    recon = np.load(tmp_path / "rec" / "100.recon.npy")
+    assert recon.shape[0] == 2 and np.isfinite(recon).all()
+    assert s2["model"]["sha256"] == s["sha256"]
+
+
+@pytest.mark.parametrize("family,modality,path", [("stacked-sparse", "ct", "ct/dcmqi_liver_ct3"),
+                                                   ("vae", "histology", "histo/crchisto/img1/img1.png")])
+def test_image_families_train_on_patches_and_tile(family, modality, path, data_dir, tmp_path, capsys):
+    src = data_dir / path
+    _run_json(capsys, ["train", "--family", family, "--modality", modality, "--data", str(src), "--out",
+                       str(tmp_path), "--epochs", "1", "--patch", "32", "--n-patches", "32", "--channels", "4,8",
+                       "--hidden", "32,8", "--name", "tiny", "--device", "cpu", "--json"])
+    meta = json.loads((tmp_path / "tiny.json").read_text())
+    if family == "stacked-sparse":
+        assert meta["input"]["tile"] == 32 and meta["hparams"]["patch_size"] == [32, 32]
+    s2 = _run_json(capsys, ["reconstruct", str(src), "--model", str(tmp_path / "tiny.safetensors"), "--device", "cpu",
+                            "--out", str(tmp_path / "rec"), "--json"])
+    assert s2["anomaly"]["calibrated"] and np.isfinite(s2["anomaly"]["stats"]["max"])
