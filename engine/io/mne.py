@@ -107,7 +107,7 @@ def read_mne(path: str, *, modality: str | None = None, preload: bool = False, *
         p = p.with_suffix("")  # PhysioNet's X.edf.event repeats the events stored in X.edf
     if not p.is_file():
         raise ReadError(path, "no such file")
-    _check_edf_size(p)
+    truncated = _check_edf_size(p)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -119,7 +119,12 @@ def read_mne(path: str, *, modality: str | None = None, preload: bool = False, *
         except Exception as exc:
             raise CorruptFileError(path, f"cannot be read by MNE: {_first_line(exc)}") from None
     for w in caught:
+        if truncated and "does not match the file size" in str(w.message):
+            continue  # said below, with the numbers
         logger.warning("%s: %s", p.name, w.message)
+    if truncated:
+        logger.warning("%s: truncated: read %d of %d data records; %.1f s missing at the end", p.name,
+                       truncated["records_read"], truncated["records_announced"], truncated["missing_s"])
 
     info = raw.info
     types = raw.get_channel_types()
@@ -173,6 +178,8 @@ def read_mne(path: str, *, modality: str | None = None, preload: bool = False, *
     }
     if info["meas_date"] is not None:
         metadata["meas_date"] = info["meas_date"].isoformat()
+    if truncated:
+        metadata["truncated"] = truncated
     if dropped:
         metadata["dropped_channels"] = dropped
     if unconverted:
@@ -193,11 +200,16 @@ def read_mne(path: str, *, modality: str | None = None, preload: bool = False, *
     )
 
 
-def _check_edf_size(p: Path) -> None:
-    """EDF/BDF: the file must hold the data records its header announces (MNE would shorten it)."""
+def _check_edf_size(p: Path) -> dict | None:
+    """EDF/BDF: how many of the data records the header announces the file really holds.
+
+    None when the file is complete. A truncated file (a recording cut off, a copy stopped
+    early) is read up to its last complete record, as EDFbrowser does: the returned dict says
+    how much is missing. A file without one complete record is refused.
+    """
     name = p.name.lower()
     if not name.endswith((".edf", ".bdf", ".rec")):
-        return
+        return None
     with open(p, "rb") as fh:
         head = fh.read(256)
         try:
@@ -216,13 +228,23 @@ def _check_edf_size(p: Path) -> None:
     except (UnicodeDecodeError, ValueError):
         raise CorruptFileError(p, "malformed EDF/BDF header: samples per record is not a number") from None
     if n_records < 0:
-        return  # "-1": recording not closed properly; MNE infers the length from the size
+        return None  # "-1": recording not closed properly; MNE infers the length from the size
     width = 3 if head[:1] == b"\xff" else 2
-    need = header_bytes + n_records * sum(spr) * width
+    record_bytes = sum(spr) * width
+    need = header_bytes + n_records * record_bytes
     size = p.stat().st_size
-    if size < need:
+    if size >= need:
+        return None
+    complete = (size - header_bytes) // record_bytes if record_bytes else 0
+    if complete <= 0:
         raise CorruptFileError(p, f"truncated: {size} bytes, the header announces {n_records} data "
-                                  f"records ({need} bytes)")
+                                  f"records ({need} bytes) and not one is complete")
+    try:
+        record_s = float(head[244:252].decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        record_s = float("nan")
+    return {"records_announced": n_records, "records_read": int(complete),
+            "missing_s": round((n_records - complete) * record_s, 6), "file_bytes": size, "expected_bytes": need}
 
 
 def _format_name(p: Path) -> str:

@@ -65,16 +65,31 @@ def test_random_damage_never_escapes_as_a_library_error(data_dir, tmp_path, recw
     assert not [w for w in recwarn if "pydicom" in str(w.filename)]  # no chatter for the CLI
 
 
-def test_damaged_slice_in_a_series_is_named(data_dir, tmp_path):
+def test_damaged_slice_in_a_series_is_skipped_and_named(data_dir, tmp_path):
+    """Like Weasis and Slicer: the readable slices load, the truncated one is listed with the reason."""
     files = copy_slices(data_dir, ["000026.dcm", "000011.dcm", "000062.dcm"], tmp_path / "s")
+    whole = read_dicom(tmp_path / "s")
     corrupt_copy("truncated", files[1], files[1])
-    with pytest.raises(CorruptFileError, match=r"000011\.dcm.*truncated"):
+    img = read_dicom(tmp_path / "s")
+    assert img.shape[0] == 2 and img.metadata["skipped_files"] == 1
+    (entry,) = img.metadata["skipped"]
+    assert entry["file"] == "000011.dcm" and "truncated" in entry["reason"]
+    bad_uid = pydicom.dcmread(data_dir / LIDC / "000011.dcm", stop_before_pixels=True).SOPInstanceUID
+    assert bad_uid not in img.metadata["sop_instance_uids"]
+    for k, uid in enumerate(img.metadata["sop_instance_uids"]):
+        assert np.array_equal(img.array[k], whole.array[whole.metadata["sop_instance_uids"].index(uid)])
+    # every slice damaged: nothing to show, the first damage is the error
+    for f in files:
+        corrupt_copy("truncated", data_dir / LIDC / f.name, f)
+    with pytest.raises(CorruptFileError, match=r"\.dcm.*truncated"):
         read_dicom(tmp_path / "s")
     # a damaged header is skipped while scanning, and counted
-    files[1].write_bytes((data_dir / LIDC / "000011.dcm").read_bytes())
+    for f in files:
+        f.write_bytes((data_dir / LIDC / f.name).read_bytes())
     corrupt_copy("flipped-header", data_dir / LIDC / "000096.dcm", tmp_path / "s" / "000096.dcm")
     img = read_dicom(tmp_path / "s")
     assert img.shape[0] == 3 and img.metadata["skipped_files"] == 1
+    assert img.metadata["skipped"][0]["file"] == "000096.dcm"
 
 
 def test_inconsistent_slice_sizes(data_dir, tmp_path):

@@ -288,7 +288,7 @@ def test_text_errors_name_the_line(tmp_path):
 
 def _corrupt_cases(data_dir: Path, tmp: Path):
     edf = (data_dir / "eeg/eegmmidb/S001R03.edf").read_bytes()
-    (tmp / "truncated.edf").write_bytes(edf[: len(edf) // 3])
+    (tmp / "truncated.edf").write_bytes(edf[: 256 * 65 + 100])  # header + not one complete record
     flipped = bytearray(edf)
     flipped[236:260] = bytes(b ^ 0x5A for b in flipped[236:260])  # record count / signal count
     (tmp / "flipped.edf").write_bytes(bytes(flipped))
@@ -378,3 +378,17 @@ def test_edf_event_file_opens_its_recording_and_matches_edf_annotations(data_dir
     later = [a for a in sig.annotations if a.sample > 0]  # the event file omits the one at sample 0
     assert [a.sample for a in later] == [int(s) for s in ev.sample]
     assert [a.description for a in later] == [n.split()[0] for n in ev.aux_note]
+
+
+def test_truncated_edf_reads_the_complete_records_and_says_what_is_missing(data_dir, tmp_path):
+    src = data_dir / "eeg/eegmmidb/S001R03.edf"
+    edf = src.read_bytes()
+    cut = tmp_path / "cut.edf"
+    cut.write_bytes(edf[: len(edf) // 3])
+    whole, part = read(src), read(cut)
+    t = part.metadata["truncated"]
+    assert t["records_read"] < t["records_announced"] and t["missing_s"] > 0
+    assert part.n_samples == t["records_read"] * int(round(part.sfreq))  # 1-s records in this set
+    assert part.duration + t["missing_s"] == pytest.approx(whole.duration)
+    np.testing.assert_array_equal(part.read(0, part.n_samples), whole.read(0, part.n_samples))
+    assert "truncated" not in whole.metadata

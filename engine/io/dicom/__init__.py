@@ -225,18 +225,38 @@ def _units_of(inst: Instance, ds) -> str:
     return str(rt).strip() if rt else ""
 
 
-def _volume(where: str, uid: str, insts: list[Instance]) -> tuple[np.ndarray, list[Plane], dict]:
+def _volume(where: str, uid: str, insts: list[Instance],
+            ) -> tuple[np.ndarray, list[Plane], dict, list[tuple[str, str]]]:
+    """The HU volume of the series' readable instances, in plane order, and the instances left out.
+
+    An instance whose pixel data is truncated or damaged is left out (its file and the reason
+    are returned, as Weasis and Slicer warn and load the rest); when none is readable the first
+    error is raised. A missing decoder is not "damage": it raises for the whole series.
+    """
     planes, geo = order_planes(_planes(uid, insts, where))
+    frames_of: dict[str, np.ndarray] = {}
+    bad: list[tuple[str, str]] = []
+    first_error: CorruptFileError | None = None
+    for p in planes:
+        path = p.inst.path
+        if path in frames_of or any(path == b for b, _ in bad):
+            continue
+        try:
+            frames_of[path] = decode_instance(p.inst)
+        except CorruptFileError as exc:
+            bad.append((path, exc.reason))
+            first_error = first_error or exc
+    if not frames_of:
+        raise first_error
+    for path, why in bad:
+        logger.warning("skipping %s: %s", path, why)
+    if bad:
+        planes, geo = order_planes([p for p in planes if p.inst.path in frames_of])
     first = planes[0].inst
     vol = np.empty((len(planes), first.rows, first.cols), np.float32)
-    slots: dict[str, list[tuple[int, Plane]]] = {}
     for k, p in enumerate(planes):
-        slots.setdefault(p.inst.path, []).append((k, p))
-    for path, items in slots.items():
-        frames = decode_instance(items[0][1].inst)
-        for k, p in items:
-            vol[k] = frames[p.frame] * np.float64(p.slope) + np.float64(p.intercept)
-    return vol, planes, geo
+        vol[k] = frames_of[p.inst.path][p.frame] * np.float64(p.slope) + np.float64(p.intercept)
+    return vol, planes, geo, bad
 
 
 def read_dicom(path: str | os.PathLike, *, series_uid: str | None = None, **_) -> Image:
@@ -290,14 +310,16 @@ def _read_dicom(path: str | os.PathLike, series_uid: str | None) -> Image:
     groups = _group(scan)
     uid = _choose(scan, groups, series_uid)
     infos = tuple(_series_info(u, g, where) for u, g in groups.items())
-    vol, planes, geo = _volume(where, uid, groups[uid])
+    vol, planes, geo, bad = _volume(where, uid, groups[uid])
     first = planes[0]
     ps = first.pixel_spacing or (1.0, 1.0)
     meta = _metadata(planes, geo, vol)
     if first.pixel_spacing is None:
         meta["pixel_spacing_from"] = "unknown (1 mm assumed)"
-    if scan.skipped:
-        meta["skipped_files"] = len(scan.skipped)
+    skipped = list(scan.skipped) + bad
+    if skipped:  # the files left out and why, for the user (the GUI lists them, `info` prints them)
+        meta["skipped_files"] = len(skipped)
+        meta["skipped"] = tuple({"file": os.path.basename(f), "reason": why} for f, why in skipped)
     logger.info("read DICOM series %s: %s planes from %s", uid, vol.shape[0], where)
     return Image(
         modality=first.inst.modality.lower(),
