@@ -30,7 +30,7 @@ from desktop.panels.export import ExportPanel
 from desktop.panels.results import ResultsPanel
 from desktop.session import Session
 from desktop.views.ct_view import CtView
-from desktop.views.signal_view import SignalView
+from desktop.views.signal import SignalView
 from desktop.views.slide_view import SlideView
 
 logger = logging.getLogger("desktop")

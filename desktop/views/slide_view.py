@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QToolButton, QWidg
 from desktop.session import Session
 from desktop.views.image_pane import ImagePane, lay_out_compare
 from desktop.views.overlays import downsample_for_display, gray_rgb, heat_rgba
-from desktop.views.scale_bars import nice_length
+from desktop.views.scales import nice_length
 
 __all__ = ["SlideView", "ScaleBar", "nice_length", "choose_level"]
 

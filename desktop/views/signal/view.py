@@ -14,11 +14,11 @@ from PySide6.QtWidgets import QListWidget, QListWidgetItem, QSplitter, QVBoxLayo
 
 from desktop.jobs import JobRunner
 from desktop.session import Session
-from desktop.views.scale_bars import calibration_items, paper_grid_items
-from desktop.views.signal_filters import PAD_SECONDS, FilterSettings, apply_display_filters, envelope_job, robust_scale
-from desktop.views.signal_layers import annotation_lines, draw_heat, fmt_time, replace_items
-from desktop.views.signal_toolbar import WINDOW_CHOICES, build_toolbar
-from desktop.views.signal_tracks import OverviewStrip, ScoreTrack
+from desktop.views.signal.scale_bars import calibration_items, paper_grid_items
+from desktop.views.signal.filters import PAD_SECONDS, FilterSettings, apply_display_filters, envelope_job, robust_scale
+from desktop.views.signal.layers import annotation_lines, draw_heat, fmt_time, replace_items
+from desktop.views.signal.toolbar import WINDOW_CHOICES, build_toolbar
+from desktop.views.signal.tracks import OverviewStrip, ScoreTrack
 
 __all__ = ["SignalView", "WINDOW_CHOICES"]
 
