@@ -178,7 +178,7 @@ def _parse_size(text: str) -> tuple[int, int]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if "--selftest" in argv:  # the installer's check has its own options (desktop/selftest.py)
+    if "--selftest" in argv:  # the installer's check has its own options (desktop/selftest/)
         from desktop.selftest import run_selftest
 
         return run_selftest(argv)
