@@ -15,28 +15,17 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider
 from desktop.session import Session
 from desktop.views.image_pane import ImagePane, lay_out_compare
 from desktop.views.overlays import gray_rgb, heat_rgba
+from engine.ct_windows import WINDOW_PRESETS, preset
 
-__all__ = ["CtView", "window_presets", "orientation_labels"]
+__all__ = ["CtView", "window_presets", "orientation_labels", "DEFAULT_WINDOW"]
 
-_FALLBACK_PRESETS = {
-    "Soft tissue": (40.0, 400.0),
-    "Lung": (-600.0, 1500.0),
-    "Bone": (400.0, 1800.0),
-    "Brain": (40.0, 80.0),
-    "Liver": (60.0, 160.0),
-    "Mediastinum": (50.0, 350.0),
-}
+#: The window a series without its own (DICOM WindowCenter/WindowWidth) opens in.
+DEFAULT_WINDOW = "mediastinum"
 
 
 def window_presets() -> dict[str, tuple[float, float]]:
-    """Window presets name -> (level, width) in HU, from the engine when it has them."""
-    try:
-        from engine.ct_windows import WINDOW_PRESETS
-
-        presets = {str(k).capitalize(): (float(v[0]), float(v[1])) for k, v in dict(WINDOW_PRESETS).items()}
-        return presets or dict(_FALLBACK_PRESETS)
-    except Exception:  # noqa: BLE001 - module absent or a different shape: use ours
-        return dict(_FALLBACK_PRESETS)
+    """The preset box's entries: label -> (level, width) in HU, exactly :data:`engine.ct_windows.WINDOW_PRESETS`."""
+    return {name.capitalize(): (float(lw[0]), float(lw[1])) for name, lw in WINDOW_PRESETS.items()}
 
 
 def _axis_letters(v) -> str:
@@ -174,10 +163,7 @@ class CtView(QWidget):
                     return c, w
         except (TypeError, ValueError):
             pass
-        for name in ("Soft tissue", "Mediastinum", "Abdomen"):
-            if name in self.presets:
-                return self.presets[name]
-        return 40.0, 400.0
+        return preset(DEFAULT_WINDOW)
 
     def _on_result(self, task: str) -> None:
         if task != "reconstruct" or self.volume is None:
