@@ -45,10 +45,13 @@ def find_samples(root: Path | None = None) -> dict[str, list[Path]]:
 
 
 def pick_sample(task: str, modality: str, paths: list[Path]) -> Path:
-    """Bonn-style text segments for score-segments, recordings for everything else."""
+    """The sample *task* runs on: a headerless text segment where its presenter asks for one
+    (the Bonn EEG segments the seizure scorer is made for), otherwise a recording."""
+    from desktop.presenters import presenter_for_task
+
     texts = [p for p in paths if p.suffix.lower() in _SIGNAL_TEXT]
     others = [p for p in paths if p not in texts]
-    if task == "score-segments" and texts:
+    if presenter_for_task(task).selftest_sample == "text" and texts:
         return texts[0]
     return (others or paths)[0]
 

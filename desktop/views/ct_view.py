@@ -12,6 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
 
+from desktop.presenters import presenter_for
 from desktop.session import Session
 from desktop.views.image_pane import ImagePane, lay_out_compare
 from desktop.views.overlays import gray_rgb, heat_rgba
@@ -69,6 +70,7 @@ class CtView(QWidget):
         self.recon: np.ndarray | None = None
         self.anomaly: np.ndarray | None = None
         self.anomaly_mask: np.ndarray | None = None
+        self.result_title = ""  # the first pane's title while a result is drawn
         self.rect = QRectF(0, 0, 1, 1)
         self._build()
         session.dataChanged.connect(self._on_data)
@@ -166,20 +168,24 @@ class CtView(QWidget):
         return preset(DEFAULT_WINDOW)
 
     def _on_result(self, task: str) -> None:
-        if task != "reconstruct" or self.volume is None:
-            return
-        res = self.session.results[task].result
-        rec = np.asarray(res.reconstruction.array, np.float32)
-        ano = np.asarray(res.anomaly.array, np.float32)
+        entry = self.session.results.get(task)
+        if entry is not None and self.volume is not None:
+            presenter_for(entry.result).draw_ct(self, entry)
+
+    def show_reconstruction(self, recon, anomaly, mask=None, *, title: str = "") -> None:
+        """The reconstruction (HU) and its anomaly map (calibrated scale) as layers; enables Compare."""
+        rec = np.asarray(recon, np.float32)
+        ano = np.asarray(anomaly, np.float32)
         self.recon = rec[None] if rec.ndim == 2 else rec
         self.anomaly = ano[None] if ano.ndim == 2 else ano
-        mask = res.anomaly.mask
         self.anomaly_mask = None if mask is None else (mask[None] if mask.ndim == 2 else mask)
+        self.result_title = title
         self.compare_box.setEnabled(True)
         self._redraw()
 
     def _clear_results(self) -> None:
         self.recon = self.anomaly = self.anomaly_mask = None
+        self.result_title = ""
         self.compare_box.setChecked(False)
         self.compare_box.setEnabled(False)
         self.heat.clear()
@@ -286,10 +292,4 @@ class CtView(QWidget):
         self.panes[1].set_info(f"W {self.width:.0f}  L {self.level:.0f}")
         self.panes[2].set_info("0 … 2 (calibrated)" + (f"   slice max {float(np.nanmax(ano)):.2f}"
                                                       if ano is not None and ano.size else ""))
-        e = self.session.results.get("reconstruct")
-        if e is not None:
-            stats = getattr(e.result.anomaly, "stats", {}) or {}
-            extra = f"  max {stats['max']:.2f}" if "max" in stats else ""
-            self.panes[0].set_title(f"Original + anomaly ({e.model}){extra}")
-        else:
-            self.panes[0].set_title("Original")
+        self.panes[0].set_title(self.result_title or "Original")

@@ -28,9 +28,8 @@ def test_preset_box_shows_exactly_the_engine_presets(ct_view):
 
 
 def test_a_series_without_its_own_window_opens_in_the_default_preset(ct_view):
-    from engine.data import Image
-
     from desktop.views.ct_view import DEFAULT_WINDOW
+    from engine.data import Image
 
     vol = np.zeros((2, 8, 8), np.float32)
     plain = Image(modality="ct", shape=vol.shape, spacing=(1.0, 1.0, 1.0), units="HU", path="<array>", array=vol)
