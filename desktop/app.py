@@ -14,11 +14,13 @@ import time
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QApplication
 
+from engine.tasks import TASKS
+
 __all__ = ["main", "build_parser", "Automation", "TASK_CHOICES"]
 
 logger = logging.getLogger("desktop")
 
-TASK_CHOICES = ("reconstruct", "detect-nuclei", "denoise", "score-beats", "score-segments")
+TASK_CHOICES = tuple(TASKS)  # the task registry (pure data: importing it loads no task)
 EXIT_FAILURE = 2
 
 
@@ -80,8 +82,6 @@ class Automation(QObject):
         if not task:
             self._finished()
             return
-        from engine.tasks import TASKS
-
         spec = TASKS[task]
         modality = self.window.session.modality
         if modality not in spec.modalities:
@@ -102,40 +102,22 @@ class Automation(QObject):
         QTimer.singleShot(500, self._shoot)
 
     def _show_result(self) -> None:
-        """Make the screenshot informative: the comparison at the most anomalous slice, or the
-        page around the most abnormal beat / segment / stretch of signal."""
-        import numpy as np
+        """Make the screenshot informative, as the result's presenter frames it: the comparison at the
+        most anomalous slice, or the page around the most abnormal beat / segment / stretch of signal."""
+        from desktop.presenters import presenter_for
 
         w = self.window
-        task, modality = self.args.task, w.session.modality
-        entry = w.session.results.get(task)
+        entry = w.session.results.get(self.args.task)
         if entry is None:
             return
-        res = entry.result
-        if modality in ("ecg", "eeg"):
-            sf = w.session.data.sfreq
-            t = None
-            if task == "score-beats" and len(res.score):
-                t = float(res.sample[int(np.nanargmax(res.score))]) / sf  # first beats may be NaN
-            elif task == "score-segments" and len(res.score):
-                i = int(np.nanargmax(res.score))
-                t = (float(res.start[i]) + float(res.stop[i])) / 2 / sf
-            elif task == "reconstruct":
-                a = np.asarray(res.anomaly.array)
-                a = a.max(axis=0) if a.ndim == 2 else a
-                t = float(np.nanargmax(a)) * w.session.data.n_samples / max(1, a.size) / sf
-            if t is not None:
-                w.signal_view.centre_on(t)
-            return
-        if task != "reconstruct":
-            return
-        view = w.current_view()
-        if modality == "ct" and view.anomaly is not None:
-            per_slice = np.nanmax(view.anomaly.reshape(view.anomaly.shape[0], -1), axis=1)
-            i = int(np.argmax(per_slice))
-            view.set_slice(int(round(i * (view.volume.shape[0] - 1) / max(1, view.anomaly.shape[0] - 1))))
-        if view.compare_box.isEnabled() and not view.compare_box.isChecked():
-            view.compare_box.setChecked(True)
+        framing = presenter_for(entry.result).framing(entry.result, w.session.data)
+        if framing.seconds is not None:
+            w.signal_view.centre_on(framing.seconds)
+        if framing.slice is not None:
+            w.ct_view.set_slice(framing.slice)
+        box = getattr(w.current_view(), "compare_box", None)
+        if framing.compare and box is not None and box.isEnabled() and not box.isChecked():
+            box.setChecked(True)
 
     def _shoot(self) -> None:
         if self.exit_code is not None:
@@ -178,7 +160,7 @@ def _parse_size(text: str) -> tuple[int, int]:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if "--selftest" in argv:  # the installer's check has its own options (desktop/selftest.py)
+    if "--selftest" in argv:  # the installer's check has its own options (desktop/selftest/)
         from desktop.selftest import run_selftest
 
         return run_selftest(argv)

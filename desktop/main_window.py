@@ -24,13 +24,13 @@ from PySide6.QtWidgets import (
 
 from desktop import settings as prefs
 from desktop.dialogs import messages
-from desktop.opener import Opener
+from desktop.opener import Opener, describe_data
 from desktop.panels.analysis import AnalysisPanel
 from desktop.panels.export import ExportPanel
 from desktop.panels.results import ResultsPanel
 from desktop.session import Session
 from desktop.views.ct_view import CtView
-from desktop.views.signal_view import SignalView
+from desktop.views.signal import SignalView
 from desktop.views.slide_view import SlideView
 
 logger = logging.getLogger("desktop")
@@ -204,8 +204,8 @@ class MainWindow(QMainWindow):
         self.run_act.setEnabled(has_data and not busy and self.analysis.run_btn.isEnabled())
         self.cancel_act.setEnabled(busy)
         self.clear_act.setEnabled(bool(self.session.results) and not busy)
-        self.compare_act.setEnabled("reconstruct" in self.session.results
-                                    and self.session.modality in ("ct", "histology"))
+        box = getattr(self.current_view(), "compare_box", None)  # a view enables it when it has layers to compare
+        self.compare_act.setEnabled(box is not None and box.isEnabled())
         self.fit_act.setEnabled(has_data)
         self.mpp_act.setEnabled(self.session.modality == "histology" and not busy)
 
@@ -310,10 +310,10 @@ class MainWindow(QMainWindow):
         view.setFocus()
 
     def _on_result(self, task: str) -> None:
-        from desktop.panels.results import summarise
+        from desktop.presenters import presenter_for
 
-        entry = self.session.results[task]
-        self.statusBar().showMessage(summarise(task, entry, self.session.data).splitlines()[0], 10000)
+        result = self.session.results[task].result
+        self.statusBar().showMessage(presenter_for(result).status(result, self.session.data), 10000)
 
     def fit_view(self) -> None:
         view = self.current_view()
@@ -352,6 +352,8 @@ class MainWindow(QMainWindow):
 
     # ---- help ----------------------------------------------------------------------
     def show_help(self) -> None:
+        from desktop.dialogs.about import HELP_TEXT
+
         messages.show_info(self, "Mouse and keys", HELP_TEXT)
 
     def show_about(self) -> None:
@@ -387,26 +389,3 @@ class MainWindow(QMainWindow):
         """Stop every worker thread (cancel, then wait)."""
         for obj in (self.analysis, self.opener, self.export, self.signal_view):
             obj.runner.shutdown()
-
-
-def describe_data(data) -> str:
-    """A one-line description of the open data for the status bar."""
-    m = getattr(data, "modality", "?")
-    if m == "ct":
-        sp = data.spacing or ()
-        return f"CT {' × '.join(map(str, data.shape))}, {' × '.join(f'{v:.2f}' for v in sp)} mm"
-    if m == "histology":
-        mpp = f", {data.mpp:.3g} µm/px" if data.mpp else ", scale unknown"
-        return f"H&E {data.shape[1]} × {data.shape[0]} px, {len(data.levels or (1,))} level(s){mpp}"
-    if m in ("ecg", "eeg"):
-        return (f"{m.upper()} {len(data.channels)} ch, {data.sfreq:g} Hz, {data.duration:.1f} s, "
-                f"{len(data.annotations)} annotations")
-    return str(m)
-
-
-HELP_TEXT = """CT: wheel or Up/Down/PageUp/PageDown = slice; right-drag = window (left/right) and level (up/down);
-Ctrl+wheel = zoom; left-drag = pan; W/L tool makes left-drag adjust window/level; presets in the combo box.
-Slides: wheel = zoom; left-drag = pan; Fit / 1:1 buttons; click a nucleus in the Results table to centre on it.
-Signals: Left/Right or PageUp/PageDown = page; Home/End; +/- = gain of the selected channels (all if none);
-tick channels in the list to show them; HP/LP/Notch filters affect the display only; click the overview to jump.
-Ctrl+R runs the selected task, Esc cancels it, Ctrl+K compares original / reconstruction / anomaly."""

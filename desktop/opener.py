@@ -19,7 +19,7 @@ from desktop.session import Session
 
 logger = logging.getLogger("desktop")
 
-__all__ = ["Opener", "needs_sfreq"]
+__all__ = ["Opener", "needs_sfreq", "describe_data"]
 
 
 def needs_sfreq(exc: BaseException | None) -> bool:
@@ -144,3 +144,18 @@ class Opener(QObject):
 
     def shutdown(self) -> None:
         self.runner.shutdown()
+
+
+def describe_data(data) -> str:
+    """A one-line description of the open data for the status bar."""
+    m = getattr(data, "modality", "?")
+    if m == "ct":
+        sp = data.spacing or ()
+        return f"CT {' × '.join(map(str, data.shape))}, {' × '.join(f'{v:.2f}' for v in sp)} mm"
+    if m == "histology":
+        mpp = f", {data.mpp:.3g} µm/px" if data.mpp else ", scale unknown"
+        return f"H&E {data.shape[1]} × {data.shape[0]} px, {len(data.levels or (1,))} level(s){mpp}"
+    if m in ("ecg", "eeg"):
+        return (f"{m.upper()} {len(data.channels)} ch, {data.sfreq:g} Hz, {data.duration:.1f} s, "
+                f"{len(data.annotations)} annotations")
+    return str(m)

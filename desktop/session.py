@@ -103,6 +103,11 @@ class Session(QObject):
         self.set_data(None, None)  # type: ignore[arg-type]
 
     def add_result(self, entry: ResultEntry) -> None:
+        """Keep *entry* (by task name) and announce it; a result type with no presenter is refused
+        with :class:`~desktop.presenters.UnknownResultError` before any view sees it."""
+        from desktop.presenters import presenter_for
+
+        presenter_for(entry.result)
         self.results[entry.task] = entry
         self.resultAdded.emit(entry.task)
 

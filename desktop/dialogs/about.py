@@ -1,4 +1,5 @@
-"""Help › About: the version and the library/device report (engine._shared.sysinfo.sys_info)."""
+"""The Help menu's texts: About (the version and the library/device report, engine._shared.sysinfo.sys_info)
+and Mouse and keys (:data:`HELP_TEXT`)."""
 from __future__ import annotations
 
 import threading
@@ -7,7 +8,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QVBoxLayout
 
-__all__ = ["AboutDialog", "about_text"]
+__all__ = ["AboutDialog", "about_text", "HELP_TEXT"]
 
 
 def about_text() -> str:
@@ -53,3 +54,12 @@ class AboutDialog(QDialog):
             self.infoReady.emit(text)
         except RuntimeError:  # the dialog was closed meanwhile
             pass
+
+
+#: Help › Mouse and keys
+HELP_TEXT = """CT: wheel or Up/Down/PageUp/PageDown = slice; right-drag = window (left/right) and level (up/down);
+Ctrl+wheel = zoom; left-drag = pan; W/L tool makes left-drag adjust window/level; presets in the combo box.
+Slides: wheel = zoom; left-drag = pan; Fit / 1:1 buttons; click a nucleus in the Results table to centre on it.
+Signals: Left/Right or PageUp/PageDown = page; Home/End; +/- = gain of the selected channels (all if none);
+tick channels in the list to show them; HP/LP/Notch filters affect the display only; click the overview to jump.
+Ctrl+R runs the selected task, Esc cancels it, Ctrl+K compares original / reconstruction / anomaly."""

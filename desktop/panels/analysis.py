@@ -284,9 +284,15 @@ class AnalysisPanel(QWidget):
             return
         self.progress.setValue(1000)
         self.message.setText(f"Done in {seconds:.1f} s.")
-        name = getattr(result, "model", None) or getattr(getattr(result, "reconstruction", None), "model", None)
-        self.session.add_result(ResultEntry(task=task, result=result, model=str(name or model or "default"),
-                                            device=self.device_text, seconds=seconds))
+        from desktop.presenters import UnknownResultError, presenter_for
+
+        try:
+            name = presenter_for(result).provenance(result)[0]
+            self.session.add_result(ResultEntry(task=task, result=result, model=str(name or model or "default"),
+                                                device=self.device_text, seconds=seconds))
+        except UnknownResultError as exc:  # an engine task the desktop cannot show yet
+            self._failed(task, str(exc))
+            return
         self.taskFinished.emit(task)
 
     def _failed(self, task: str, msg: str) -> None:

@@ -1,6 +1,7 @@
 """Results panel: overlay layer settings, a summary of each result and its table.
 
-Clicking a row of the detections / beats / segments table centres the view on it.
+The summary and the table rows come from the result's presenter (:mod:`desktop.presenters`);
+clicking a row centres the view on it.
 """
 from __future__ import annotations
 
@@ -9,13 +10,12 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox,
                                QHeaderView, QLabel, QSlider, QTableView, QVBoxLayout, QWidget)
 
+from desktop.presenters import MAX_TABLE_ROWS, presenter_for
 from desktop.session import ANOMALY_DISPLAY_MAX, Session
 from desktop.settings import settings
 from desktop.views.overlays import COLORMAPS
 
 __all__ = ["ResultsPanel", "ArrayTableModel", "summarise", "MAX_TABLE_ROWS"]
-
-MAX_TABLE_ROWS = 200_000
 
 
 class ArrayTableModel(QAbstractTableModel):
@@ -45,34 +45,12 @@ class ArrayTableModel(QAbstractTableModel):
         return None
 
 
-def summarise(task: str, entry, data) -> str:
-    """A few lines describing a result, for the panel and the status bar."""
+def summarise(entry, data) -> str:
+    """A few lines describing a result (its presenter's, then the model and the time), for the panel."""
     r = entry.result
-    lines = []
-    if task == "reconstruct":
-        a = np.asarray(r.anomaly.array, np.float32)
-        lines.append(f"Anomaly: max {np.nanmax(a):.2f}, mean {np.nanmean(a):.2f}, "
-                     f"{100 * np.mean(a > 1):.1f}% above 1")
-        lines.append("Scale: 0 = typical, 1 = calibrated high percentile of normal data")
-    elif task == "detect-nuclei":
-        lines.append(f"Nuclei: {r.count}")
-        mpp = r.mpp or getattr(data, "mpp", None)
-        if mpp and data is not None:
-            area_mm2 = data.shape[0] * data.shape[1] * (mpp / 1000.0) ** 2
-            lines.append(f"Density: {r.count / area_mm2:,.0f} per mm² (over {area_mm2:.3f} mm²)")
-        elif data is not None:
-            lines.append(f"Density: {r.count / (data.shape[0] * data.shape[1]) * 1e6:,.0f} per Mpx (scale unknown)")
-    elif task == "denoise":
-        lines.append(f"Denoised {len(r.signal.channels)} channel(s), {r.signal.duration:.1f} s")
-    elif task == "score-beats":
-        n = len(r.score)
-        hot = int(np.sum(np.asarray(r.score) >= r.threshold)) if r.threshold is not None else 0
-        lines.append(f"Beats: {n}; above threshold: {hot}" + (f" (threshold {r.threshold:.3g})" if r.threshold is not None else ""))
-    elif task == "score-segments":
-        n = len(r.score)
-        lines.append(f"Segments: {n}; flagged: {int(np.sum(r.label))}"
-                     + (f" (threshold {r.threshold:.3g})" if r.threshold is not None else ""))
-    sha = getattr(r, "sha256", None) or getattr(getattr(r, "reconstruction", None), "sha256", "")
+    presenter = presenter_for(r)
+    lines = presenter.summary(r, data)
+    sha = presenter.provenance(r)[1]
     lines.append(f"Model: {entry.model}" + (f"  sha256 {sha[:12]}…" if sha else ""))
     lines.append(f"Time: {entry.seconds:.1f} s on {entry.device or 'this machine'}")
     return "\n".join(lines)
@@ -212,30 +190,10 @@ class ResultsPanel(QWidget):
         if entry is None:
             return
         data = self.session.data
-        self.summary.setText(summarise(task, entry, data))
-        r = entry.result
-        model, self.focus_points = None, None
-        if task == "detect-nuclei" and r.count:
-            xy = np.asarray(r.xy, float)[:MAX_TABLE_ROWS]
-            model = ArrayTableModel(["#", "x", "y", "score"],
-                                    [np.arange(1, len(xy) + 1), xy[:, 0], xy[:, 1], np.asarray(r.score)[:len(xy)]],
-                                    [str, "{:.1f}".format, "{:.1f}".format, "{:.2f}".format])
-            self.focus_points = xy
-        elif task == "score-beats" and len(r.score):
-            order = np.argsort(-np.asarray(r.score))[:MAX_TABLE_ROWS]  # most abnormal first
-            t = np.asarray(r.sample, float)[order] / data.sfreq
-            sym = np.asarray(r.symbol, dtype=object)[order] if len(r.symbol) else np.full(len(order), "")
-            model = ArrayTableModel(["time (s)", "label", "score"], [t, sym, np.asarray(r.score)[order]],
-                                    ["{:.2f}".format, str, "{:.3f}".format])
-            self.focus_points = np.stack([t, np.zeros_like(t)], 1)
-        elif task == "score-segments" and len(r.score):
-            order = np.argsort(-np.asarray(r.score))[:MAX_TABLE_ROWS]
-            t0 = np.asarray(r.start, float)[order] / data.sfreq
-            t1 = np.asarray(r.stop, float)[order] / data.sfreq
-            model = ArrayTableModel(["start (s)", "stop (s)", "score", "flag"],
-                                    [t0, t1, np.asarray(r.score)[order], np.asarray(r.label)[order]],
-                                    ["{:.1f}".format, "{:.1f}".format, "{:.3f}".format, lambda v: "yes" if v else ""])
-            self.focus_points = np.stack([(t0 + t1) / 2, np.zeros_like(t0)], 1)
+        self.summary.setText(summarise(entry, data))
+        table = presenter_for(entry.result).table(entry.result, data)
+        model = None if table is None else ArrayTableModel(table.headers, table.columns, table.formats)
+        self.focus_points = None if table is None else table.focus
         self.table.setModel(model)
         self.table.setVisible(model is not None)
         self.spacer.setVisible(model is None)

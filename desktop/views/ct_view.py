@@ -12,31 +12,21 @@ import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
 
+from desktop.presenters import presenter_for
 from desktop.session import Session
 from desktop.views.image_pane import ImagePane, lay_out_compare
 from desktop.views.overlays import gray_rgb, heat_rgba
+from engine.ct_windows import WINDOW_PRESETS, preset
 
-__all__ = ["CtView", "window_presets", "orientation_labels"]
+__all__ = ["CtView", "window_presets", "orientation_labels", "DEFAULT_WINDOW"]
 
-_FALLBACK_PRESETS = {
-    "Soft tissue": (40.0, 400.0),
-    "Lung": (-600.0, 1500.0),
-    "Bone": (400.0, 1800.0),
-    "Brain": (40.0, 80.0),
-    "Liver": (60.0, 160.0),
-    "Mediastinum": (50.0, 350.0),
-}
+#: The window a series without its own (DICOM WindowCenter/WindowWidth) opens in.
+DEFAULT_WINDOW = "mediastinum"
 
 
 def window_presets() -> dict[str, tuple[float, float]]:
-    """Window presets name -> (level, width) in HU, from the engine when it has them."""
-    try:
-        from engine.ct_windows import WINDOW_PRESETS
-
-        presets = {str(k).capitalize(): (float(v[0]), float(v[1])) for k, v in dict(WINDOW_PRESETS).items()}
-        return presets or dict(_FALLBACK_PRESETS)
-    except Exception:  # noqa: BLE001 - module absent or a different shape: use ours
-        return dict(_FALLBACK_PRESETS)
+    """The preset box's entries: label -> (level, width) in HU, exactly :data:`engine.ct_windows.WINDOW_PRESETS`."""
+    return {name.capitalize(): (float(lw[0]), float(lw[1])) for name, lw in WINDOW_PRESETS.items()}
 
 
 def _axis_letters(v) -> str:
@@ -80,6 +70,7 @@ class CtView(QWidget):
         self.recon: np.ndarray | None = None
         self.anomaly: np.ndarray | None = None
         self.anomaly_mask: np.ndarray | None = None
+        self.result_title = ""  # the first pane's title while a result is drawn
         self.rect = QRectF(0, 0, 1, 1)
         self._build()
         session.dataChanged.connect(self._on_data)
@@ -174,26 +165,27 @@ class CtView(QWidget):
                     return c, w
         except (TypeError, ValueError):
             pass
-        for name in ("Soft tissue", "Mediastinum", "Abdomen"):
-            if name in self.presets:
-                return self.presets[name]
-        return 40.0, 400.0
+        return preset(DEFAULT_WINDOW)
 
     def _on_result(self, task: str) -> None:
-        if task != "reconstruct" or self.volume is None:
-            return
-        res = self.session.results[task].result
-        rec = np.asarray(res.reconstruction.array, np.float32)
-        ano = np.asarray(res.anomaly.array, np.float32)
+        entry = self.session.results.get(task)
+        if entry is not None and self.volume is not None:
+            presenter_for(entry.result).draw_ct(self, entry)
+
+    def show_reconstruction(self, recon, anomaly, mask=None, *, title: str = "") -> None:
+        """The reconstruction (HU) and its anomaly map (calibrated scale) as layers; enables Compare."""
+        rec = np.asarray(recon, np.float32)
+        ano = np.asarray(anomaly, np.float32)
         self.recon = rec[None] if rec.ndim == 2 else rec
         self.anomaly = ano[None] if ano.ndim == 2 else ano
-        mask = res.anomaly.mask
         self.anomaly_mask = None if mask is None else (mask[None] if mask.ndim == 2 else mask)
+        self.result_title = title
         self.compare_box.setEnabled(True)
         self._redraw()
 
     def _clear_results(self) -> None:
         self.recon = self.anomaly = self.anomaly_mask = None
+        self.result_title = ""
         self.compare_box.setChecked(False)
         self.compare_box.setEnabled(False)
         self.heat.clear()
@@ -300,10 +292,4 @@ class CtView(QWidget):
         self.panes[1].set_info(f"W {self.width:.0f}  L {self.level:.0f}")
         self.panes[2].set_info("0 … 2 (calibrated)" + (f"   slice max {float(np.nanmax(ano)):.2f}"
                                                       if ano is not None and ano.size else ""))
-        e = self.session.results.get("reconstruct")
-        if e is not None:
-            stats = getattr(e.result.anomaly, "stats", {}) or {}
-            extra = f"  max {stats['max']:.2f}" if "max" in stats else ""
-            self.panes[0].set_title(f"Original + anomaly ({e.model}){extra}")
-        else:
-            self.panes[0].set_title("Original")
+        self.panes[0].set_title(self.result_title or "Original")

@@ -16,10 +16,11 @@ from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QToolButton, QWidget
 
+from desktop.presenters import presenter_for
 from desktop.session import Session
 from desktop.views.image_pane import ImagePane, lay_out_compare
 from desktop.views.overlays import downsample_for_display, gray_rgb, heat_rgba
-from desktop.views.scale_bars import nice_length
+from desktop.views.scales import nice_length
 
 __all__ = ["SlideView", "ScaleBar", "nice_length", "choose_level"]
 
@@ -171,25 +172,26 @@ class SlideView(QWidget):
 
     def _on_result(self, task: str) -> None:
         entry = self.session.results.get(task)
-        if self.image is None or entry is None:
-            return
-        res = entry.result
-        if task == "detect-nuclei":
-            xy = np.asarray(res.xy, float).reshape(-1, 2)
-            self.markers.setData(pos=xy) if len(xy) else self.markers.clear()
-            self.markers.setVisible(self.session.overlay.show_markers)
-        elif task == "reconstruct":
-            self.anomaly = np.asarray(res.anomaly.array, np.float32)
-            if self.anomaly.ndim == 3:
-                self.anomaly = self.anomaly.max(axis=-1) if self.anomaly.shape[-1] <= 4 else self.anomaly[0]
-            rec = np.asarray(res.reconstruction.array)
-            rec, _ = downsample_for_display(rec)
-            if rec.dtype != np.uint8:
-                rec = np.clip(rec * (255.0 if rec.max() <= 1.5 else 1.0), 0, 255).astype(np.uint8)
-            self.recon_item.setImage(np.ascontiguousarray(rec), autoLevels=False, levels=(0, 255))
-            self._fit_item(self.recon_item)
-            self.compare_box.setEnabled(True)
-            self._draw_overlay()
+        if self.image is not None and entry is not None:
+            presenter_for(entry.result).draw_slide(self, entry)
+
+    def show_markers(self, xy: np.ndarray) -> None:
+        """Markers at ``(N, 2)`` level-0 pixels (x = column, y = row)."""
+        self.markers.setData(pos=xy) if len(xy) else self.markers.clear()
+        self.markers.setVisible(self.session.overlay.show_markers)
+
+    def show_reconstruction(self, recon, anomaly) -> None:
+        """The anomaly heat-map (calibrated scale) and the reconstruction (RGB) as layers; enables Compare."""
+        self.anomaly = np.asarray(anomaly, np.float32)
+        if self.anomaly.ndim == 3:
+            self.anomaly = self.anomaly.max(axis=-1) if self.anomaly.shape[-1] <= 4 else self.anomaly[0]
+        rec, _ = downsample_for_display(np.asarray(recon))
+        if rec.dtype != np.uint8:
+            rec = np.clip(rec * (255.0 if rec.max() <= 1.5 else 1.0), 0, 255).astype(np.uint8)
+        self.recon_item.setImage(np.ascontiguousarray(rec), autoLevels=False, levels=(0, 255))
+        self._fit_item(self.recon_item)
+        self.compare_box.setEnabled(True)
+        self._draw_overlay()
 
     def _clear_results(self) -> None:
         self.markers.clear()

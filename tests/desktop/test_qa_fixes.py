@@ -6,7 +6,7 @@ import numpy as np
 
 def test_beat_scores_below_zero_stay_visible(qtbot):
     """Beat scores are centred on normal beats, so many are negative; the track must show them."""
-    from desktop.views.signal_tracks import ScoreTrack
+    from desktop.views.signal.tracks import ScoreTrack
 
     track = ScoreTrack()
     qtbot.addWidget(track)
@@ -148,7 +148,7 @@ def test_annotation_labels_sit_beside_their_line(qtbot):
     """Labels were centred on the line: struck through, and cut in half at the start of a page."""
     import inspect
 
-    from desktop.views.signal_layers import annotation_lines
+    from desktop.views.signal.layers import annotation_lines
     from engine.data import Annotation
 
     fields = inspect.signature(Annotation).parameters

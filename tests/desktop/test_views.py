@@ -9,7 +9,7 @@ from PySide6.QtCore import Qt
 from desktop.session import OverlaySettings
 from desktop.views.ct_view import orientation_labels
 from desktop.views.overlays import heat_rgba, lut
-from desktop.views.signal_filters import FilterSettings, apply_display_filters, envelope_job, robust_scale
+from desktop.views.signal.filters import FilterSettings, apply_display_filters, envelope_job, robust_scale
 from desktop.views.slide_view import TILE, choose_level, nice_length
 
 
@@ -123,7 +123,7 @@ def test_slide_view_reads_only_visible_tiles(qtbot, window):
 
 
 def test_amplitude_bar_known_answers():
-    from desktop.views.scale_bars import BAR_LANE_FRACTION, amplitude_bar
+    from desktop.views.signal.scale_bars import BAR_LANE_FRACTION, amplitude_bar
 
     assert amplitude_bar(0.25) == 2.0  # 0.5 lane / 0.25 per mV = 2 mV exactly
     assert amplitude_bar(0.3) == 1.0  # 1.67 mV fits -> 1 mV
@@ -154,7 +154,7 @@ def test_signal_lanes_carry_calibration_bars(qtbot, window, data_dir, errors):
 
 
 def test_ecg_paper_grid_times_known_answers():
-    from desktop.views.scale_bars import paper_grid_times
+    from desktop.views.signal.scale_bars import paper_grid_times
 
     major, minor = paper_grid_times(10.0, 11.0, 500.0)  # 1 s page, 500 px/s: both levels readable
     assert major == pytest.approx([10.0, 10.2, 10.4, 10.6, 10.8, 11.0])

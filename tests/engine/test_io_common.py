@@ -104,7 +104,8 @@ def corrupted_inputs(data_dir: Path, tmp: Path) -> dict[str, Path]:
     # truncated
     cases["truncated-dicom"] = _truncate(ct, tmp / "trunc.dcm", 0.4)
     cases["truncated-png"] = _truncate(png, tmp / "trunc.png", 0.5)
-    cases["truncated-edf"] = _truncate(edf, tmp / "trunc.edf", 0.5)
+    # an EDF cut inside its first data record (one cut later is read up to its last complete record)
+    cases["truncated-edf"] = _truncate(edf, tmp / "trunc.edf", (256 * 65 + 5000) / edf.stat().st_size)
     d = tmp / "wfdb_trunc"; d.mkdir()
     rec = _copy_record(data_dir, "100", d)
     _truncate(rec.with_suffix(".dat"), rec.with_suffix(".dat"), 0.3)

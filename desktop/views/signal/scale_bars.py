@@ -1,5 +1,5 @@
-"""Physical scale references for the viewers: 1/2/5 lengths, per-lane amplitude calibration bars
-and the ECG paper time grid.
+"""Physical scale references for the signal viewer: per-lane amplitude calibration bars and the
+ECG paper time grid.
 
 Each signal lane shows a vertical bar of a round amplitude (``1 mV``, ``50 µV`` ...) drawn with the
 lane's own display factor, the calibration pulse of a paper ECG or EEG: the reader can judge
@@ -15,7 +15,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QFont
 
-__all__ = ["nice_length", "amplitude_bar", "calibration_items", "BAR_LANE_FRACTION", "paper_grid_times",
+from desktop.views.scales import nice_length
+
+__all__ = ["amplitude_bar", "calibration_items", "BAR_LANE_FRACTION", "paper_grid_times",
            "paper_grid_items", "ECG_MAJOR_S", "ECG_MINOR_S"]
 
 #: The bar is at most this fraction of a lane (lanes are 1 plot unit apart).
@@ -25,17 +27,6 @@ ECG_MAJOR_S = 0.2
 ECG_MINOR_S = 0.04
 #: A grid level is drawn only when its lines are at least this many screen pixels apart.
 MIN_GRID_PX = 4.0
-
-
-def nice_length(target: float) -> float:
-    """The 1/2/5 x 10^k value closest below *target* (for scale bars)."""
-    if not target > 0 or not math.isfinite(target):
-        return 0.0
-    exp = math.floor(math.log10(target))
-    for m in (5, 2, 1):
-        if m * 10 ** exp <= target:
-            return m * 10 ** exp
-    return 10 ** exp
 
 
 def amplitude_bar(factor: float) -> float:

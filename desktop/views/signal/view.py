@@ -13,12 +13,13 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QListWidget, QListWidgetItem, QSplitter, QVBoxLayout, QWidget
 
 from desktop.jobs import JobRunner
+from desktop.presenters import presenter_for
 from desktop.session import Session
-from desktop.views.scale_bars import calibration_items, paper_grid_items
-from desktop.views.signal_filters import PAD_SECONDS, FilterSettings, apply_display_filters, envelope_job, robust_scale
-from desktop.views.signal_layers import annotation_lines, draw_heat, fmt_time, replace_items
-from desktop.views.signal_toolbar import WINDOW_CHOICES, build_toolbar
-from desktop.views.signal_tracks import OverviewStrip, ScoreTrack
+from desktop.views.signal.filters import PAD_SECONDS, FilterSettings, apply_display_filters, envelope_job, robust_scale
+from desktop.views.signal.layers import annotation_lines, draw_heat, fmt_time, replace_items
+from desktop.views.signal.scale_bars import calibration_items, paper_grid_items
+from desktop.views.signal.toolbar import WINDOW_CHOICES, build_toolbar
+from desktop.views.signal.tracks import OverviewStrip, ScoreTrack
 
 __all__ = ["SignalView", "WINDOW_CHOICES"]
 
@@ -182,35 +183,29 @@ class SignalView(QWidget):
         entry = self.session.results.get(task)
         if self.signal is None or entry is None:
             return
-        res, sf = entry.result, self.signal.sfreq
-        if task == "denoise":
-            self.overlay_signal, self.overlay_name = res.signal, "denoised"
-        elif task == "reconstruct":
-            self.overlay_signal, self.overlay_name = np.asarray(res.reconstruction.array), "reconstruction"
-            a = np.asarray(res.anomaly.array, np.float32)
-            self.anomaly = a if a.ndim == 2 else a[None]
-            # the track shows the mean over channels (the lanes show each channel's own map)
-            a = self.anomaly.mean(axis=0)
-            t = (np.arange(a.size) + 0.5) * (self.signal.n_samples / a.size) / sf
-            self.scores.show_anomaly(t, a, self.session.overlay.threshold)
-            self.scores.setLabel("left", "anomaly (mean)")
-            self.scores.setVisible(True)
-            step = max(1, a.size // 4000)
-            self.hot_times = t[::step][a[::step] >= max(1.0, self.session.overlay.threshold)]
-        elif task == "score-beats":
-            t = np.asarray(res.sample, float) / sf
-            score = np.asarray(res.score, float)
-            self.scores.show_beats(t, score, res.threshold)
-            self.scores.setVisible(True)
-            self.hot_times = t[score >= res.threshold] if res.threshold is not None else np.zeros(0)
-        elif task == "score-segments":
-            t0, t1 = np.asarray(res.start, float) / sf, np.asarray(res.stop, float) / sf
-            label = np.asarray(res.label).astype(bool)
-            self.scores.show_segments(t0, t1, np.asarray(res.score, float), label, res.threshold)
-            self.scores.setVisible(True)
-            self.hot_times = (t0[label] + t1[label]) / 2
+        presenter_for(entry.result).draw_signal(self, entry)
         self.overview.set_hot(self.hot_times)
         self._redraw()
+
+    def show_trace(self, source, name: str) -> None:
+        """Draw *source* (a Signal or a ``(channels, samples)`` array) in red over the traces as *name*."""
+        self.overlay_signal, self.overlay_name = source, name
+
+    def show_anomaly(self, anomaly: np.ndarray) -> None:
+        """Per-channel anomaly (calibrated scale) behind the lanes, its channel mean on the score track."""
+        self.anomaly = anomaly if anomaly.ndim == 2 else anomaly[None]
+        # the track shows the mean over channels (the lanes show each channel's own map)
+        a = self.anomaly.mean(axis=0)
+        t = (np.arange(a.size) + 0.5) * (self.signal.n_samples / a.size) / self.signal.sfreq
+        self.scores.show_anomaly(t, a, self.session.overlay.threshold)
+        self.scores.setLabel("left", "anomaly (mean)")
+        step = max(1, a.size // 4000)
+        self.show_hot(t[::step][a[::step] >= max(1.0, self.session.overlay.threshold)])
+
+    def show_hot(self, times: np.ndarray) -> None:
+        """Show the score track, with *times* (s) marked as hot on the overview strip."""
+        self.scores.setVisible(True)
+        self.hot_times = times
 
     def _clear_results(self) -> None:
         self.overlay_signal, self.overlay_name = None, ""

@@ -23,7 +23,7 @@ def filter_box(name: str, choices, tip: str, on_change) -> QComboBox:
 
 
 def build_toolbar(view) -> QHBoxLayout:
-    """Make the tool bar of the :class:`~desktop.views.signal_view.SignalView` *view*."""
+    """Make the tool bar of the :class:`~desktop.views.signal.SignalView` *view*."""
     bar = QHBoxLayout()
     bar.setContentsMargins(4, 2, 4, 2)
 
