@@ -55,6 +55,13 @@ class Presenter(ABC):
     def summary(self, result, data) -> list[str]:
         """The result's own lines of the results panel's summary (model and time follow them)."""
 
+    def engine_summary(self, result, data) -> dict:
+        """The task's own summary of *result* (:func:`engine.tasks.TaskSpec.summarizer`): the one the
+        summary JSON and the CLI print, so the panel's figures are the same numbers."""
+        from engine.tasks import task_for_result
+
+        return task_for_result(result).summarizer()(result, data)
+
     def status(self, result, data) -> str:
         """The status-bar message when the result arrives."""
         return self.summary(result, data)[0]

@@ -12,9 +12,9 @@ class BeatScoresPresenter(Presenter):
     result_type = BeatScores
 
     def summary(self, result, data) -> list[str]:
-        thr = result.threshold
-        hot = int(np.sum(np.asarray(result.score) >= thr)) if thr is not None else 0
-        return [f"Beats: {len(result.score)}; above threshold: {hot}" + threshold_note(thr)]
+        s = self.engine_summary(result, data)
+        return [f"Beats: {s['n_beats']}; above threshold: {s['n_above_threshold'] or 0}"
+                + threshold_note(result.threshold)]
 
     def table(self, result, data) -> ResultTable | None:
         if not len(result.score):
@@ -30,7 +30,7 @@ class BeatScoresPresenter(Presenter):
         t = np.asarray(r.sample, float) / view.signal.sfreq
         score = np.asarray(r.score, float)
         view.scores.show_beats(t, score, r.threshold)
-        view.show_hot(t[score >= r.threshold] if r.threshold is not None else np.zeros(0))
+        view.show_hot(t[score > r.threshold] if r.threshold is not None else np.zeros(0))  # as the summary counts
 
     def framing(self, result, data) -> Framing:
         if not len(result.score):

@@ -124,3 +124,16 @@ def test_no_desktop_module_chooses_a_display_by_task_name():
             for p in sorted(DESKTOP.rglob("*.py")) for i, line in enumerate(p.read_text().splitlines(), 1)
             if pattern.search(line)]
     assert hits == []
+
+
+def test_panel_counts_are_the_engine_summary_numbers():
+    """A beat scoring exactly the threshold is not 'above' it, in the panel as in the summary JSON."""
+    from desktop.presenters import presenter_for
+    from engine.tasks.score_beats import summarize
+
+    data = Signal.from_array(np.zeros((1, 3600)), sfreq=360.0, modality="ecg")
+    beats = BeatScores(np.array([100, 1000, 2000]), ("N", "V", "N"), np.array([0.5, 0.9, 0.2], np.float32),
+                       "ecg-test", "b" * 64, threshold=0.5)
+    line = presenter_for(beats).summary(beats, data)[0]
+    assert summarize(beats, data)["n_above_threshold"] == 1
+    assert line == "Beats: 3; above threshold: 1 (threshold 0.5)"
