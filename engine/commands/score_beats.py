@@ -12,12 +12,16 @@ def register(sub) -> None:
     p.add_argument("--no-rr", action="store_true", help="morphology only: leave out the RR-prematurity term")
     p.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when available)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--formats", default=None, metavar="LIST",
+                   help="csv (default; always written) and/or annotations: the scores as a WFDB annotation "
+                        "file (<record>.latent) or an EDF+/BDF+ copy with them as annotations")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from engine.commands._progress import report, run_with_bar
+    from engine.export.signal_annotations import check_score_formats
     from engine.io import opened
     from engine.tasks.score_beats import score_beats_task, summarize, write_beat_scores
 
@@ -25,9 +29,10 @@ def run(args) -> int:
     if args.sfreq is not None:
         opts["sfreq"] = args.sfreq
     with opened(args.record, **opts) as data:
+        check_score_formats(args.formats, data)  # before the run, not after it
         result = run_with_bar("score-beats", score_beats_task(data, model=args.model, device=args.device,
                                                               channel=args.channel, use_rr=not args.no_rr))
-        paths = write_beat_scores(result, data, args.out)
+        paths = write_beat_scores(result, data, args.out, args.formats)
         summary = summarize(result, data)
     report(args.json, summary, paths, lambda: [
         f"model:    {result.model} (sha256 {result.sha256[:16]}…)",

@@ -11,17 +11,22 @@ def register(sub) -> None:
     p.add_argument("--model", default=None, help="bundled model name or .safetensors file (default: eeg-seizure)")
     p.add_argument("--device", default=None, help="cpu or cuda")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--formats", default=None, metavar="LIST",
+                   help="csv (default; always written) and/or annotations: the scores as a WFDB annotation "
+                        "file (<record>.latent) or an EDF+/BDF+ copy with them as annotations")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from engine.commands._progress import report, run_with_bar
+    from engine.export.signal_annotations import check_score_formats
     from engine.tasks.score_segments import read_segments, score_segments_task, summarize, write_segment_scores
 
     datas = read_segments(args.files, sfreq=args.sfreq, model=args.model)
+    check_score_formats(args.formats, datas)  # before the run, not after it
     result = run_with_bar("score-segments", score_segments_task(datas, model=args.model, device=args.device))
-    paths = write_segment_scores(result, datas, args.out)
+    paths = write_segment_scores(result, datas, args.out, args.formats)
     summary = summarize(result, datas)
     report(args.json, summary, paths, lambda: [
         f"model:    {result.model} (sha256 {result.sha256[:16]}…)  threshold {result.threshold}",

@@ -13,7 +13,11 @@ from engine.data import Annotation, Signal
 from engine.results import BeatScores, SegmentScores
 
 __all__ = ["score_annotations", "anomaly_runs", "write_wfdb_annotations", "write_edf_annotations",
-           "WFDB_EXTENSION", "ANOMALY_THRESHOLD"]
+           "write_score_annotations", "SCORE_FORMATS", "check_score_formats", "WFDB_EXTENSION",
+           "ANOMALY_THRESHOLD"]
+
+#: ``--formats`` of the scoring tasks: the CSV table (default) and annotations in the input's family.
+SCORE_FORMATS = ("csv", "annotations")
 
 #: WFDB annotator (file extension) for Latent's scores; ``wfdb.rdann(record, "latent")`` reads it.
 WFDB_EXTENSION = "latent"
@@ -48,11 +52,11 @@ def score_annotations(scores, sfreq: float) -> list[Annotation]:
             out.append(Annotation(onset=int(s) / sf, duration=0.0, sample=int(s),
                                   description=f"beat {sym or '?'} score={float(v):.4g}{flag}"))
     elif isinstance(scores, SegmentScores):
-        names = scores.names or ("segment",) * len(scores.score)
-        for a, b, v, lab, nm in zip(np.asarray(scores.start), np.asarray(scores.stop),
-                                    np.asarray(scores.score), np.asarray(scores.label), names):
+        # "segment", not the segment's file name: names are input paths, which may identify the patient
+        for a, b, v, lab in zip(np.asarray(scores.start), np.asarray(scores.stop),
+                                np.asarray(scores.score), np.asarray(scores.label)):
             out.append(Annotation(onset=int(a) / sf, duration=(int(b) - int(a)) / sf, sample=int(a),
-                                  description=f"{nm} score={float(v):.4g}{' abnormal' if int(lab) else ''}"))
+                                  description=f"segment score={float(v):.4g}{' abnormal' if int(lab) else ''}"))
     else:
         for a, b, v in anomaly_runs(np.asarray(scores)):
             out.append(Annotation(onset=a / sf, duration=(b - a) / sf, sample=a,
@@ -114,3 +118,35 @@ def write_npy(array: np.ndarray, dest: str | os.PathLike) -> Path:
         with open(tmp, "wb") as fh:
             np.save(fh, np.asarray(array, np.float32))
     return Path(dest)
+
+
+def check_score_formats(formats, data) -> tuple[str, ...]:
+    """The validated ``--formats`` of a scoring task (None: ``("csv",)``); annotations need WFDB or EDF/BDF input."""
+    from engine.errors import LatentError
+
+    if formats is None:
+        return ("csv",)
+    names = [f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
+    bad = [f for f in names if f not in SCORE_FORMATS]
+    if bad or not names:
+        what = f"unknown output format {bad[0]!r}" if bad else "no output format given"
+        raise LatentError(f"{what}; valid for scores: {', '.join(SCORE_FORMATS)}")
+    if "annotations" in names:
+        for d in ([data] if isinstance(data, Signal) else list(data)):
+            fmt = str(d.metadata.get("format", "")).upper()
+            if not (fmt.startswith("WFDB") or fmt in ("EDF", "BDF")):
+                raise LatentError(f"format 'annotations' needs a WFDB or EDF/BDF recording; {d.path} is "
+                                  f"{fmt or 'a headerless file'}")
+    return tuple(dict.fromkeys(names))
+
+
+def write_score_annotations(scores, data: Signal, out_dir: str | os.PathLike, stem: str) -> list[Path]:
+    """*scores* as annotations in the input's family: ``<stem>.latent`` (WFDB annotator, read with
+    ``wfdb.rdann(record, "latent")``) beside a WFDB record, or ``<stem>_scores.edf`` / ``.bdf``
+    (the recording as EDF+ / BDF+ with the scores as its annotations) for EDF/BDF input."""
+    anns = score_annotations(scores, data.sfreq)
+    fmt = str(data.metadata.get("format", "")).upper()
+    if fmt.startswith("WFDB"):
+        return [write_wfdb_annotations(anns, data.sfreq, out_dir, stem)]
+    ext = "bdf" if fmt == "BDF" else "edf"
+    return [write_edf_annotations(data, anns, Path(out_dir) / f"{stem}_scores.{ext}")]

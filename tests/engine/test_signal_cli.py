@@ -89,3 +89,29 @@ def test_cli_errors_are_one_line(tmp_path):
     bad.write_text("1\n2\nthree\n")
     r = _cli("score-segments", bad, "--out", tmp_path)
     assert r.returncode == 2 and "bad.txt" in r.stderr
+
+
+@pytest.mark.slow
+def test_score_beats_writes_wfdb_annotations_viewers_read(short_record, tmp_path):
+    import wfdb
+
+    rec, _, beats = short_record
+    r = _cli("score-beats", rec, "--device", "cpu", "--out", tmp_path, "--formats", "csv,annotations", "--json")
+    assert r.returncode == 0, r.stderr
+    with open(tmp_path / "r119.beats.csv", newline="") as fh:
+        rows = list(csv.reader(fh))[1:]
+    ann = wfdb.rdann(str(tmp_path / "r119"), "latent")
+    assert list(ann.sample) == [int(x[0]) for x in rows]
+    for note, row in zip(ann.aux_note, rows):
+        assert note.startswith(f"beat {row[1]} score=") and (not row[2] or abs(float(note.split("=")[1].split()[0])
+                                                                                - float(row[2])) < 1e-3 * abs(float(row[2])) + 1e-4)
+    assert str(tmp_path / "r119.latent") in json.loads(r.stdout)["files"]
+
+
+def test_annotations_need_a_recording_format_and_are_refused_before_the_run(data_dir, tmp_path):
+    z = data_dir / "eeg" / "bonn" / "A_Z" / "Z010.txt"
+    r = _cli("score-segments", z, "--out", tmp_path, "--formats", "annotations")
+    assert r.returncode == 2 and "WFDB or EDF/BDF" in r.stderr and "Z010.txt" in r.stderr
+    assert not any(tmp_path.iterdir())
+    r = _cli("score-segments", z, "--out", tmp_path, "--formats", "csv,xml")
+    assert r.returncode == 2 and "unknown output format 'xml'" in r.stderr

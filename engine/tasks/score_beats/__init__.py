@@ -210,10 +210,16 @@ def score_beats_task(data: Signal, *, model=None, device=None, channel: int = 0,
                       threshold=score_cfg.get("threshold"), params=params)
 
 
-def write_beat_scores(result: BeatScores, data: Signal, out_dir: str | os.PathLike) -> list[Path]:
-    """Write ``<record>.beats.csv`` (``sample,symbol,score``) and ``<record>.beats.summary.json``."""
-    from engine._shared.files import atomic_path, stem_of, write_json_atomic
+def write_beat_scores(result: BeatScores, data: Signal, out_dir: str | os.PathLike, formats=None) -> list[Path]:
+    """Write ``<record>.beats.csv`` (``sample,symbol,score``) and ``<record>.beats.summary.json``.
 
+    The CSV is always written; *formats* with ``annotations`` adds the scores as annotations
+    viewers show (:func:`engine.export.signal_annotations.write_score_annotations`).
+    """
+    from engine._shared.files import atomic_path, stem_of, write_json_atomic
+    from engine.export.signal_annotations import check_score_formats, write_score_annotations
+
+    formats = check_score_formats(formats, data)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = stem_of(data.path)
@@ -224,8 +230,9 @@ def write_beat_scores(result: BeatScores, data: Signal, out_dir: str | os.PathLi
             w.writerow(["sample", "symbol", "score"])
             for s, sym, sc in zip(result.sample, result.symbol, result.score):
                 w.writerow([int(s), sym, "" if not np.isfinite(sc) else f"{float(sc):.6g}"])
+    extra = write_score_annotations(result, data, out_dir, stem) if "annotations" in formats else []
     js = write_json_atomic(out_dir / f"{stem}.beats.summary.json", summarize(result, data))
-    return [csv_path, js]
+    return [csv_path, *extra, js]
 
 
 def summarize(result: BeatScores, data: Signal, *, outputs=()) -> dict:

@@ -24,6 +24,7 @@ Headerless text files (the Bonn set) store no rate: :func:`read_segments` uses
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import os
 import time
@@ -197,11 +198,14 @@ def score_segments_task(data, *, model=None, device=None, method: str = "auto",
                          threshold=thr, names=tuple(os.fspath(datas[i].path) for i in idx), params=params)
 
 
-def write_segment_scores(result: SegmentScores, data, out_dir: str | os.PathLike) -> list[Path]:
+def write_segment_scores(result: SegmentScores, data, out_dir: str | os.PathLike, formats=None) -> list[Path]:
     """Write ``segments.csv`` (``file,score,seizure``: one row per file, the maximum over its
     windows), ``windows.csv`` when a file had several windows (``file,start_s,stop_s,score,label``)
     and ``segments.summary.json``."""
-    from engine._shared.files import atomic_path, write_json_atomic
+    from engine.export.signal_annotations import check_score_formats, write_score_annotations
+
+    formats = check_score_formats(formats, data)
+    from engine._shared.files import atomic_path, stem_of, write_json_atomic
 
     datas = _as_list(data)
     out_dir = Path(out_dir)
@@ -226,7 +230,16 @@ def write_segment_scores(result: SegmentScores, data, out_dir: str | os.PathLike
                     fs = datas[i].sfreq
                     w.writerow([os.fspath(datas[i].path), f"{a / fs:.3f}", f"{b / fs:.3f}", f"{s:.6g}", int(lab)])
         written.append(win)
-    written.append(write_json_atomic(out_dir / "segments.summary.json", summarize(result, datas)))
+    if "annotations" in formats:  # the CSV files are always written
+        idx = _file_index(result)
+        for i, d in enumerate(datas):
+            keep = idx == i
+            part = dataclasses.replace(result, start=result.start[keep], stop=result.stop[keep],
+                                       score=result.score[keep], label=result.label[keep],
+                                       names=tuple(np.asarray(result.names, dtype=object)[keep])
+                                       if len(result.names) == len(keep) else ())
+            written += write_score_annotations(part, d, out_dir, stem_of(d.path))
+    written.append(write_json_atomic(out_dir / "segments.summary.json", summarize(result, datas, outputs=written)))
     return written
 
 
@@ -252,7 +265,8 @@ def _per_file(result: SegmentScores, datas) -> list[tuple[str, float, int]]:
 def summarize(result: SegmentScores, data, *, outputs=()) -> dict:
     """Provenance, file count and seizure-like files of one scoring run; the outputs it writes."""
     datas = _as_list(data)
-    names = ["segments.csv"] + (["windows.csv"] if len(result.score) > len(datas) else [])
+    names = [Path(p).name for p in outputs] or (["segments.csv"] + (["windows.csv"] if len(result.score) > len(datas)
+                                                                      else []))
     return {"task": "score-segments", "model": result.model, "sha256": result.sha256,
             "threshold": result.threshold, "n_files": len(datas),
             "n_seizure_files": int(sum(p[2] for p in _per_file(result, datas))),
