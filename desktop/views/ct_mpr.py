@@ -135,4 +135,4 @@ def slice_position(image, axis: int, index: int) -> str:
         p = np.asarray(positions[index], float)
     else:
         p = np.asarray(origin, float) + index * step * normals[axis]
-    return f"{'xyz'[main]} {float(p @ n) + 0.0:.1f} mm"
+    return f"{'xyz'[main]} {round(float(p @ n), 1) + 0.0:.1f} mm"  # + 0.0: no "-0.0"

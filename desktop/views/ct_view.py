@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QRectF, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
 
 from desktop.presenters import presenter_for
@@ -117,6 +117,7 @@ class CtView(QWidget):
             pane.vb.windowDrag.connect(self._on_window_drag)
             pane.vb.wheelStep.connect(lambda step: self.set_slice(self.index + step))
             pane.hoveredPoint.connect(self._on_hover)
+            pane.view.installEventFilter(self)  # the mouse leaving ends the read-out
         main = self.panes[0]
         main.vb.addItem(self.heat)
         main.vb.measureDrag.connect(self._on_measure)
@@ -152,6 +153,7 @@ class CtView(QWidget):
         for i, name in enumerate(self.plane_names):
             self.plane_box.setItemText(i, name)
         self.banner.show_skipped(md.get("skipped"), vol.shape[0])
+        self.plane_box.setEnabled(vol.shape[0] > 1)  # one slice has no reformat to show
         self._cursor = [n // 2 for n in vol.shape]
         self.axis, self.index = 0, self._cursor[0]
         self.set_plane(0)
@@ -283,6 +285,11 @@ class CtView(QWidget):
             self.rulers.clear(plane_only=True)
         else:
             super().keyPressEvent(ev)
+
+    def eventFilter(self, obj, ev):  # noqa: N802 - Qt override
+        if ev.type() == QEvent.Type.Leave:
+            self._hover = None
+        return False
 
     def _on_hover(self, x: float, y: float) -> None:
         if self.volume is None:

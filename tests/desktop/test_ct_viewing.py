@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtWidgets import QApplication
 
 LIDC = ("ct", "lidc_idri", "LIDC-IDRI-0001")
 
@@ -70,6 +71,11 @@ def test_hover_read_out_follows_the_slice_after_key_paging(view, lidc, qtbot):
     assert len(msgs) > n, "no new read-out after paging"
     assert msgs[-1].startswith("slice 49 ") and f"row {row}  col {col}" in msgs[-1]
     assert f"{lidc.array[48, row, col]:.0f} HU" in msgs[-1]
+    # once the mouse has left the image, paging gives no read-out of a point no longer pointed at
+    QApplication.sendEvent(view.panes[0].view, QEvent(QEvent.Type.Leave))
+    n = len(msgs)
+    qtbot.keyClick(view, Qt.Key.Key_Down)
+    assert len(msgs) == n and view.index == 49
 
 
 def test_window_drag_step_is_proportional_to_the_width(view):
@@ -83,6 +89,20 @@ def test_window_drag_step_is_proportional_to_the_width(view):
     assert dw_wide / dw_narrow == pytest.approx(20.0) and dl_wide / dl_narrow == pytest.approx(20.0)
     assert dw_wide <= 5.0 and dl_wide <= 5.0, "a one-pixel drag must not jump tens of HU"
     assert dl_narrow > 0  # up raises the level
+
+
+def test_slice_position_without_patient_geometry_is_the_distance_from_the_first():
+    from desktop.views.ct_mpr import slice_position
+    from engine.data import Image
+
+    vol = np.zeros((40, 4, 4), np.float32)
+    plain = Image(modality="ct", shape=vol.shape, spacing=(2.5, 1.0, 1.0), units="HU", path="<array>", array=vol)
+    assert slice_position(plain, 0, 38) == "+95.0 mm from first"
+    placed = Image(modality="ct", shape=vol.shape, spacing=(2.5, 1.0, 1.0), units="HU", path="<array>", array=vol,
+                   origin=(-0.04, 10.0, -32.5), direction=(1, 0, 0, 0, 1, 0),
+                   metadata={"slice_direction": (0.0, 0.0, -1.0)})
+    assert slice_position(placed, 0, 38) == "z -127.5 mm"  # no plane_positions: origin + k x gap
+    assert slice_position(placed, 2, 0) == "x 0.0 mm" and slice_position(placed, 1, 2) == "y 12.0 mm"
 
 
 def test_ct_view_has_a_scale_bar_in_mm(view, qtbot):
