@@ -110,7 +110,7 @@ def test_ruler_measures_a_distance_in_mm(view, lidc, qtbot):
     px_mm = view.panes[0].vb.viewPixelSize()[0]  # the ends land on whole screen pixels
     assert m.length_mm == pytest.approx(100 * dx, abs=2 * px_mm)
     assert msgs[-1] == f"Distance {m.length_mm:.1f} mm"
-    line, label = m.items
+    _line, label = m.items
     assert label.isVisible() and label.toPlainText() == f"{m.length_mm:.1f} mm"
     # another slice does not show it; its own slice does
     qtbot.keyClick(view, Qt.Key.Key_Down)
