@@ -58,7 +58,8 @@ class AboutDialog(QDialog):
 
 #: Help › Mouse and keys
 HELP_TEXT = """CT: wheel or Up/Down/PageUp/PageDown = slice; right-drag = window (left/right) and level (up/down);
-Ctrl+wheel = zoom; left-drag = pan; W/L tool makes left-drag adjust window/level; presets in the combo box.
+Ctrl+wheel = zoom; left-drag = pan; W/L tool makes left-drag adjust window/level; presets in the combo box;
+plane box = axial / coronal / sagittal; Ruler tool: left-drag measures in mm, Delete removes the slice's rulers.
 Slides: wheel = zoom; left-drag = pan; Fit / 1:1 buttons; click a nucleus in the Results table to centre on it.
 Signals: Left/Right or PageUp/PageDown = page; Home/End; +/- = gain of the selected channels (all if none);
 tick channels in the list to show them; HP/LP/Notch filters affect the display only; click the overview to jump.

@@ -1,22 +1,30 @@
-"""CT slice view: window/level by mouse and presets, HU under the cursor, slice scrolling,
-zoom and pan, orientation labels, and the reconstruction / anomaly layers.
+"""CT slice view: axial, coronal and sagittal planes (multi-planar reformat), window/level by
+mouse and presets, HU under the cursor, a scale bar and a ruler in mm, orientation labels,
+and the reconstruction / anomaly layers.
 
-Mouse: right-drag = window (horizontal) and level (vertical); wheel = slice;
-Ctrl+wheel = zoom; left-drag = pan (or window/level with the W/L tool).
-Keys: Up/Down, PageUp/PageDown, Home/End move through the slices.
+Mouse: right-drag = window (horizontal) and level (vertical), a step proportional to the
+width; wheel = slice; Ctrl+wheel = zoom; left-drag = pan (window/level with the W/L tool,
+a distance with the Ruler tool). Keys: Up/Down, PageUp/PageDown, Home/End move through the
+slices; Delete removes the rulers of the slice shown.
 """
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QRectF, Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider, QToolButton, QWidget
 
 from desktop.presenters import presenter_for
 from desktop.session import Session
+from desktop.views import ct_mpr
+from desktop.views.ct_mpr import orientation_labels
+from desktop.views.ct_notice import SkippedBanner
+from desktop.views.ct_ruler import RulerLayer, format_length
+from desktop.views.ct_window import drag_window, file_window, preset_label, window_presets
 from desktop.views.image_pane import ImagePane, lay_out_compare
 from desktop.views.overlays import gray_rgb, heat_rgba
-from engine.ct_windows import WINDOW_PRESETS, preset
+from desktop.views.slide_view import ScaleBar
+from engine.ct_windows import preset
 
 __all__ = ["CtView", "window_presets", "orientation_labels", "DEFAULT_WINDOW"]
 
@@ -24,54 +32,33 @@ __all__ = ["CtView", "window_presets", "orientation_labels", "DEFAULT_WINDOW"]
 DEFAULT_WINDOW = "mediastinum"
 
 
-def window_presets() -> dict[str, tuple[float, float]]:
-    """The preset box's entries: label -> (level, width) in HU, exactly :data:`engine.ct_windows.WINDOW_PRESETS`."""
-    return {name.capitalize(): (float(lw[0]), float(lw[1])) for name, lw in WINDOW_PRESETS.items()}
-
-
-def _axis_letters(v) -> str:
-    # DICOM patient axes (LPS): +x = Left, +y = Posterior, +z = Head.
-    pos, neg = ("L", "P", "H"), ("R", "A", "F")
-    v = np.asarray(v, float)
-    out = ""
-    for i in np.argsort(-np.abs(v)):
-        if abs(v[i]) < 0.25 or len(out) >= 2:
-            break
-        out += pos[i] if v[i] > 0 else neg[i]
-    return out
-
-
-def orientation_labels(direction) -> dict[str, str]:
-    """Edge labels of an image from its ImageOrientationPatient (row then column cosines).
-
-    >>> orientation_labels((1, 0, 0, 0, 1, 0))
-    {'left': 'R', 'right': 'L', 'top': 'A', 'bottom': 'P'}
-    """
-    if direction is None or len(direction) < 6:
-        return {}
-    row, col = np.asarray(direction[:3], float), np.asarray(direction[3:6], float)
-    return {"left": _axis_letters(-row), "right": _axis_letters(row),
-            "top": _axis_letters(-col), "bottom": _axis_letters(col)}
-
-
 class CtView(QWidget):
-    """Slice viewer for a CT :class:`engine.data.Image` held in a :class:`Session`."""
+    """Slice viewer for a CT :class:`engine.data.Image` held in a :class:`Session`.
+
+    :attr:`axis` is the view plane (the volume axis held fixed: 0 = the acquired slices) and
+    :attr:`index` the slice shown in it.
+    """
 
     statusMessage = Signal(str)
 
     def __init__(self, session: Session, parent: QWidget | None = None):
         super().__init__(parent)
         self.session = session
+        self.data = None
         self.volume: np.ndarray | None = None
         self.spacing = (1.0, 1.0, 1.0)
-        self.index = 0
+        self.axis, self.index = 0, 0
+        self._cursor = [0, 0, 0]  # the slice last shown in each plane
+        self.plane_names = ct_mpr.DEFAULT_NAMES
         self.level, self.width = 40.0, 400.0
+        self.file_window: tuple[float, float] | None = None
         self.presets = window_presets()
         self.recon: np.ndarray | None = None
         self.anomaly: np.ndarray | None = None
         self.anomaly_mask: np.ndarray | None = None
         self.result_title = ""  # the first pane's title while a result is drawn
         self.rect = QRectF(0, 0, 1, 1)
+        self._hover: tuple[float, float] | None = None  # the last point under the mouse (view mm)
         self._build()
         session.dataChanged.connect(self._on_data)
         session.resultAdded.connect(self._on_result)
@@ -80,6 +67,13 @@ class CtView(QWidget):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
     # ---- construction -------------------------------------------------------------
+    def _tool(self, text: str, tip: str, slot, checkable: bool = False) -> QToolButton:
+        b = QToolButton(text=text)
+        b.setToolTip(tip)
+        b.setCheckable(checkable)
+        (b.toggled if checkable else b.clicked).connect(slot)
+        return b
+
     def _build(self) -> None:
         bar = QHBoxLayout()
         bar.setContentsMargins(4, 2, 4, 2)
@@ -88,15 +82,15 @@ class CtView(QWidget):
         self.preset_box.addItems(list(self.presets))
         self.preset_box.setToolTip("Window/level presets (HU). Right-drag on the image to adjust.")
         self.preset_box.activated.connect(self._on_preset)
-        self.wl_tool = QToolButton()
-        self.wl_tool.setText("W/L")
-        self.wl_tool.setCheckable(True)
-        self.wl_tool.setToolTip("Window/level tool: left-drag adjusts window (x) and level (y)")
-        self.wl_tool.toggled.connect(self._on_wl_tool)
-        self.fit_btn = QToolButton()
-        self.fit_btn.setText("Fit")
-        self.fit_btn.setToolTip("Zoom to fit the slice")
-        self.fit_btn.clicked.connect(self.fit)
+        self.plane_box = QComboBox()
+        self.plane_box.addItems(list(self.plane_names))
+        self.plane_box.setToolTip("View plane: the acquired slices or a reformat of the volume")
+        self.plane_box.activated.connect(self.set_plane)
+        self.wl_tool = self._tool("W/L", "Window/level tool: left-drag adjusts window (x) and level (y)",
+                                  self._on_wl_tool, True)
+        self.ruler_tool = self._tool("Ruler", "Ruler: left-drag measures a distance in mm (Delete removes)",
+                                     self._on_ruler_tool, True)
+        self.fit_btn = self._tool("Fit", "Zoom to fit the slice", self.fit)
         self.compare_box = QCheckBox("Compare")
         self.compare_box.setToolTip("Show original, reconstruction and anomaly side by side (linked)")
         self.compare_box.setEnabled(False)
@@ -106,7 +100,7 @@ class CtView(QWidget):
         self.slider.valueChanged.connect(self.set_slice)
         self.slice_label = QLabel("–")
         self.slice_label.setMinimumWidth(70)
-        for w in (self.preset_box, self.wl_tool, self.fit_btn, self.compare_box):
+        for w in (self.preset_box, self.plane_box, self.wl_tool, self.ruler_tool, self.fit_btn, self.compare_box):
             bar.addWidget(w)
         bar.addWidget(QLabel("Slice"))
         bar.addWidget(self.slider, 1)
@@ -123,49 +117,72 @@ class CtView(QWidget):
             pane.vb.windowDrag.connect(self._on_window_drag)
             pane.vb.wheelStep.connect(lambda step: self.set_slice(self.index + step))
             pane.hoveredPoint.connect(self._on_hover)
-        self.panes[0].vb.addItem(self.heat)
+            pane.view.installEventFilter(self)  # the mouse leaving ends the read-out
+        main = self.panes[0]
+        main.vb.addItem(self.heat)
+        main.vb.measureDrag.connect(self._on_measure)
+        self.rulers = RulerLayer(main.vb)
+        self.scale_bar = ScaleBar(main.view)
+        main.scale_bar = self.scale_bar
+        main.vb.sigRangeChanged.connect(self._update_scale_bar)
+        main.vb.sigResized.connect(self._update_scale_bar)
         self.grid = lay_out_compare(self, bar, self.panes)
+        self.banner = SkippedBanner(self)
+        self.layout().insertWidget(1, self.banner)
 
     # ---- data ----------------------------------------------------------------------
     def _on_data(self) -> None:
         data = self.session.data
         if data is None or getattr(data, "modality", None) != "ct":
-            self.volume = None
+            self.volume = self.data = None
+            self.banner.hide()
             return
         vol = np.asarray(data.array)
         if vol.ndim == 2:
             vol = vol[None]
-        self.volume = vol
+        self.data, self.volume = data, vol
         sp = tuple(data.spacing or (1.0, 1.0, 1.0))
         self.spacing = (sp + (1.0, 1.0, 1.0))[:3] if len(sp) >= 3 else (1.0,) + tuple(sp)
         self._clear_results()
-        lvl, wid = self._initial_window(data)
-        self.level, self.width = lvl, wid
-        self.slider.blockSignals(True)
-        self.slider.setRange(0, vol.shape[0] - 1)
-        self.slider.setValue(vol.shape[0] // 2)
-        self.slider.blockSignals(False)
-        self.index = vol.shape[0] // 2
-        # physical extent in mm; applied after every setImage (pyqtgraph scales by the image size)
-        self.rect = QRectF(0, 0, vol.shape[2] * self.spacing[2], vol.shape[1] * self.spacing[1])
-        labels = orientation_labels(data.direction)
-        for pane in self.panes:
-            pane.set_orientation(labels)
-        self._redraw()
-        self.fit()
+        self.rulers.clear()
+        self._hover = None
+        self.file_window = file_window(data)
+        self.level, self.width = self.file_window or preset(DEFAULT_WINDOW)
+        md = getattr(data, "metadata", None) or {}
+        self.plane_names = ct_mpr.plane_names(data.direction, md.get("slice_direction"))
+        for i, name in enumerate(self.plane_names):
+            self.plane_box.setItemText(i, name)
+        self.banner.show_skipped(md.get("skipped"), vol.shape[0])
+        self.plane_box.setEnabled(vol.shape[0] > 1)  # one slice has no reformat to show
+        self._cursor = [n // 2 for n in vol.shape]
+        self.axis, self.index = 0, self._cursor[0]
+        self.set_plane(0)
 
     def _initial_window(self, data) -> tuple[float, float]:
-        md = getattr(data, "metadata", {}) or {}
-        try:
-            c, w = md.get("window_center"), md.get("window_width")
-            if c is not None and w is not None:
-                c = float(c[0] if isinstance(c, (list, tuple)) else c)
-                w = float(w[0] if isinstance(w, (list, tuple)) else w)
-                if w > 1:
-                    return c, w
-        except (TypeError, ValueError):
-            pass
-        return preset(DEFAULT_WINDOW)
+        return file_window(data) or preset(DEFAULT_WINDOW)
+
+    def set_plane(self, axis: int) -> None:
+        """Show view plane *axis* (0 = the acquired slices, 1 and 2 = reformats) at its last slice."""
+        if self.volume is None:
+            return
+        self._cursor[self.axis] = self.index
+        self.axis, self.index = int(axis), self._cursor[int(axis)]
+        self.plane_box.setCurrentIndex(self.axis)
+        self.slider.blockSignals(True)
+        self.slider.setRange(0, self.volume.shape[self.axis] - 1)
+        self.slider.setValue(self.index)
+        self.slider.blockSignals(False)
+        # physical extent in mm; applied after every setImage (pyqtgraph scales by the image size)
+        self.rect = QRectF(0, 0, *ct_mpr.extent_mm(self.volume.shape, self.spacing, self.axis))
+        md = getattr(self.data, "metadata", None) or {}
+        cos = ct_mpr.plane_cosines(self.data.direction, md.get("slice_direction"), self.axis)
+        labels = orientation_labels(cos)
+        for pane in self.panes:
+            pane.set_orientation(labels)
+        self._hover = None
+        self.rulers.show_plane(self.axis, self.index)
+        self._redraw()
+        self.fit()
 
     def _on_result(self, task: str) -> None:
         entry = self.session.results.get(task)
@@ -194,14 +211,18 @@ class CtView(QWidget):
 
     # ---- interaction -------------------------------------------------------------
     def set_slice(self, index: int) -> None:
+        """Show slice *index* of the current view plane."""
         if self.volume is None:
             return
-        index = int(np.clip(index, 0, self.volume.shape[0] - 1))
+        index = int(np.clip(index, 0, self.volume.shape[self.axis] - 1))
         if index != self.slider.value():
             self.slider.setValue(index)  # re-enters through valueChanged
             return
         self.index = index
+        self.rulers.show_plane(self.axis, self.index)
         self._redraw()
+        if self._hover is not None:  # the read-out follows the slice under a still mouse
+            self._on_hover(*self._hover)
 
     def set_window(self, level: float, width: float) -> None:
         self.level, self.width = float(level), max(1.0, float(width))
@@ -215,13 +236,35 @@ class CtView(QWidget):
             name = self.preset_box.itemText(i)
             self.set_window(*self.presets[name])
 
+    def _sync_preset(self) -> None:
+        """The box names the preset shown, or says Custom / From file (never a stale preset)."""
+        box = self.preset_box
+        name = preset_label(self.level, self.width, self.presets, current=box.currentText(),
+                            file_window=self.file_window)
+        if name in self.presets:
+            box.setCurrentIndex(box.findText(name))
+        else:
+            box.setItemText(0, name)
+            box.setCurrentIndex(0)
+
     def _on_wl_tool(self, on: bool) -> None:
+        if on:
+            self.ruler_tool.setChecked(False)
         for pane in self.panes:
             pane.vb.left_drag_windows = on
 
+    def _on_ruler_tool(self, on: bool) -> None:
+        if on:
+            self.wl_tool.setChecked(False)
+        self.panes[0].vb.left_drag_measures = on
+
+    def _on_measure(self, start, end, finished: bool) -> None:
+        self.rulers.drag(self.axis, self.index, start, end, finished)
+        if finished and self.rulers.on_plane():
+            self.statusMessage.emit(f"Distance {format_length(self.rulers.on_plane()[-1].length_mm)}")
+
     def _on_window_drag(self, dx: float, dy: float) -> None:
-        scale = max(1.0, self.width / 200.0)
-        self.set_window(self.level - dy * scale, self.width + dx * scale * 2)
+        self.set_window(*drag_window(self.level, self.width, dx, dy))
 
     def _on_compare(self, on: bool) -> None:
         for pane in self.panes[1:]:
@@ -237,40 +280,55 @@ class CtView(QWidget):
         elif self.volume is not None and k == Qt.Key.Key_Home:
             self.set_slice(0)
         elif self.volume is not None and k == Qt.Key.Key_End:
-            self.set_slice(self.volume.shape[0] - 1)
+            self.set_slice(self.volume.shape[self.axis] - 1)
+        elif k in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):
+            self.rulers.clear(plane_only=True)
         else:
             super().keyPressEvent(ev)
+
+    def eventFilter(self, obj, ev):  # noqa: N802 - Qt override
+        if ev.type() == QEvent.Type.Leave:
+            self._hover = None
+        return False
 
     def _on_hover(self, x: float, y: float) -> None:
         if self.volume is None:
             return
-        col, row = int(np.floor(x / self.spacing[2])), int(np.floor(y / self.spacing[1]))
-        if 0 <= row < self.volume.shape[1] and 0 <= col < self.volume.shape[2]:
-            hu = float(self.volume[self.index, row, col])
-            msg = f"x {col}  y {row}  slice {self.index + 1}: {hu:.0f} HU"
-            a = self._slice_of(self.anomaly)
+        self._hover = (x, y)
+        k, row, col = ct_mpr.voxel_at(self.axis, self.index, x, y, self.spacing)
+        if all(0 <= v < n for v, n in zip((k, row, col), self.volume.shape)):
+            hu = float(self.volume[k, row, col])
+            msg = f"slice {k + 1}  row {row}  col {col}: {hu:.0f} HU"
+            a = self.anomaly
             if a is not None:
-                r = int(row * a.shape[0] / self.volume.shape[1])
-                c = int(col * a.shape[1] / self.volume.shape[2])
-                msg += f"   anomaly {float(a[r, c]):.2f}"
+                n0 = self.volume.shape[0]
+                ak = int(round(k * (a.shape[0] - 1) / max(1, n0 - 1)))
+                r, c = (min(int(v * a.shape[d] / self.volume.shape[d]), a.shape[d] - 1)
+                        for d, v in ((1, row), (2, col)))
+                msg += f"   anomaly {float(a[ak, r, c]):.2f}"
             self.statusMessage.emit(msg)
 
     # ---- drawing -------------------------------------------------------------------
     def _slice_of(self, arr: np.ndarray | None) -> np.ndarray | None:
         if arr is None or self.volume is None:
             return None
-        i = int(round(self.index * (arr.shape[0] - 1) / max(1, self.volume.shape[0] - 1)))
-        return arr[int(np.clip(i, 0, arr.shape[0] - 1))]
+        return ct_mpr.take_scaled(arr, self.volume.shape, self.axis, self.index)
 
     def _show(self, item: pg.ImageItem, arr: np.ndarray, levels) -> None:
         item.setImage(arr, levels=levels, autoLevels=False)
         item.setRect(self.rect)  # after setImage: maps any array size onto the slice's extent
 
+    def _update_scale_bar(self, *_) -> None:
+        mm_per_px = self.panes[0].vb.viewPixelSize()[0] if self.volume is not None else None
+        self.scale_bar.set_scale(mm_per_px * 1000.0 if mm_per_px else None)  # it takes µm
+        self.panes[0]._place()
+
     def _redraw(self) -> None:
         if self.volume is None:
             return
+        self._sync_preset()
         levels = (self.level - self.width / 2, self.level + self.width / 2)
-        self._show(self.images[0], self.volume[self.index], levels)
+        self._show(self.images[0], ct_mpr.take(self.volume, self.axis, self.index), levels)
         ov = self.session.overlay
         ano = self._slice_of(self.anomaly)
         if ano is not None:
@@ -284,10 +342,11 @@ class CtView(QWidget):
             if self.compare_box.isChecked():
                 self._show(self.images[1], self._slice_of(self.recon), levels)
                 self._show(self.images[2], gray_rgb(ano, ov), (0, 255))
-        n = self.volume.shape[0]
+        n = self.volume.shape[self.axis]
         self.slice_label.setText(f"{self.index + 1} / {n}")
-        z = self.index * self.spacing[0]
-        info = f"W {self.width:.0f}  L {self.level:.0f}   slice {self.index + 1}/{n}  ({z:.1f} mm)"
+        pos = ct_mpr.slice_position(self.data, self.axis, self.index)
+        name = self.plane_names[self.axis]
+        info = f"W {self.width:.0f}  L {self.level:.0f}   {name} {self.index + 1}/{n}  ({pos})"
         self.panes[0].set_info(info)
         self.panes[1].set_info(f"W {self.width:.0f}  L {self.level:.0f}")
         self.panes[2].set_info("0 … 2 (calibrated)" + (f"   slice max {float(np.nanmax(ano)):.2f}"

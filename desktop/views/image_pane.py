@@ -23,12 +23,14 @@ class SliceViewBox(pg.ViewBox):
 
     windowDrag = Signal(float, float)  # dx, dy in screen pixels
     wheelStep = Signal(int)  # +1 = next slice
+    measureDrag = Signal(object, object, bool)  # start, current (view QPointF), finished
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.wheel_scrolls = False
         self.right_drag_windows = False
         self.left_drag_windows = False  # the W/L tool
+        self.left_drag_measures = False  # the ruler tool
         self.setMenuEnabled(False)
 
     def mouseDragEvent(self, ev, axis=None):
@@ -38,6 +40,11 @@ class SliceViewBox(pg.ViewBox):
             ev.accept()
             d = ev.screenPos() - ev.lastScreenPos()
             self.windowDrag.emit(float(d.x()), float(d.y()))
+            return
+        if self.left_drag_measures and button == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self.measureDrag.emit(self.mapSceneToView(ev.buttonDownScenePos()),
+                                  self.mapSceneToView(ev.scenePos()), bool(ev.isFinish()))
             return
         if button == Qt.MouseButton.RightButton:
             ev.ignore()
