@@ -17,6 +17,8 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSlider
 from desktop.presenters import presenter_for
 from desktop.session import Session
 from desktop.views import ct_mpr
+from desktop.views.anomaly_colorbar import AnomalyColorBar
+from desktop.views.ct_hotspot import hottest_slice
 from desktop.views.ct_mpr import orientation_labels
 from desktop.views.ct_notice import SkippedBanner
 from desktop.views.ct_ruler import RulerLayer, format_length
@@ -100,7 +102,15 @@ class CtView(QWidget):
         self.slider.valueChanged.connect(self.set_slice)
         self.slice_label = QLabel("–")
         self.slice_label.setMinimumWidth(70)
-        for w in (self.preset_box, self.plane_box, self.wl_tool, self.ruler_tool, self.fit_btn, self.compare_box):
+        self.hot_btn = QToolButton()
+        self.hot_btn.setText("Hottest slice")
+        self.hot_btn.setToolTip("Go to the axial slice holding the anomaly map's maximum (H)")
+        self.hot_btn.setEnabled(False)
+        self.hot_btn.clicked.connect(self.go_to_hottest)
+        self.colorbar = AnomalyColorBar(self.session)
+        self.colorbar.setVisible(False)
+        for w in (self.preset_box, self.plane_box, self.wl_tool, self.ruler_tool, self.fit_btn, self.compare_box,
+                  self.hot_btn, self.colorbar):
             bar.addWidget(w)
         bar.addWidget(QLabel("Slice"))
         bar.addWidget(self.slider, 1)
@@ -198,6 +208,8 @@ class CtView(QWidget):
         self.anomaly_mask = None if mask is None else (mask[None] if mask.ndim == 2 else mask)
         self.result_title = title
         self.compare_box.setEnabled(True)
+        self.hot_btn.setEnabled(True)
+        self.colorbar.setVisible(True)
         self._redraw()
 
     def _clear_results(self) -> None:
@@ -205,6 +217,8 @@ class CtView(QWidget):
         self.result_title = ""
         self.compare_box.setChecked(False)
         self.compare_box.setEnabled(False)
+        self.hot_btn.setEnabled(False)
+        self.colorbar.setVisible(False)
         self.heat.clear()
         for item in self.images[1:]:
             item.clear()
@@ -223,6 +237,17 @@ class CtView(QWidget):
         self._redraw()
         if self._hover is not None:  # the read-out follows the slice under a still mouse
             self._on_hover(*self._hover)
+
+    def go_to_hottest(self) -> None:
+        """Show the slice holding the anomaly map's maximum (inside its mask)."""
+        k = hottest_slice(self.anomaly, self.anomaly_mask)
+        if k is None or self.volume is None:
+            return
+        if self.axis != 0:  # the map's planes are the acquired (axial) slices
+            self.set_plane(0)
+        n = self.anomaly.shape[0]
+        self.set_slice(int(round(k * (self.volume.shape[0] - 1) / max(1, n - 1))) if n != self.volume.shape[0] else k)
+        self.statusMessage.emit(f"hottest slice {self.index + 1}: anomaly max {float(np.nanmax(self.anomaly[k])):.2f}")
 
     def set_window(self, level: float, width: float) -> None:
         self.level, self.width = float(level), max(1.0, float(width))
@@ -279,6 +304,8 @@ class CtView(QWidget):
             self.set_slice(self.index + steps[k])
         elif self.volume is not None and k == Qt.Key.Key_Home:
             self.set_slice(0)
+        elif self.volume is not None and k == Qt.Key.Key_H and self.hot_btn.isEnabled():
+            self.go_to_hottest()
         elif self.volume is not None and k == Qt.Key.Key_End:
             self.set_slice(self.volume.shape[self.axis] - 1)
         elif k in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace):

@@ -31,13 +31,29 @@ def error_map(x: np.ndarray, recon: np.ndarray, *, kind: str = "abs", channel_ax
     return e.astype(np.float32)
 
 
-def postprocess_image_error(err: np.ndarray, *, median_size: int = 0, smooth_sigma: float = 0.0) -> np.ndarray:
-    """Median filter then Gaussian blur of a 2-D error map (sizes in pixels; 0 = skip)."""
+def postprocess_image_error(err: np.ndarray, *, median_size: int = 0, smooth_sigma: float = 0.0,
+                            mask: np.ndarray | None = None) -> np.ndarray:
+    """Median filter then Gaussian blur of a 2-D error map (sizes in pixels; 0 = skip).
+
+    With a boolean *mask* the error outside it is zeroed BEFORE filtering and the blur is
+    normalised by the blurred mask, so strong errors just outside the mask (mediastinal
+    edges next to a lung mask) do not bleed into it; the result is zero outside *mask*.
+    """
     out = np.asarray(err, np.float32)
+    m = None if mask is None else np.asarray(mask, bool)
+    if m is not None:
+        if m.shape != out.shape:
+            raise ValueError(f"mask shape {m.shape} != error shape {out.shape}")
+        out = out * m
     if median_size and median_size > 1:
         out = ndi.median_filter(out, size=int(median_size), mode="reflect")
     if smooth_sigma and smooth_sigma > 0:
         out = ndi.gaussian_filter(out, float(smooth_sigma), mode="reflect")
+        if m is not None:
+            w = ndi.gaussian_filter(m.astype(np.float32), float(smooth_sigma), mode="reflect")
+            out = out / np.maximum(w, 1e-3)
+    if m is not None:
+        out = out * m
     return out.astype(np.float32)
 
 

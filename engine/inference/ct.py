@@ -18,7 +18,7 @@ from engine.inference.preprocess import ct_from_model, ct_to_model, resample_sli
 from engine.inference.tiles import _alloc, tiled_reconstruct
 from engine.jobs import Progress, rescaled
 
-__all__ = ["ct_slice", "reconstruct_ct", "ct_mask"]
+__all__ = ["ct_slice", "reconstruct_ct", "ct_mask", "ct_error"]
 
 
 def _resize(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -29,12 +29,29 @@ def _resize(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return out[: shape[0], : shape[1]].astype(np.float32)
 
 
-def ct_mask(hu: np.ndarray, kind: str, spacing_mm: float) -> np.ndarray:
+def ct_mask(hu: np.ndarray, kind: str, spacing_mm: float, *, lung_closing_mm: float | None = None) -> np.ndarray:
+    """The foreground of the *kind* named in a model's ``anomaly["mask"]`` on one HU slice."""
     if kind == "ct_lung":
-        return ct_lung_mask(hu, spacing_mm=spacing_mm)
+        kw = {} if lung_closing_mm is None else {"closing_mm": float(lung_closing_mm)}
+        return ct_lung_mask(hu, spacing_mm=spacing_mm, **kw)
     if kind == "ct_body":
         return ct_body_mask(hu)
     return np.ones(hu.shape, bool)
+
+
+def ct_error(x: np.ndarray, rec: np.ndarray, mask: np.ndarray, an: dict, prep: dict) -> np.ndarray:
+    """Post-processed error at model resolution following the model's ``anomaly`` recipe.
+
+    *x* and *rec* are ``(1, h, w)`` model units, *mask* the foreground on the same grid.
+    """
+    clip = an.get("error_clip_hu")
+    if clip is not None:  # contrast-filled vessels and bone above soft tissue do not score
+        t = float(ct_to_model(np.float32(clip), prep))
+        x, rec = np.minimum(x, t), np.minimum(rec, t)
+    err = error_map(x, rec, kind=an.get("error", "abs"))
+    return postprocess_image_error(err, median_size=int(an.get("median_size", 0)),
+                                   smooth_sigma=float(an.get("smooth_sigma", 0.0)),
+                                   mask=mask if an.get("mask_before_smoothing", False) else None)
 
 
 def ct_slice(loaded, hu: np.ndarray, spacing_rc, *, device=None, batch_size: int = 4,
@@ -50,11 +67,10 @@ def ct_slice(loaded, hu: np.ndarray, spacing_rc, *, device=None, batch_size: int
                             size_multiple=int(inp.get("size_multiple", 1)), batch_size=batch_size,
                             device=device)
     rec = yield from job
-    err = error_map(x[None], rec, kind=an.get("error", "abs"))
-    err = postprocess_image_error(err, median_size=int(an.get("median_size", 0)),
-                                  smooth_sigma=float(an.get("smooth_sigma", 0.0)))
+    mask = ct_mask(hu, an.get("mask", "ct_body"), float(np.mean(spacing_rc)),
+                   lung_closing_mm=an.get("lung_closing_mm"))
+    err = ct_error(x[None], rec, _resize(mask.astype(np.float32), x.shape) > 0.5, an, prep)
     err = _resize(err, hu.shape)
-    mask = ct_mask(hu, an.get("mask", "ct_body"), float(np.mean(spacing_rc)))
     amap = apply_calibration(err, meta.get("calibration") if calibrated else None) * mask
     recon_hu = ct_from_model(_resize(rec[0], hu.shape), prep)
     return recon_hu, amap.astype(np.float32), mask

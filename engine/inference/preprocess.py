@@ -30,7 +30,12 @@ tasks carries, besides ``architecture`` and ``hparams``:
     Post-processing of the reconstruction error (:mod:`engine.inference.anomaly`):
     ``{"error": "abs" | "squared", "median_size": 3, "smooth_sigma": 2.0, "mask": "ct_body" |
     "ct_lung" | "tissue" | "none", "smooth_s": 0.05}`` (pixels at model resolution; seconds
-    for signals).
+    for signals). CT only, all optional: ``"lung_closing_mm"`` (closing of the lung mask,
+    default 10 mm; larger takes in juxta-pleural nodules), ``"mask_before_smoothing"``
+    (default false: zero the error outside the mask before filtering, so mediastinal edge
+    errors do not bleed into a lung mask), ``"error_clip_hu"`` (default null: input and
+    reconstruction are clipped at this HU before the error, so contrast-filled vessels,
+    bone and metal above soft tissue do not score).
 ``calibration``
     Percentiles of the post-processed error on normal validation data:
     ``{"p50": .., "p95": .., "p99": .., "low": "p50", "high": "p99", "n": ..., "data": "..."}``.
