@@ -121,6 +121,10 @@ def test_montages_apply_to_the_display_and_to_the_analysis(qtbot, window, eeg_pa
     assert len(view.visible_channels()) == 18 and view.signal.channels[0] == "Fp1-F7"
     entry = run_and_wait(qtbot, window, "reconstruct")
     assert entry.result.params["montage"] == "bipolar" and entry.result.anomaly.array.shape[0] == 18
+    with qtbot.waitSignal(window.export.exported, timeout=60_000) as written:
+        window.export.export_to(tmp_path / "out")
+    summary = next(p for p in written.args[0] if p.endswith(".json"))
+    assert '"montage": "bipolar"' in open(summary).read()  # the saved summary names the montage
     view.montage_box.setCurrentIndex(view.montage_box.findData("laplacian"))
     assert window.session.results == {}  # results of another montage do not stay on these lanes
     open_and_wait(qtbot, window, eeg_path)  # a new file is shown as recorded
