@@ -60,7 +60,7 @@ def test_eeg_lanes_share_one_microvolt_scale_with_per_channel_override(qtbot, wi
     factors = view.lanes.factors()
     assert common is not None and np.allclose(factors, 1.0 / common)  # one µV/div for every lane
     assert view.scale_box.isVisible() and view.scale_box.currentData() == common
-    label = [it for it in view.calibration if not hasattr(it, "amplitude")][0].textItem.toPlainText()
+    label = next(it for it in view.calibration if not hasattr(it, "amplitude")).textItem.toPlainText()
     assert label.endswith("µV")
     view.channel_list.item(2).setSelected(True)
     qtbot.keyClick(view, Qt.Key.Key_Plus)  # more gain for the selected channel only
@@ -124,7 +124,8 @@ def test_montages_apply_to_the_display_and_to_the_analysis(qtbot, window, eeg_pa
     with qtbot.waitSignal(window.export.exported, timeout=60_000) as written:
         window.export.export_to(tmp_path / "out")
     summary = next(p for p in written.args[0] if p.endswith(".json"))
-    assert '"montage": "bipolar"' in open(summary).read()  # the saved summary names the montage
+    with open(summary) as fh:
+        assert '"montage": "bipolar"' in fh.read()  # the saved summary names the montage
     view.montage_box.setCurrentIndex(view.montage_box.findData("laplacian"))
     assert window.session.results == {}  # results of another montage do not stay on these lanes
     open_and_wait(qtbot, window, eeg_path)  # a new file is shown as recorded
@@ -182,7 +183,7 @@ def test_arrow_keys_page_after_choosing_in_a_combo_box(qtbot, window, eeg_path, 
 def test_calibration_bars_sit_beside_the_traces(qtbot, window, data_dir, errors):
     open_and_wait(qtbot, window, data_dir / "ecg" / "mitdb" / "100")
     view = window.signal_view
-    (x0, x1), _ = view.plot.getPlotItem().getViewBox().viewRange()
+    (_, x1), _ = view.plot.getPlotItem().getViewBox().viewRange()
     last = max(float(c.getData()[0][-1]) for c in view.curves if c.isVisible())
     assert len(bars(view)) == 2
     for item in view.calibration:

@@ -20,12 +20,17 @@ from desktop.presenters import presenter_for
 from desktop.session import Session
 from desktop.views.signal.amplitude import LaneScale
 from desktop.views.signal.filters import FilterSettings, envelope_job, robust_scale
-from desktop.views.signal.layers import replace_items
 from desktop.views.signal.lanes import ChannelPanel, clamp_top, lanes_that_fit
+from desktop.views.signal.layers import replace_items
 from desktop.views.signal.notices import NoticeBar, truncation_notice
 from desktop.views.signal.page import PageDrawing
-from desktop.views.signal.toolbar import (WINDOW_CHOICES, build_toolbar, mark_filter_boxes, reset_filter_boxes,
-                                           sync_scale_box)
+from desktop.views.signal.toolbar import (
+    WINDOW_CHOICES,
+    build_toolbar,
+    mark_filter_boxes,
+    reset_filter_boxes,
+    sync_scale_box,
+)
 from desktop.views.signal.tracks import OverviewStrip, ScoreTrack
 
 __all__ = ["SignalView", "WINDOW_CHOICES"]
