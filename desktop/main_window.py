@@ -12,6 +12,7 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
+    QComboBox,
     QDockWidget,
     QFileDialog,
     QLabel,
@@ -30,7 +31,7 @@ from desktop.panels.export import ExportPanel
 from desktop.panels.results import ResultsPanel
 from desktop.session import Session
 from desktop.views.ct_view import CtView
-from desktop.views.signal import SignalView
+from desktop.views.signal import SignalView, truncation_notice
 from desktop.views.slide_view import SlideView
 
 logger = logging.getLogger("desktop")
@@ -108,6 +109,8 @@ class MainWindow(QMainWindow):
                          | QDockWidget.DockWidgetFeature.DockWidgetClosable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        for box in widget.findChildren(QComboBox):  # a choice made, the keys page the view again
+            box.activated.connect(lambda *_: QTimer.singleShot(0, lambda: self.current_view().setFocus()))
         return dock
 
     def _build_docks(self) -> None:
@@ -306,7 +309,8 @@ class MainWindow(QMainWindow):
         name = Path(self.session.path or "").name
         self.setWindowTitle(f"{name} — Latent")
         self.file_label.setText(describe_data(data))
-        self.statusBar().showMessage(f"Opened {name}", 5000)
+        notice = truncation_notice(data)  # a truncated file: said until the next message
+        self.statusBar().showMessage(" — ".join(filter(None, (f"Opened {name}", notice))), 0 if notice else 5000)
         view.setFocus()
 
     def _on_result(self, task: str) -> None:

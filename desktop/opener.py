@@ -120,13 +120,18 @@ class Opener(QObject):
         """Ask the user for the sampling rate of a headerless signal (None if cancelled)."""
         if not self.interactive:
             return None
+        from engine.tasks.score_segments import model_sfreq
+
+        expected = model_sfreq()  # the rate the bundled EEG segment model was trained at (Bonn: 173.61 Hz)
         try:
-            last = float(prefs.settings().value("last_sfreq", 256.0))
+            last = float(prefs.settings().value("last_sfreq", expected))
         except (TypeError, ValueError):
-            last = 256.0
+            last = expected
+        used = "" if abs(last - expected) < 1e-6 else f"; last used: {last:g} Hz"
         value, ok = QInputDialog.getDouble(
             self.parent_widget, "Sampling rate",
-            f"{Path(path).name} has no header.\nSampling rate in Hz:", last, 0.001, 1_000_000.0, 3)
+            f"{Path(path).name} has no header.\nThe EEG models expect {expected:g} Hz{used}.\n"
+            "Sampling rate in Hz:", expected, 0.001, 1_000_000.0, 3)
         return float(value) if ok and value > 0 else None
 
     def _fail(self, path: str, msg: str) -> None:

@@ -55,6 +55,8 @@ class Session(QObject):
         :attr:`overlay` was modified.
     focusRequested(float, float)
         Centre the view on a point: (x, y) image pixels, or (seconds, 0) for signals.
+    montageChanged()
+        :attr:`montage` changed (EEG); :attr:`analysis_data` is the recording through it.
     """
 
     dataChanged = Signal()
@@ -62,6 +64,7 @@ class Session(QObject):
     resultsCleared = Signal()
     overlayChanged = Signal()
     focusRequested = Signal(float, float)
+    montageChanged = Signal()
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -70,6 +73,8 @@ class Session(QObject):
         self.read_options: dict[str, Any] = {}
         self.results: dict[str, ResultEntry] = {}
         self.overlay = OverlaySettings()
+        self.montage = "none"  # an engine.io.montages.MONTAGES key
+        self._montaged: Any = None
         self._in_use: dict[int, int] = {}
 
     @property
@@ -81,6 +86,7 @@ class Session(QObject):
         self.results.clear()
         self.resultsCleared.emit()
         self.data, self.path, self.read_options = data, path, dict(options or {})
+        self.montage, self._montaged = "none", None  # a new recording is shown as recorded
         self.dataChanged.emit()
         if old is not None and old is not data and not self._in_use.get(id(old)):
             _close(old)
@@ -110,6 +116,23 @@ class Session(QObject):
         presenter_for(entry.result)
         self.results[entry.task] = entry
         self.resultAdded.emit(entry.task)
+
+    @property
+    def analysis_data(self) -> Any:
+        """What the views draw and the tasks run on: the open data through :attr:`montage`."""
+        return self.data if self._montaged is None else self._montaged
+
+    def set_montage(self, name: str) -> None:
+        """Read the open EEG through montage *name*; results made on the old one are cleared.
+
+        Raises :class:`engine.io.montages.MontageError` (nothing changes) when it cannot be built.
+        """
+        from engine.io.montages import apply_montage
+
+        derived = apply_montage(self.data, name)
+        self.montage, self._montaged = name, (None if derived is self.data else derived)
+        self.clear_results()
+        self.montageChanged.emit()
 
     def clear_results(self) -> None:
         self.results.clear()

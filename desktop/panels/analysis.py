@@ -226,7 +226,8 @@ class AnalysisPanel(QWidget):
         from engine.tasks import TASKS
 
         task = task or self.task
-        data = self.session.data
+        data = self.session.analysis_data  # the recording through the montage the user reads it in
+        source = self.session.data
         if self.job is not None or data is None or task is None:
             return False
         if task not in TASKS:
@@ -255,12 +256,12 @@ class AnalysisPanel(QWidget):
 
         self.progress.setValue(0)
         self.message.setText(f"Running {spec.title.lower()}…")
-        self.session.acquire(data)
+        self.session.acquire(source)
         self.job = self.runner.start(
             make_job, name=task,
-            on_result=lambda r: self._finished(task, model, r, time.perf_counter() - started, data),
-            on_error=lambda msg: (self.session.release(data), self._failed(task, msg)),
-            on_cancel=lambda: (self.session.release(data), self._cancelled(task)),
+            on_result=lambda r: self._finished(task, model, r, time.perf_counter() - started, data, source),
+            on_error=lambda msg: (self.session.release(source), self._failed(task, msg)),
+            on_cancel=lambda: (self.session.release(source), self._cancelled(task)),
             on_progress=self._progress)
         self._update_buttons()
         self.taskStarted.emit(task)
@@ -276,11 +277,11 @@ class AnalysisPanel(QWidget):
         if message:
             self.message.setText(message)
 
-    def _finished(self, task, model, result, seconds, data) -> None:
+    def _finished(self, task, model, result, seconds, data, source=None) -> None:
         self.job = None
-        self.session.release(data)
+        self.session.release(data if source is None else source)
         self._update_buttons()
-        if data is not self.session.data:  # the user opened something else meanwhile
+        if data is not self.session.analysis_data:  # another file or montage was chosen meanwhile
             return
         self.progress.setValue(1000)
         self.message.setText(f"Done in {seconds:.1f} s.")

@@ -110,7 +110,7 @@ class ExportPanel(QWidget):
 
     def export_to(self, folder: str | os.PathLike) -> None:
         """Write every result to *folder* in a worker thread."""
-        results, data = dict(self.session.results), self.session.data
+        results, data = dict(self.session.results), self.session.analysis_data  # what the results were made from
         self.results_btn.setEnabled(False)
         self.runner.start(lambda: write_results(results, data, folder), name="export",
                           on_result=self._written, on_error=self._failed)

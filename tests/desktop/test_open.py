@@ -98,9 +98,9 @@ def test_edf_eeg_opens_with_annotations(qtbot, window, data_dir, errors):
     data = open_and_wait(qtbot, window, data_dir / "eeg" / "eegmmidb" / "S001R03.edf")
     assert data.modality == "eeg" and len(data.channels) == 64
     view = window.signal_view
-    assert len(view.visible_channels()) == 32  # the first 32 shown, the rest ticked off
-    view.channel_list.item(40).setCheckState(Qt.CheckState.Checked)
-    assert 40 in view.visible_channels() and view.curves[40].isVisible()
+    assert len(view.visible_channels()) == 64  # every channel has a lane (issue 19)
+    view.channel_list.item(40).setCheckState(Qt.CheckState.Unchecked)
+    assert 40 not in view.visible_channels() and not view.curves[40].isVisible()
     view.centre_on(60.0)
     assert view.start == pytest.approx(60.0 - view.window / 2)
     assert errors == []

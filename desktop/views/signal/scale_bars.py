@@ -1,9 +1,10 @@
 """Physical scale references for the signal viewer: per-lane amplitude calibration bars and the
 ECG paper time grid.
 
-Each signal lane shows a vertical bar of a round amplitude (``1 mV``, ``50 µV`` ...) drawn with the
-lane's own display factor, the calibration pulse of a paper ECG or EEG: the reader can judge
-amplitudes although each lane is scaled to fit. ECG pages can also show the time lines of ECG
+A lane shows a vertical bar of a round amplitude (``1 mV``, ``50 µV`` ...) drawn with the
+lane's own display factor, the calibration pulse of a paper ECG or EEG, in the gutter right of the
+page where no trace is drawn. EEG lanes at the common µV/division share one bar; a lane with its
+own scale (or an ECG lane, fitted to its lane) has its own. ECG pages can also show the time lines of ECG
 paper at 25 mm/s: a major line every 0.2 s (5 mm) and a minor one every 0.04 s (1 mm), each
 drawn only when its spacing on screen is wide enough to read.
 """
@@ -41,6 +42,7 @@ def amplitude_bar(factor: float) -> float:
 
 def _fmt(value: float, unit: str) -> str:
     text = f"{value:g}"
+    unit = "µV" if unit == "uV" else unit
     return f"{text} {unit}" if unit else text
 
 
@@ -61,8 +63,8 @@ def calibration_items(factors: np.ndarray, lanes: dict[int, int], units, x: floa
         half = 0.5 * amp * float(factors[ch])
         bar = pg.PlotCurveItem([x, x], [-k - half, -k + half], pen=pen)
         bar.setZValue(5)
-        label = pg.TextItem(_fmt(amp, units[ch] if ch < len(units) else ""), color=(40, 40, 40), anchor=(0, 0.5),
-                            fill=pg.mkBrush(255, 255, 255, 215))  # readable over the trace it sits on
+        label = pg.TextItem(_fmt(amp, units[ch] if ch < len(units) else ""), color=(40, 40, 40),
+                            anchor=(-0.15, 0.5))  # just right of its bar
         label.setFont(font)
         label.setPos(x, -k)
         label.setZValue(5)

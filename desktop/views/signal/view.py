@@ -1,32 +1,45 @@
-"""ECG/EEG paging viewer: time window and pages, per-channel gain, channel selection,
-display filters, annotations as markers, an overview strip and the result tracks.
+"""ECG/EEG paging viewer: time window and pages, channel groups, one common µV/division for EEG
+with per-channel overrides, montages, display filters, annotations as markers, an overview strip
+and the result tracks.
 
 Only the visible page (plus a little padding for the filters) is read, through
 ``Signal.read(start, stop)``; traces use pyqtgraph's peak downsampling and clip-to-view.
-Keys: Left/Right or PageUp/PageDown = previous/next page, Home/End, +/- = gain.
+The view draws ``session.analysis_data``: the recording through the chosen montage, the data
+the tasks run on. Keys: Left/Right or PageUp/PageDown = previous/next page, Up/Down = previous/next
+channel group, Home/End, +/- = gain.
 """
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QListWidget, QListWidgetItem, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QScrollBar, QSplitter, QVBoxLayout, QWidget
 
 from desktop.jobs import JobRunner
 from desktop.presenters import presenter_for
 from desktop.session import Session
-from desktop.views.signal.filters import PAD_SECONDS, FilterSettings, apply_display_filters, envelope_job, robust_scale
-from desktop.views.signal.layers import annotation_lines, draw_heat, fmt_time, replace_items
-from desktop.views.signal.scale_bars import calibration_items, paper_grid_items
-from desktop.views.signal.toolbar import WINDOW_CHOICES, build_toolbar
+from desktop.views.signal.amplitude import LaneScale
+from desktop.views.signal.filters import FilterSettings, envelope_job, robust_scale
+from desktop.views.signal.lanes import ChannelPanel, clamp_top, lanes_that_fit
+from desktop.views.signal.layers import replace_items
+from desktop.views.signal.notices import NoticeBar, truncation_notice
+from desktop.views.signal.page import PageDrawing
+from desktop.views.signal.toolbar import (
+    WINDOW_CHOICES,
+    build_toolbar,
+    mark_filter_boxes,
+    reset_filter_boxes,
+    sync_scale_box,
+)
 from desktop.views.signal.tracks import OverviewStrip, ScoreTrack
 
 __all__ = ["SignalView", "WINDOW_CHOICES"]
 
 SYNC_OVERVIEW_SAMPLES = 4_000_000  # above this the overview is computed in a worker thread
+LANE_MARGIN = 0.6  # plot units above the first and below the last lane on screen
 
 
-class SignalView(QWidget):
+class SignalView(PageDrawing, QWidget):
     """Multi-channel viewer for an :class:`engine.data.Signal` held in a :class:`Session`."""
 
     statusMessage = Signal(str)
@@ -38,14 +51,13 @@ class SignalView(QWidget):
         self.signal = None
         self.start = 0.0
         self.window = 10.0
-        self.gain = np.ones(0, np.float32)
-        self.scale = np.ones(0, np.float32)
-        self.global_gain = 1.0
+        self.top = 0  # the first lane on screen
+        self.lanes = LaneScale(units=(), ranges=np.ones(0, np.float32))
         self.filters = FilterSettings()
         self.curves: list[pg.PlotDataItem] = []
         self.overlay_curves: list[pg.PlotDataItem] = []
         self.markers: list = []
-        self.calibration: list = []  # per-lane amplitude bars (pyqtgraph items)
+        self.calibration: list = []  # amplitude bars in the gutter (pyqtgraph items)
         self.grid_items: list = []  # ECG paper time lines (pyqtgraph items)
         self.overlay_signal = None  # denoised Signal or reconstruction array
         self.overlay_name = ""
@@ -55,21 +67,25 @@ class SignalView(QWidget):
         self.runner = JobRunner(self)
         self._build()
         session.dataChanged.connect(self._on_data)
+        session.montageChanged.connect(lambda: self._load(self.session.analysis_data, keep_page=True))
         session.resultAdded.connect(self._on_result)
         session.resultsCleared.connect(self._clear_results)
         session.overlayChanged.connect(self._redraw)
         session.focusRequested.connect(lambda t, _y: self.centre_on(t))
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
+    # the fitted-lane scale, as the tests and the presenters knew it
+    gain = property(lambda self: self.lanes.gain)
+    scale = property(lambda self: self.lanes.ranges)
+    global_gain = property(lambda self: self.lanes.global_gain)
+
     # ---- construction ----------------------------------------------------------------
     def _build(self) -> None:
         bar = build_toolbar(self)
-
-        self.channel_list = QListWidget()
-        self.channel_list.setToolTip("Tick channels to show them; select channels to change their gain")
-        self.channel_list.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
-        self.channel_list.itemChanged.connect(lambda *_: self._layout_channels())
-        self.channel_list.setMinimumWidth(70)
+        self.notice = NoticeBar()
+        self.channels = ChannelPanel()
+        self.channel_list = self.channels.list
+        self.channels.changed.connect(self._layout_channels)
 
         self.plot = pg.PlotWidget(background="w")
         self.plot.setMenuEnabled(False)
@@ -80,69 +96,80 @@ class SignalView(QWidget):
         self.plot.setLabel("bottom", "time", units="s")
         self.plot.getPlotItem().getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.scene().sigMouseMoved.connect(self._on_hover)
-        # The paper grid's minor lines depend on the pixels per second: redraw it on resize.
-        self.plot.getPlotItem().getViewBox().sigResized.connect(
-            lambda *_: self._draw_paper_grid(len(self.visible_channels())))
+        # lanes per screen, the gutter and the paper grid's minor lines depend on the pixels: on resize
+        self.plot.getPlotItem().getViewBox().sigResized.connect(lambda *_: self._on_resized())
         self.heat = pg.ImageItem()  # per-channel anomaly behind the traces
         self.heat.setZValue(-5)
         self.plot.addItem(self.heat)
+        self.lane_bar = QScrollBar(Qt.Orientation.Vertical)
+        self.lane_bar.setToolTip("Channel groups (Up / Down)")
+        self.lane_bar.valueChanged.connect(self._scroll_lanes)
+        self.lane_bar.setVisible(False)
         self.scores = ScoreTrack()
         self.scores.setXLink(self.plot)
         self.scores.setVisible(False)
         self.overview = OverviewStrip()
         self.overview.jumpRequested.connect(self.centre_on)
 
-        for w in (self.plot, self.scores, self.overview):  # keys page the recording, not the scene
+        for w in (self.plot, self.scores, self.overview, self.lane_bar):  # keys page the recording
             w.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        traces = QHBoxLayout()
+        traces.setContentsMargins(0, 0, 0, 0)
+        traces.setSpacing(0)
+        traces.addWidget(self.plot, 1)
+        traces.addWidget(self.lane_bar)
         right = QWidget()
         rl = QVBoxLayout(right)
         rl.setContentsMargins(0, 0, 0, 0)
         rl.setSpacing(2)
-        rl.addWidget(self.plot, 1)
+        rl.addLayout(traces, 1)
         rl.addWidget(self.scores)
         rl.addWidget(self.overview)
         split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(self.channel_list)
+        split.addWidget(self.channels)
         split.addWidget(right)
         split.setStretchFactor(1, 1)
-        split.setSizes([90, 900])
+        split.setSizes([110, 900])
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.setSpacing(0)
         lay.addLayout(bar)
+        lay.addWidget(self.notice)
         lay.addWidget(split, 1)
 
     # ---- data ----------------------------------------------------------------------
     def _on_data(self) -> None:
-        data = self.session.data
+        """A new recording: as recorded, filters off (they never carry over unseen), first page."""
+        reset_filter_boxes(self)
+        self._load(self.session.analysis_data, keep_page=False)
+
+    def _load(self, data, *, keep_page: bool) -> None:
         replace_items(self.plot, self.curves + self.overlay_curves + self.calibration + self.grid_items + self.markers)
         self.curves, self.overlay_curves, self.calibration, self.grid_items, self.markers = [], [], [], [], []
         if data is None or getattr(data, "modality", None) not in ("ecg", "eeg"):
             self.signal = None
             return
         self.signal = data
-        n_ch = len(data.channels)
-        self.gain = np.ones(n_ch, np.float32)
         first = data.read(0, min(data.n_samples, int(30 * data.sfreq)))
-        self.scale = robust_scale(first)
-        self.channel_list.blockSignals(True)
-        self.channel_list.clear()
-        for i, name in enumerate(data.channels):
-            item = QListWidgetItem(name)
-            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
-            item.setCheckState(Qt.CheckState.Checked if i < 32 else Qt.CheckState.Unchecked)
-            self.channel_list.addItem(item)
-        self.channel_list.blockSignals(False)
-        colour = (20, 20, 20)
-        for _ in range(n_ch):
-            c = pg.PlotDataItem(pen=pg.mkPen(colour, width=1))
+        self.lanes = LaneScale.for_signal(data, robust_scale(first))
+        self.channels.set_channels(data.channels)
+        for _ in data.channels:
+            c = pg.PlotDataItem(pen=pg.mkPen((20, 20, 20), width=1))
             c.setDownsampling(auto=True, method="peak")
             c.setClipToView(True)
             self.plot.addItem(c)
             self.curves.append(c)
-        self.window = 10.0
-        self.grid_box.setVisible(data.modality == "ecg")
-        self.start = 0.0
+        self.top = 0
+        self.montage_box.setVisible(data.modality == "eeg")
+        self.montage_box.blockSignals(True)
+        self.montage_box.setCurrentIndex(max(0, self.montage_box.findData(self.session.montage)))
+        self.montage_box.blockSignals(False)
+        sync_scale_box(self)
+        if not keep_page:
+            self.window = 10.0
+            self.start = 0.0
+            self.grid_box.setVisible(data.modality == "ecg")
+        self.notice.show_notices([n for n in (truncation_notice(data),) if n])
         self._clear_results()
         self.overview.set_duration(data.duration)
         self.overview.set_annotation_ticks(np.array([a.onset for a in data.annotations], float))
@@ -166,8 +193,7 @@ class SignalView(QWidget):
             self.overview.set_annotation_ticks(np.array([a.onset for a in data.annotations], float))
 
     def visible_channels(self) -> list[int]:
-        return [i for i in range(self.channel_list.count())
-                if self.channel_list.item(i).checkState() == Qt.CheckState.Checked]
+        return self.channels.checked()
 
     def _layout_channels(self) -> None:
         if self.signal is None:
@@ -175,8 +201,45 @@ class SignalView(QWidget):
         vis = self.visible_channels()
         ticks = [(-k, self.signal.channels[i]) for k, i in enumerate(vis)]
         self.plot.getPlotItem().getAxis("left").setTicks([ticks])
-        self.plot.setYRange(-max(len(vis), 1) + 0.4, 0.6, padding=0)
+        self._fit_lanes()
         self._redraw()
+
+    def lane_window(self) -> tuple[int, int]:
+        """``(first lane on screen, lanes on screen)``."""
+        n = len(self.visible_channels())
+        height = float(self.plot.getPlotItem().getViewBox().height())
+        per = lanes_that_fit(height, n)
+        return clamp_top(self.top, n, per), per
+
+    def _fit_lanes(self) -> None:
+        """As many lanes as fit at their minimum height; the scroll bar pages through the rest."""
+        n = len(self.visible_channels())
+        self.top, per = self.lane_window()
+        self.lane_bar.blockSignals(True)
+        self.lane_bar.setRange(0, max(0, n - per))
+        self.lane_bar.setPageStep(per)
+        self.lane_bar.setValue(self.top)
+        self.lane_bar.blockSignals(False)
+        self.lane_bar.setVisible(n > per)
+        self.plot.setYRange(-(self.top + per - 1) - LANE_MARGIN, -self.top + LANE_MARGIN, padding=0)
+
+    def _scroll_lanes(self, top: int) -> None:
+        self.top = int(top)
+        self._fit_lanes()
+        self._draw_calibration()
+
+    def scroll_group(self, groups: int) -> None:
+        """Show the next (*groups* > 0) or previous channel group (a screenful of lanes)."""
+        top, per = self.lane_window()
+        self.lane_bar.setValue(top + groups * per)
+
+    def _on_resized(self) -> None:
+        if self.signal is None:
+            return
+        self._fit_lanes()
+        self._place_x()
+        self._draw_calibration()
+        self._draw_paper_grid(len(self.visible_channels()))
 
     # ---- results ----------------------------------------------------------------
     def _on_result(self, task: str) -> None:
@@ -235,25 +298,54 @@ class SignalView(QWidget):
         self.set_start(float(t) - self.window / 2)
 
     def change_gain(self, factor: float) -> None:
-        rows = [self.channel_list.row(it) for it in self.channel_list.selectedItems()]
-        if rows:
-            self.gain[rows] *= factor
-        else:
-            self.global_gain *= factor
+        """More (*factor* > 1) or less gain for the selected channels, or for every lane."""
+        if self.signal is None:
+            return
+        self.lanes.change(factor, self.channels.selected_rows())
+        self._scales_changed()
+
+    def set_sensitivity(self, uv_per_div: float) -> None:
+        """The common µV/division of the EEG lanes (channels with their own scale keep it)."""
+        if self.signal is not None and self.lanes.common is not None:
+            self.lanes.common = float(uv_per_div)
+            self.lanes.override = {ch: s for ch, s in self.lanes.override.items() if s != self.lanes.common}
+            self._scales_changed()
+
+    def _scales_changed(self) -> None:
+        for ch in range(self.channel_list.count()):
+            s = self.lanes.override.get(ch)
+            self.channels.mark(ch, f"{s:g} µV/div" if s is not None else "")
+        sync_scale_box(self)
         self._redraw()
 
     def auto_scale(self) -> None:
+        """Fit the lanes to the page again; per-channel scales are dropped."""
         if self.signal is None:
             return
         s0, s1 = self._page_samples()
-        self.scale = robust_scale(self.signal.read(s0, s1))
-        self.gain[:] = 1.0
-        self.global_gain = 1.0
-        self._redraw()
+        self.lanes = LaneScale.for_signal(self.signal, robust_scale(self.signal.read(s0, s1)))
+        self._scales_changed()
+
+    def choose_montage(self, name: str) -> None:
+        """Read the open EEG through montage *name* (display and analysis); results are cleared."""
+        from engine.errors import LatentError
+
+        if self.signal is None or name == self.session.montage:
+            return
+        try:
+            self.session.set_montage(name)
+        except LatentError as exc:
+            from desktop.dialogs import messages
+
+            self.montage_box.setCurrentIndex(max(0, self.montage_box.findData(self.session.montage)))
+            messages.show_error(self, "Montage", str(exc))
+            return
+        self.statusMessage.emit(f"Montage: {self.montage_box.currentText()} (display and analysis)")
 
     def _on_filters(self) -> None:
         self.filters = FilterSettings(self.hp_box.currentData(), self.lp_box.currentData(),
                                       self.notch_box.currentData())
+        mark_filter_boxes(self)
         self._redraw()
 
     def keyPressEvent(self, ev):  # noqa: N802 - Qt override
@@ -266,115 +358,11 @@ class SignalView(QWidget):
             self.set_start(0)
         elif k == Qt.Key.Key_End and self.signal is not None:
             self.set_start(self.signal.duration)
+        elif k in (Qt.Key.Key_Down, Qt.Key.Key_Up):
+            self.scroll_group(1 if k == Qt.Key.Key_Down else -1)
         elif k in (Qt.Key.Key_Plus, Qt.Key.Key_Equal):
             self.change_gain(2.0)
         elif k == Qt.Key.Key_Minus:
             self.change_gain(0.5)
         else:
             super().keyPressEvent(ev)
-
-    # ---- drawing -----------------------------------------------------------------
-    def _page_samples(self) -> tuple[int, int]:
-        sf = self.signal.sfreq
-        s0 = int(round(self.start * sf))
-        return s0, min(self.signal.n_samples, s0 + int(round(self.window * sf)))
-
-    def _read_page(self, source, s0: int, s1: int, pad: int) -> np.ndarray:
-        a, b = max(0, s0 - pad), min(self.signal.n_samples, s1 + pad)
-        x = source.read(a, b) if hasattr(source, "read") else np.asarray(source)[:, a:b]
-        x = apply_display_filters(np.asarray(x, np.float32), self.signal.sfreq, self.filters)
-        return x[:, s0 - a: s0 - a + (s1 - s0)]
-
-    def _redraw(self) -> None:
-        if self.signal is None:
-            return
-        sf = self.signal.sfreq
-        s0, s1 = self._page_samples()
-        pad = int(PAD_SECONDS * sf) if self.filters.active else 0
-        page = self._read_page(self.signal, s0, s1, pad)
-        self.reads += 1
-        t = (np.arange(s0, s1) / sf).astype(np.float64)
-        centre = np.nanmedian(page, axis=1, keepdims=True) if page.shape[1] else np.zeros((page.shape[0], 1))
-        vis = self.visible_channels()
-        k_of = {ch: k for k, ch in enumerate(vis)}
-        factor = (0.5 * self.global_gain * self.gain / self.scale)[:, None]
-        y = (page - centre) * factor
-        for ch, curve in enumerate(self.curves):
-            if ch in k_of:
-                curve.setData(t, y[ch] - k_of[ch])
-                curve.setVisible(True)
-            else:
-                curve.setVisible(False)
-        self._draw_overlay_traces(t, s0, s1, pad, centre, factor, k_of)
-        self._draw_calibration(factor[:, 0], k_of)
-        self._draw_paper_grid(len(vis))
-        self._draw_heat(s0, s1, vis)
-        self.plot.setXRange(t[0] if len(t) else self.start, self.start + self.window, padding=0)
-        self._draw_markers(s0 / sf, s1 / sf)
-        self.overview.set_page(self.start, self.start + self.window)
-        dur = self.signal.duration
-        self.pos_label.setText(f"{fmt_time(self.start)} – {fmt_time(self.start + self.window)} / {fmt_time(dur)}")
-        self.pageChanged.emit(self.start, self.start + self.window)
-
-    def _draw_overlay_traces(self, t, s0, s1, pad, centre, factor, k_of) -> None:
-        self.overlay_curves = replace_items(self.plot, self.overlay_curves)
-        if self.overlay_signal is None or not self.session.overlay.show_reconstruction:
-            self.plot.setTitle(None)
-            return
-        self.plot.setTitle(f"<span style='color:#141414'>— original</span>&nbsp;&nbsp;&nbsp;"
-                           f"<span style='color:#dc2828'>— {self.overlay_name}</span>", size="9pt")
-        over = self._read_page(self.overlay_signal, s0, s1, pad)
-        if over.shape[0] != len(self.curves):
-            return
-        y = (over - centre) * factor
-        pen = pg.mkPen((220, 40, 40), width=1.3)
-        for ch, k in k_of.items():
-            c = pg.PlotDataItem(pen=pen)  # data after addItem: pyqtgraph's clip-to-view needs the ViewBox
-            c.setDownsampling(auto=True, method="peak")
-            c.setClipToView(True)
-            self.plot.addItem(c)
-            c.setData(t[: y.shape[1]], y[ch] - k)
-            self.overlay_curves.append(c)
-
-    def _draw_heat(self, s0: int, s1: int, vis: list[int]) -> None:
-        draw_heat(self.heat, self.anomaly, self.signal, s0, s1, vis, self.session.overlay)
-
-    def _draw_calibration(self, factor: np.ndarray, k_of: dict[int, int]) -> None:
-        """A round-amplitude bar with its value and unit at the left of every visible lane."""
-        self.calibration = replace_items(self.plot, self.calibration, calibration_items(
-            factor, k_of, self.signal.units, self.start + 0.01 * self.window))
-
-    def paper_grid_on(self) -> bool:
-        """Whether the ECG paper time grid is shown (ECG only, tool-bar check box)."""
-        return self.signal is not None and self.signal.modality == "ecg" and self.grid_box.isChecked()
-
-    def _draw_paper_grid(self, lanes: int) -> None:
-        """ECG paper time lines (0.2 s major, 0.04 s minor) behind the traces, in place of the axis grid."""
-        on = self.paper_grid_on()
-        self.plot.getPlotItem().showGrid(x=not on, y=False, alpha=0.25)
-        new = []
-        if on:
-            width_px = max(1.0, float(self.plot.getPlotItem().getViewBox().width()))
-            new = paper_grid_items(self.start, self.start + self.window, width_px / self.window,
-                                   0.6, -max(lanes, 1) + 0.4)
-        self.grid_items = replace_items(self.plot, self.grid_items, new)
-
-    def _draw_markers(self, t0: float, t1: float) -> None:
-        self.markers = replace_items(self.plot, self.markers, annotation_lines(self.signal.annotations, t0, t1))
-
-    def _on_hover(self, pos) -> None:
-        if self.signal is None:
-            return
-        vb = self.plot.getPlotItem().getViewBox()
-        if not vb.sceneBoundingRect().contains(pos):
-            return
-        p = vb.mapSceneToView(pos)
-        vis = self.visible_channels()
-        k = int(round(-p.y()))
-        if 0 <= k < len(vis):
-            ch = vis[k]
-            s = int(p.x() * self.signal.sfreq)
-            if 0 <= s < self.signal.n_samples:
-                v = float(self.signal.read(s, s + 1)[ch, 0])
-                self.statusMessage.emit(f"{self.signal.channels[ch]}  t = {p.x():.3f} s: "
-                                        f"{v:.3f} {self.signal.units[ch]}")

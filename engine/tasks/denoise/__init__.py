@@ -29,6 +29,7 @@ import numpy as np
 
 from engine.data import Signal
 from engine.errors import ModalityMismatchError, ModelError
+from engine.io.montages import montage_params
 from engine.jobs import Progress, rescaled
 from engine.results import DenoisedSignal
 from engine.tasks._models import resolve_model
@@ -141,6 +142,7 @@ def denoise_task(data: Signal, *, model=None, device=None, mode: str = "replace"
               "model_sfreq": inp.get("sfreq"), "input_sfreq": float(data.sfreq), "per_channel": True,
               "batch_size": batch_size, "device": str(device or "auto"), "nan_samples_kept": nan_mask_samples,
               "timings_s": {"load_model": round(t_load, 3), "total": round(time.perf_counter() - t0, 3)}}
+    params.update(montage_params(data))  # the montage the recording was read through
     yield Progress(1.0, "denoised")
     return DenoisedSignal(signal=out, model=lm.name, sha256=lm.sha256, params=params)
 

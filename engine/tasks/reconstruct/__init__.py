@@ -25,6 +25,7 @@ from engine.errors import ModalityMismatchError
 from engine.inference.pipelines import image_pipeline
 from engine.inference.preprocess import IMAGE_MODALITIES, validate_meta
 from engine.inference.windows import infer_signal, signal_anomaly
+from engine.io.montages import montage_params
 from engine.jobs import Progress
 from engine.results import AnomalyMap, Reconstruction, ReconstructionResult
 from engine.tasks._models import resolve_model
@@ -111,6 +112,7 @@ def reconstruct_task(data, *, model=None, device=None, batch_size: int | None = 
         mask = None
         units = ",".join(sorted(set(data.units)))
         params["sfreq_in"] = float(data.sfreq)
+        params.update(montage_params(data))  # the montage the recording was read through
     total = time.perf_counter() - t0
     cal = loaded.meta.get("calibration") or {}
     summary = {

@@ -35,6 +35,7 @@ import numpy as np
 
 from engine.data import Signal
 from engine.errors import ModalityMismatchError, ModelError, WeightsError
+from engine.io.montages import montage_params
 from engine.jobs import Progress
 from engine.results import SegmentScores
 from engine.tasks import default_model
@@ -190,6 +191,7 @@ def score_segments_task(data, *, model=None, device=None, method: str = "auto",
     score = np.array([r[3] for r in rows], np.float32)
     params = {"method": method, "n_files": len(datas), "seconds": round(time.perf_counter() - t0, 3),
               "file_index": idx.tolist(), "sfreq": [float(d.sfreq) for d in datas]}
+    params.update(montage_params(datas[0]))  # the montage the recording was read through
     if method == "anomaly":
         params.update(window_s=TRACK_WINDOW_S, hop_s=TRACK_HOP_S)
     yield Progress(1.0, f"{len(rows)} segment(s) scored")
