@@ -84,7 +84,7 @@ def test_preferences_persist(qtbot, window):
     window.results.cmap_box.setCurrentText("viridis")
     assert float(settings().value("overlay/opacity")) == 0.33
     assert settings().value("overlay/colormap") == "viridis"
-    window.resize(700, 500)  # fits the 800x600 offscreen screen, so it is restored as is
+    window.resize(760, 500)  # fits the 800x600 offscreen screen (and the CT tool bar), so it is restored as is
     window.close()
     from desktop.main_window import MainWindow
 
@@ -93,7 +93,7 @@ def test_preferences_persist(qtbot, window):
     try:
         assert again.session.overlay.colormap == "viridis" and again.session.overlay.opacity == 0.33
         assert again.results.opacity.value() == 33
-        assert (again.width(), again.height()) == (700, 500)
+        assert (again.width(), again.height()) == (760, 500)
     finally:
         again.shutdown()
 
