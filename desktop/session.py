@@ -55,6 +55,8 @@ class Session(QObject):
         :attr:`overlay` was modified.
     focusRequested(float, float)
         Centre the view on a point: (x, y) image pixels, or (seconds, 0) for signals.
+    roiChanged()
+        :attr:`roi` (the level-0 ``(x, y, w, h)`` that limits detection, or None) changed.
     """
 
     dataChanged = Signal()
@@ -62,6 +64,7 @@ class Session(QObject):
     resultsCleared = Signal()
     overlayChanged = Signal()
     focusRequested = Signal(float, float)
+    roiChanged = Signal()
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -71,6 +74,7 @@ class Session(QObject):
         self.results: dict[str, ResultEntry] = {}
         self.overlay = OverlaySettings()
         self._in_use: dict[int, int] = {}
+        self.roi: tuple[int, int, int, int] | None = None
 
     @property
     def modality(self) -> str | None:
@@ -81,6 +85,9 @@ class Session(QObject):
         self.results.clear()
         self.resultsCleared.emit()
         self.data, self.path, self.read_options = data, path, dict(options or {})
+        if self.roi is not None:
+            self.roi = None
+            self.roiChanged.emit()
         self.dataChanged.emit()
         if old is not None and old is not data and not self._in_use.get(id(old)):
             _close(old)
@@ -101,6 +108,11 @@ class Session(QObject):
 
     def close(self) -> None:
         self.set_data(None, None)  # type: ignore[arg-type]
+
+    def set_roi(self, roi: tuple[int, int, int, int] | None) -> None:
+        """Limit region-aware tasks (detect-nuclei) to *roi* (level-0 x, y, w, h), or None for all."""
+        self.roi = tuple(int(v) for v in roi) if roi is not None else None
+        self.roiChanged.emit()
 
     def add_result(self, entry: ResultEntry) -> None:
         self.results[entry.task] = entry

@@ -249,12 +249,15 @@ class AnalysisPanel(QWidget):
         model = model or self.model
         started = time.perf_counter()
         options: dict = {}
+        roi = getattr(self.session, "roi", None)
+        if task == "detect-nuclei" and roi is not None:
+            options["roi"] = tuple(roi)
 
         def make_job():
             return spec.runner()(data, model=model, device=None, **options)
 
         self.progress.setValue(0)
-        self.message.setText(f"Running {spec.title.lower()}…")
+        self.message.setText(f"Running {spec.title.lower()}" + (" in the drawn region" if "roi" in options else "") + "…")
         self.session.acquire(data)
         self.job = self.runner.start(
             make_job, name=task,

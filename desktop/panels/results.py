@@ -57,9 +57,20 @@ def summarise(task: str, entry, data) -> str:
     elif task == "detect-nuclei":
         lines.append(f"Nuclei: {r.count}")
         mpp = r.mpp or getattr(data, "mpp", None)
-        if mpp and data is not None:
-            area_mm2 = data.shape[0] * data.shape[1] * (mpp / 1000.0) ** 2
-            lines.append(f"Density: {r.count / area_mm2:,.0f} per mm² (over {area_mm2:.3f} mm²)")
+        params = getattr(r, "params", None) or {}
+        area_px = getattr(r, "area_px", None) or (data.shape[0] * data.shape[1] if data is not None else None)
+        if mpp and area_px:
+            area_mm2 = area_px * (mpp / 1000.0) ** 2
+            where = " in the drawn region" if params.get("roi") and data is not None and \
+                area_px < data.shape[0] * data.shape[1] else ""
+            lines.append(f"Density: {r.count / area_mm2:,.0f} per mm² (over {area_mm2:.3f} mm²{where})")
+            if params.get("mpp_source") == "estimated":
+                est = params.get("mpp_estimate") or {}
+                lines.append(f"Scale ESTIMATED from the nuclei: {mpp:.3g} µm/px (≈{est.get('magnification', '?')}, "
+                             f"confidence {float(est.get('confidence', 0)):.0%}); confirm or set it")
+            areas = getattr(r, "nucleus_area_um2", None)
+            if areas is not None and len(areas):
+                lines.append(f"Nucleus area: median {float(np.median(areas)):.1f} µm²")
         elif data is not None:
             lines.append(f"Density: {r.count / (data.shape[0] * data.shape[1]) * 1e6:,.0f} per Mpx (scale unknown)")
     elif task == "denoise":
