@@ -80,7 +80,8 @@ def main(argv=None) -> int:
             e = (pred[m] - Y[m]) / np.log(2)
             snapped = std[np.abs(np.log2(np.exp(pred[m])[:, None] / std)).argmin(1)]
             right = np.mean(np.abs(np.log2(snapped / np.exp(Y[m]))) < 0.1)
-            print(f"| {s} | {np.exp(Y[m][0]):g} um/px ({'original' if fac == 1 else f'resampled x{fac:g}'}) | "
+            mpps = "/".join(f"{v:g}" for v in sorted({round(float(np.exp(y)), 4) for y in Y[m]}))
+            print(f"| {s} | {mpps} um/px ({'original' if fac == 1 else f'resampled x{fac:g}'}) | "
                   f"{m.sum()} | {e.mean():+.2f} ± {e.std():.2f} | {right:.2f} |")
     print("snap threshold (octaves) -> share of calibration images whose used mpp is off by > 25 %:")
     for th in (0.2, 0.3, 0.4, 0.5):
