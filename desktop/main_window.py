@@ -97,6 +97,7 @@ class MainWindow(QMainWindow):
         self.signal_view = SignalView(self.session)
         for w in (welcome, self.ct_view, self.slide_view, self.signal_view):
             self.stack.addWidget(w)
+        self.slide_view.scaleRequested.connect(lambda mpp: self.ask_mpp(mpp))
         for v in (self.ct_view, self.slide_view, self.signal_view):
             v.statusMessage.connect(lambda msg: self.statusBar().showMessage(msg, 4000))
         self.setCentralWidget(self.stack)
@@ -217,14 +218,16 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"Opening {Path(path).name}…")
         self.opener.open(path, **options)
 
-    def ask_mpp(self) -> None:
-        """Re-read the open H&E image with a microns-per-pixel value given by the user."""
+    def ask_mpp(self, suggested: float | None = None) -> None:
+        """Re-read the open H&E image with a microns-per-pixel value given by the user.
+
+        *suggested* pre-fills the dialog (the scale estimated from the image, say)."""
         from PySide6.QtWidgets import QInputDialog
 
         data = self.session.data
         if self.session.modality != "histology" or not self.session.path:
             return
-        current = float(data.mpp) if getattr(data, "mpp", None) else 0.5
+        current = float(data.mpp) if getattr(data, "mpp", None) else float(suggested or 0.5)
         value, ok = QInputDialog.getDouble(
             self, "Image scale", f"{Path(self.session.path).name}: microns per pixel at full resolution\n"
             "(0.25 ≈ 40× objective, 0.5 ≈ 20×):", current, 0.01, 100.0, 4)

@@ -57,6 +57,8 @@ class Session(QObject):
         Centre the view on a point: (x, y) image pixels, or (seconds, 0) for signals.
     montageChanged()
         :attr:`montage` changed (EEG); :attr:`analysis_data` is the recording through it.
+    roiChanged()
+        :attr:`roi` (the level-0 ``(x, y, w, h)`` that limits detection, or None) changed.
     """
 
     dataChanged = Signal()
@@ -65,6 +67,7 @@ class Session(QObject):
     overlayChanged = Signal()
     focusRequested = Signal(float, float)
     montageChanged = Signal()
+    roiChanged = Signal()
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -76,6 +79,7 @@ class Session(QObject):
         self.montage = "none"  # an engine.io.montages.MONTAGES key
         self._montaged: Any = None
         self._in_use: dict[int, int] = {}
+        self.roi: tuple[int, int, int, int] | None = None
 
     @property
     def modality(self) -> str | None:
@@ -87,6 +91,9 @@ class Session(QObject):
         self.resultsCleared.emit()
         self.data, self.path, self.read_options = data, path, dict(options or {})
         self.montage, self._montaged = "none", None  # a new recording is shown as recorded
+        if self.roi is not None:
+            self.roi = None
+            self.roiChanged.emit()
         self.dataChanged.emit()
         if old is not None and old is not data and not self._in_use.get(id(old)):
             _close(old)
@@ -107,6 +114,11 @@ class Session(QObject):
 
     def close(self) -> None:
         self.set_data(None, None)  # type: ignore[arg-type]
+
+    def set_roi(self, roi: tuple[int, int, int, int] | None) -> None:
+        """Limit region-aware tasks (detect-nuclei) to *roi* (level-0 x, y, w, h), or None for all."""
+        self.roi = tuple(int(v) for v in roi) if roi is not None else None
+        self.roiChanged.emit()
 
     def add_result(self, entry: ResultEntry) -> None:
         """Keep *entry* (by task name) and announce it; a result type with no presenter is refused

@@ -66,6 +66,11 @@ class Detections(Provenance):
     mpp: float | None = None
     area_px: float | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    #: Per nucleus (optional): region area in input pixels and in µm² (None where the scale is
+    #: unknown), and the outline as an ``(K, 2)`` x, y polygon in input pixels.
+    nucleus_area_px: np.ndarray | None = None
+    nucleus_area_um2: np.ndarray | None = None
+    outlines: tuple | None = None
 
     @property
     def count(self) -> int:

@@ -250,12 +250,16 @@ class AnalysisPanel(QWidget):
         model = model or self.model
         started = time.perf_counter()
         options: dict = {}
+        roi = getattr(self.session, "roi", None)
+        if "roi" in spec.options and roi is not None:
+            options["roi"] = tuple(roi)
 
         def make_job():
             return spec.runner()(data, model=model, device=None, **options)
 
         self.progress.setValue(0)
-        self.message.setText(f"Running {spec.title.lower()}…")
+        where = " in the drawn region" if "roi" in options else ""
+        self.message.setText(f"Running {spec.title.lower()}{where}…")
         self.session.acquire(source)
         self.job = self.runner.start(
             make_job, name=task,

@@ -14,12 +14,22 @@ class DetectionsPresenter(Presenter):
     def summary(self, result, data) -> list[str]:
         lines = [f"Nuclei: {result.count}"]
         mpp = result.mpp or getattr(data, "mpp", None)
-        if mpp and data is not None:
-            area_mm2 = data.shape[0] * data.shape[1] * (mpp / 1000.0) ** 2
-            lines.append(f"Density: {result.count / area_mm2:,.0f} per mm² (over {area_mm2:.3f} mm²)")
-        elif data is not None:
-            lines.append(f"Density: {result.count / (data.shape[0] * data.shape[1]) * 1e6:,.0f} per Mpx "
-                         "(scale unknown)")
+        params = getattr(result, "params", None) or {}
+        whole = data.shape[0] * data.shape[1] if data is not None else None
+        area_px = result.area_px or whole  # the drawn region's area when detection was limited to it
+        if mpp and area_px:
+            area_mm2 = area_px * (mpp / 1000.0) ** 2
+            where = " in the drawn region" if params.get("roi") and whole and area_px < whole else ""
+            lines.append(f"Density: {result.count / area_mm2:,.0f} per mm² (over {area_mm2:.3f} mm²{where})")
+            if params.get("mpp_source") == "estimated":
+                est = params.get("mpp_estimate") or {}
+                lines.append(f"Scale ESTIMATED from the nuclei: {mpp:.3g} µm/px (≈{est.get('magnification', '?')}, "
+                             f"confidence {float(est.get('confidence', 0)):.0%}); confirm or set it")
+            areas = getattr(result, "nucleus_area_um2", None)
+            if areas is not None and len(areas):
+                lines.append(f"Nucleus area: median {float(np.median(areas)):.1f} µm²")
+        elif whole:
+            lines.append(f"Density: {result.count / whole * 1e6:,.0f} per Mpx (scale unknown)")
         return lines
 
     def table(self, result, data) -> ResultTable | None:
@@ -31,7 +41,7 @@ class DetectionsPresenter(Presenter):
                            [str, "{:.1f}".format, "{:.1f}".format, "{:.2f}".format], focus=xy)
 
     def draw_slide(self, view, entry) -> None:
-        view.show_markers(np.asarray(entry.result.xy, float).reshape(-1, 2))
+        view.show_markers(np.asarray(entry.result.xy, float).reshape(-1, 2), getattr(entry.result, "params", None))
 
     def check(self, result, data, model, manifest) -> str:
         xy = finite("nucleus positions", result.xy)

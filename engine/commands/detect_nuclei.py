@@ -9,7 +9,8 @@ def register(sub) -> None:
     p = sub.add_parser("detect-nuclei", help="detect nuclei in an H&E image or whole slide (CSV, GeoJSON, summary)")
     p.add_argument("image", help="H&E image: PNG/JPEG/TIFF, pyramidal TIFF, SVS ...")
     p.add_argument("--mpp", type=float, default=None,
-                   help="microns per pixel of the input (overrides the file; default: the file's, else the model's)")
+                   help="microns per pixel of the input (overrides the file; default: the file's, else ESTIMATED "
+                        "from the size of the nuclei, and said so)")
     p.add_argument("--roi", default=None, metavar="x,y,w,h", help="analyse only this level-0 pixel region")
     p.add_argument("--model", default=None, help="bundled model name or .safetensors path (default histo-nuclei)")
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: best available)")
@@ -46,12 +47,23 @@ def run(args) -> int:
             print(file=sys.stderr)
         paths = write_detections(result, data, args.out)
         summary = summarize(result, data)
+    if summary.get("mpp_source") == "estimated":
+        est = summary.get("mpp_estimate") or {}
+        bar = "!" * 78
+        print(f"{bar}\nWARNING: {args.image} has no pixel size. The scale was ESTIMATED from the nuclei:\n"
+              f"  {est.get('mpp')} um/px (~{est.get('magnification')}; raw estimate {est.get('mpp_raw')}, "
+              f"confidence {est.get('confidence')}).\n"
+              f"  Counts, densities and areas depend on it. If you know the scale, pass --mpp "
+              f"(0.25 for 40x, 0.5 for 20x).\n{bar}", file=sys.stderr)
     if args.json:
         print(json.dumps({**summary, "outputs": [str(p) for p in paths]}))
     else:
         dens = summary["density_per_mm2"]
+        src = summary["mpp_source"]
+        if src == "estimated":
+            src = f"scale estimated: {summary['mpp']} um/px"
         print(f"{summary['count']} nuclei" + (f", {dens:.0f} per mm²" if dens else "")
-              + f" ({summary['mpp_source']}); model {summary['model']} {summary['sha256'][:12]}")
+              + f" ({src}); model {summary['model']} {summary['sha256'][:12]}")
         for p in paths:
             print(f"wrote {p}")
     return 0

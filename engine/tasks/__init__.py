@@ -34,6 +34,8 @@ class TaskSpec:
     result: str
     #: ``summarize(result, data, *, outputs=()) -> dict``: the one summary the JSON file, CLI and GUI show
     summarize: str = "summarize"
+    #: optional inputs the GUI may pass to ``run`` (e.g. ``"roi"``: a level-0 ``(x, y, w, h)`` region)
+    options: tuple[str, ...] = ()
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -65,7 +67,7 @@ TASKS: dict[str, TaskSpec] = {
                  {"ct": "ct-dae", "histology": "histo-cae", "ecg": "ecg-dae", "eeg": "eeg-cae"},
                  "engine.tasks.reconstruct", "reconstruct_task", "write_reconstruction", "ReconstructionResult"),
         TaskSpec("detect-nuclei", "Detect nuclei", {"histology": "histo-nuclei"},
-                 "engine.tasks.nuclei", "detect_task", "write_detections", "Detections"),
+                 "engine.tasks.nuclei", "detect_task", "write_detections", "Detections", options=("roi",)),
         TaskSpec("denoise", "Denoise signal", {"ecg": "ecg-dae", "eeg": "eeg-cae"},
                  "engine.tasks.denoise", "denoise_task", "write_denoised", "DenoisedSignal"),
         TaskSpec("score-beats", "Score beats", {"ecg": "ecg-beats"},

@@ -79,7 +79,8 @@ def _region(data: Image, roi) -> tuple[int, int, int, int]:
 
 def detect_task(data: Image, *, model=None, device=None, mpp: float | None = None, roi=None,
                 tile: int | None = None, margin: int | None = None, threshold: float | None = None,
-                min_distance: int | None = None, **options) -> Generator[Progress, None, Detections]:
+                min_distance: int | None = None, outlines: bool = True, estimate_scale: bool = True,
+                **options) -> Generator[Progress, None, Detections]:
     """Detect nuclei in a histology image; yields Progress per tile, returns :class:`Detections`.
 
     Parameters
@@ -92,7 +93,9 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
         ``"cpu"``, ``"cuda"`` ...; default the best available.
     mpp : float, optional
         Microns per pixel of the input; overrides the image metadata. When neither
-        says, the model's own mpp is assumed (``params["mpp_source"]`` says so).
+        says, the pixel size is estimated from the nuclei in the image itself
+        (:func:`engine.tasks.nuclei.scale.estimate_mpp`; ``params["mpp_source"] ==
+        "estimated"`` and ``params["mpp_estimate"]`` hold the estimate and its confidence).
     roi : (x, y, w, h) or "x,y,w,h", optional
         Region of level-0 pixels to analyse; detections stay in input coordinates.
     tile, margin : int, optional
@@ -100,6 +103,10 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
         metadata (else 1024 and 64).
     threshold, min_distance : optional
         Override the model's peak threshold / minimum distance (model pixels).
+    outlines : bool
+        Outline each nucleus (seeded watershed of the hematoxylin channel) and measure its area.
+    estimate_scale : bool
+        When the pixel size is unknown, estimate it (default); False assumes the model's own.
     """
     import torch
 
@@ -121,6 +128,22 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
         in_mpp, source = float(mpp), "given (--mpp)"
     elif data.mpp:
         in_mpp, source = float(data.mpp), "image metadata"
+    elif estimate_scale:
+        from engine.tasks.nuclei.scale import estimate_mpp
+
+        yield Progress(0.0, "the file has no pixel size: estimating it from the nuclei", {})
+        estimate = estimate_mpp(data, roi=_region(data, roi))
+        if estimate.get("mpp") is None:
+            in_mpp, source = model_mpp, (f"assumed: the file has no pixel size and no nuclei were found to "
+                                         f"estimate it; the model's {model_mpp} um/px was used")
+            logger.warning("%s: no pixel size and none could be estimated; assuming %.3g um/px (pass --mpp)",
+                           data.path, model_mpp)
+        else:
+            in_mpp, source = float(estimate["mpp"]), "estimated"
+        if source == "estimated":
+            logger.warning("%s: no pixel size in the file; ESTIMATED %.3g um/px (%s, confidence %.2f) from the "
+                           "nuclei; pass --mpp to set it", data.path, in_mpp, estimate["magnification"],
+                           estimate["confidence"])
     else:
         in_mpp, source = model_mpp, f"assumed: the file has no pixel size, the model's {model_mpp} um/px was used"
         logger.warning("%s: no pixel size; assuming the model's %.3g um/px (pass --mpp)", data.path, model_mpp)
@@ -138,7 +161,8 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
     pad = int(math.ceil(margin / scale))
     align = max(1, int(round(network_stride(module) / scale)))
     tiles = [(tx, ty) for ty in range(ry, ry + rh, step) for tx in range(rx, rx + rw, step)]
-    xys, scores = [], []
+    xys, scores, areas, polys = [], [], [], []
+    total = 0
     t_load = time.perf_counter() - t_start
     yield Progress(0.0, f"detecting nuclei in {len(tiles)} tile(s) at {in_mpp:.3g} um/px",
                    {"tiles": len(tiles)})
@@ -150,29 +174,43 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
             bx0, by0 = max((tx - pad) // align * align, 0), max((ty - pad) // align * align, 0)
             bx1, by1 = min(cx1 + pad, cols), min(cy1 + pad, rows)
             rgb = np.asarray(data.read_region(0, bx0, by0, bx1 - bx0, by1 - by0))
-            xy, sc = detect_array(module, rgb, scale=scale, threshold=thr, min_distance=md, device=dev)
-            xy = xy + (bx0, by0)
+            out = detect_array(module, rgb, scale=scale, threshold=thr, min_distance=md, device=dev,
+                               outlines=outlines, model_mpp=model_mpp)
+            xy, sc = out[0] + (bx0, by0), out[1]
             # Each point belongs to the one tile core whose pixel range contains its rounded position.
             own = ((xy[:, 0] >= tx - 0.5) & (xy[:, 0] < cx1 - 0.5)
                    & (xy[:, 1] >= ty - 0.5) & (xy[:, 1] < cy1 - 0.5))
             xys.append(xy[own])
             scores.append(sc[own])
-            yield Progress((i + 1) / len(tiles), f"tile {i + 1}/{len(tiles)}: {int(own.sum())} nuclei",
-                           {"tile": i + 1, "tiles": len(tiles)})
+            if outlines:
+                areas.append(out[2][own])
+                polys.extend(p + (bx0, by0) for p, keep in zip(out[3], own) if keep)
+            total += int(own.sum())
+            yield Progress((i + 1) / len(tiles), f"tile {i + 1}/{len(tiles)}: {int(own.sum())} nuclei, "
+                           f"{total} in total", {"tile": i + 1, "tiles": len(tiles), "total": total})
     finally:
         if dev.type == "cuda":
             torch.cuda.empty_cache()
     xy = np.concatenate(xys) if xys else np.zeros((0, 2))
     score = np.concatenate(scores).astype(np.float32) if scores else np.zeros((0,), np.float32)
     order = np.lexsort((xy[:, 0], xy[:, 1]))
+    area_px = area_um2 = outline_list = None
+    if outlines:
+        area_model = np.concatenate(areas) if areas else np.zeros(0)
+        area_px = (area_model / scale ** 2)[order]
+        area_um2 = area_model[order] * model_mpp ** 2 if not source.startswith("assumed") else None
+        outline_list = tuple(polys[j] for j in order)
     t_total = time.perf_counter() - t_start
     params = {
         "threshold": thr, "min_distance_model_px": md, "model_mpp": model_mpp, "input_mpp": in_mpp,
         "mpp_source": source, "scale": scale, "tile_model_px": tile, "margin_model_px": margin,
         "tiles": len(tiles), "roi": [rx, ry, rw, rh], "device": str(dev),
-        "match_radius_model_px": det.get("radius_px"),
+        "match_radius_model_px": det.get("radius_px"), "outlines": bool(outlines),
         "timings_s": {"load_model": round(t_load, 4), "total": round(t_total, 4)},
     }
+    if source == "estimated":
+        params["mpp_estimate"] = estimate
     return Detections(xy=xy[order].astype(np.float64), score=score[order], model=loaded.name,
                       sha256=loaded.sha256, mpp=None if source.startswith("assumed") else in_mpp,
-                      area_px=float(rw * rh), params=params)
+                      area_px=float(rw * rh), params=params, nucleus_area_px=area_px,
+                      nucleus_area_um2=area_um2, outlines=outline_list)

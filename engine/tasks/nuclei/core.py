@@ -78,7 +78,7 @@ def find_peaks(prob: np.ndarray, *, threshold: float, min_distance: int) -> tupl
 
 
 def detect_array(module, rgb: np.ndarray, *, scale: float = 1.0, threshold: float = 0.5,
-                 min_distance: int = 4, device=None) -> tuple[np.ndarray, np.ndarray]:
+                 min_distance: int = 4, device=None, outlines: bool = False, model_mpp: float = 0.5):
     """Detect nuclei in one in-memory RGB array.
 
     Parameters
@@ -88,16 +88,31 @@ def detect_array(module, rgb: np.ndarray, *, scale: float = 1.0, threshold: floa
         resized by *scale* before the network and detections are mapped back.
     threshold, min_distance
         Peak score threshold and minimum peak distance (in model pixels).
+    outlines : bool
+        Also outline each nucleus (:func:`engine.tasks.nuclei.outline.outline_nuclei`
+        on the rescaled array, whose pixel size is *model_mpp*).
 
     Returns
     -------
     xy, score
         ``(N, 2)`` (column, row) in input pixels and ``(N,)`` scores in [0, 1].
+    area_model_px, polygons
+        Only with *outlines*: ``(N,)`` areas in model pixels and one ``(K, 2)`` polygon
+        per nucleus in input pixels.
     """
     x = rescale_tensor(to_tensor(rgb, device), scale)
     prob = probability_map(module, x).float().cpu().numpy()
     xy, score = find_peaks(prob, threshold=threshold, min_distance=min_distance)
-    return model_to_input(xy, x.shape[-2:], np.asarray(rgb).shape[:2]), score
+    xy_in = model_to_input(xy, x.shape[-2:], np.asarray(rgb).shape[:2])
+    if not outlines:
+        return xy_in, score
+    from engine.tasks.nuclei.outline import outline_nuclei
+
+    rgb_model = (x[0].permute(1, 2, 0).clamp(0, 1).mul(255).round().byte().cpu().numpy()
+                 if abs(scale - 1.0) >= 1e-6 else np.asarray(rgb)[..., :3])
+    area, polys = outline_nuclei(rgb_model, xy, mpp=model_mpp)
+    polys = [model_to_input(p, x.shape[-2:], np.asarray(rgb).shape[:2]) for p in polys]
+    return xy_in, score, area, polys
 
 
 def model_to_input(xy: np.ndarray, model_hw, input_hw) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 
 from engine.errors import ReadError
 
-__all__ = ["match_points", "precision_recall_f1", "read_points_csv"]
+__all__ = ["match_points", "precision_recall_f1", "read_points_csv", "image_names_csv"]
 
 
 logger = logging.getLogger("engine")
@@ -84,20 +84,71 @@ def precision_recall_f1(pred: np.ndarray, truth: np.ndarray, radius: float) -> d
             "n_pred": len(pred), "n_truth": len(truth), "radius": float(radius)}
 
 
-def read_points_csv(path: str | os.PathLike) -> np.ndarray:
-    """``(N, 2)`` float x, y from a CSV with ``x`` and ``y`` columns (extra columns are ignored)."""
+def read_points_csv(path: str | os.PathLike, *, image: str | None = None) -> np.ndarray:
+    """``(N, 2)`` float x, y from a CSV with ``x`` and ``y`` columns (extra columns are ignored).
+
+    When the CSV has an ``image`` column (one table for several images, as the shared
+    data sets' ``centroids.csv``), only the rows of *image* are returned; *image* is then
+    required if the column holds more than one name (:class:`ReadError` lists them), so
+    points of other images are never mixed in silently. The image name matches with or
+    without its extension. ``x_*`` / ``y_*`` columns (e.g. ``x_mean_vertex``) are used
+    when there is no plain ``x`` / ``y``.
+    """
     path = Path(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
-            fields = [f.strip().lower() for f in (reader.fieldnames or [])]
-            if "x" not in fields or "y" not in fields:
+            names = list(reader.fieldnames or [])
+            fields = [f.strip().lower() for f in names]
+            kx, ky = _column(names, fields, "x"), _column(names, fields, "y")
+            if kx is None or ky is None:
                 raise ReadError(str(path), f"needs 'x' and 'y' columns, found {fields or 'no header'}")
-            kx = reader.fieldnames[fields.index("x")]
-            ky = reader.fieldnames[fields.index("y")]
-            pts = [(float(row[kx]), float(row[ky])) for row in reader]
+            kimg = names[fields.index("image")] if "image" in fields else None
+            rows = list(reader)
+            if kimg is not None:
+                present = sorted({_stem(r[kimg]) for r in rows})
+                if image is None and len(present) > 1:
+                    raise ReadError(str(path), f"holds points of {len(present)} images; choose one with "
+                                               f"--image NAME (one of {', '.join(present[:8])}"
+                                               f"{' ...' if len(present) > 8 else ''})")
+                if image is not None:
+                    want = _stem(image)
+                    rows = [r for r in rows if _stem(r[kimg]) == want]
+                    if not rows:
+                        raise ReadError(str(path), f"has no rows for image {image!r} (images: "
+                                                   f"{', '.join(present[:8])}{' ...' if len(present) > 8 else ''})")
+            pts = [(float(row[kx]), float(row[ky])) for row in rows]
     except OSError as exc:
         raise ReadError(str(path), exc.strerror or str(exc)) from None
     except (ValueError, TypeError) as exc:
         raise ReadError(str(path), f"a non-numeric x/y value ({exc})") from None
     return np.asarray(pts, dtype=np.float64).reshape(-1, 2)
+
+
+def image_names_csv(path: str | os.PathLike) -> list[str]:
+    """The distinct ``image`` names of a points CSV (``[]`` without an ``image`` column)."""
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+        if "image" not in fields:
+            return []
+        key = reader.fieldnames[fields.index("image")]
+        return sorted({_stem(r[key]) for r in reader})
+
+
+def _column(names, fields, axis: str):
+    if axis in fields:
+        return names[fields.index(axis)]
+    for name, f in zip(names, fields):
+        if f.startswith(axis + "_"):
+            return name
+    return None
+
+
+def _stem(name: str) -> str:
+    """An image name without folders and image extensions (``a/b.png`` -> ``b``)."""
+    base = str(name).strip().replace("\\", "/").rsplit("/", 1)[-1]
+    for ext in (".nuclei.csv", ".png", ".jpg", ".jpeg", ".tif", ".tiff", ".svs", ".ndpi"):
+        if base.lower().endswith(ext):
+            return base[: -len(ext)]
+    return base

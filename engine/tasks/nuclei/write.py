@@ -1,13 +1,19 @@
 """Writers for nucleus detections: CSV, QuPath GeoJSON and a provenance summary (all atomic).
 
-* ``<stem>.nuclei.csv``: header ``x,y,score``; x = column, y = row in full-resolution
-  input pixels (0-based, origin top-left); score in [0, 1].
-* ``<stem>.nuclei.geojson``: a FeatureCollection of ``Point`` features with
+* ``<stem>.nuclei.csv``: header ``x,y,score`` (+ ``area_px,area_um2`` when the nuclei were
+  outlined); x = column, y = row in full-resolution input pixels (0-based, origin
+  top-left); score in [0, 1]; area of the nucleus's outline in input pixels and µm²
+  (``area_um2`` empty when the pixel size is unknown).
+* ``<stem>.nuclei.geojson``: a FeatureCollection of detections with
   ``properties.objectType = "detection"``, a ``classification`` (``{"name": "Nucleus",
-  "color": [r, g, b]}``), ``name`` and ``measurements`` (``{"score": s}``) as QuPath
-  (>= 0.3) imports them; coordinates are the same pixel coordinates as the CSV.
-* ``<stem>.summary.json``: count, density per mm² (when the pixel size is known),
-  model name + weights sha256, parameters and timings.
+  "color": [r, g, b]}``), ``name`` and ``measurements`` (``score``, and ``Area px^2`` /
+  ``Area µm^2``) as QuPath (>= 0.3) imports them; the geometry is the nucleus's outline
+  (a closed ``Polygon``) when outlined, else its centre (``Point``); coordinates are the
+  same pixel coordinates as the CSV.
+* ``<stem>.summary.json``: count, density per mm² (when the pixel size is known), the
+  pixel size and where it came from (``mpp_source``: ``given (--mpp)``, ``image metadata``
+  or ``estimated``, then with ``mpp_estimate``), model name + weights sha256, parameters,
+  nucleus area statistics and timings.
 """
 from __future__ import annotations
 
@@ -16,13 +22,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from engine._shared.files import atomic_path, stem_of, write_json_atomic
 from engine.data import Image
 from engine.results import Detections
 
-__all__ = ["write_detections", "detections_geojson", "summarize", "CSV_HEADER", "CLASS_NAME"]
+__all__ = ["write_detections", "detections_geojson", "summarize", "CSV_HEADER", "CSV_HEADER_AREAS", "CLASS_NAME"]
 
 CSV_HEADER = "x,y,score"
+CSV_HEADER_AREAS = "x,y,score,area_px,area_um2"
 CLASS_NAME = "Nucleus"
 CLASS_COLOR = [0, 200, 255]
 
@@ -30,18 +39,29 @@ CLASS_COLOR = [0, 200, 255]
 def detections_geojson(result: Detections) -> dict[str, Any]:
     """A QuPath-compatible GeoJSON FeatureCollection of point detections."""
     feats = []
+    outlines = result.outlines
+    a_px, a_um = result.nucleus_area_px, result.nucleus_area_um2
     for i, ((x, y), s) in enumerate(zip(result.xy.tolist(), result.score.tolist())):
+        meas = {"score": round(float(s), 4)}
+        geom = {"type": "Point", "coordinates": [round(x, 2), round(y, 2)]}
+        if outlines is not None and len(outlines[i]) >= 3:
+            ring = [[round(float(px), 2), round(float(py), 2)] for px, py in outlines[i]]
+            geom = {"type": "Polygon", "coordinates": [ring + [ring[0]]]}
+        if a_px is not None:
+            meas["Area px^2"] = round(float(a_px[i]), 2)
+        if a_um is not None:
+            meas["Area µm^2"] = round(float(a_um[i]), 3)
         feats.append({
             "type": "Feature",
             "id": f"nucleus-{i + 1}",
-            "geometry": {"type": "Point", "coordinates": [round(x, 2), round(y, 2)]},
+            "geometry": geom,
             "properties": {
                 "objectType": "detection",
                 "name": CLASS_NAME,
                 "classification": {"name": CLASS_NAME, "color": CLASS_COLOR},
                 "isLocked": False,
                 "score": round(float(s), 4),
-                "measurements": {"score": round(float(s), 4)},
+                "measurements": meas,
             },
         })
     return {"type": "FeatureCollection", "features": feats}
@@ -61,6 +81,7 @@ def summarize(result: Detections, data: Image | None, *, outputs=()) -> dict[str
         "area_px": result.area_px,
         "mpp": result.mpp,
         "mpp_source": p.get("mpp_source"),
+        "mpp_estimate": p.get("mpp_estimate"),
         "area_mm2": area_mm2,
         "density_per_mm2": (result.count / area_mm2) if area_mm2 else None,
         "mean_score": float(result.score.mean()) if result.count else None,
@@ -70,8 +91,21 @@ def summarize(result: Detections, data: Image | None, *, outputs=()) -> dict[str
         "timings_s": p.get("timings_s", {}),
         "coordinates": "x = column, y = row, full-resolution input pixels, 0-based, origin top-left",
     }
+    if result.nucleus_area_px is not None and result.count:
+        a = np.asarray(result.nucleus_area_px, float)
+        out["nucleus_area_px"] = {"median": float(np.median(a)), "p10": float(np.percentile(a, 10)),
+                                  "p90": float(np.percentile(a, 90))}
+        if result.nucleus_area_um2 is not None:
+            b = np.asarray(result.nucleus_area_um2, float)
+            out["nucleus_area_um2"] = {"median": float(np.median(b)), "p10": float(np.percentile(b, 10)),
+                                       "p90": float(np.percentile(b, 90))}
     if result.mpp is None:
         out["note"] = "pixel size unknown: density not computed; " + str(p.get("mpp_source", ""))
+    elif p.get("mpp_source") == "estimated":
+        est = p.get("mpp_estimate") or {}
+        out["note"] = (f"pixel size ESTIMATED from the image ({result.mpp:.3g} um/px, "
+                       f"{est.get('magnification', '?')}, confidence {est.get('confidence', float('nan')):.2f}): "
+                       "the file does not say it; densities and areas depend on it. Pass --mpp to set it.")
     return out
 
 
@@ -83,9 +117,16 @@ def write_detections(result: Detections, data: Image | None, out_dir: str | os.P
     csv_path = out_dir / f"{stem}.nuclei.csv"
     with atomic_path(csv_path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(CSV_HEADER + "\n")
-            for (x, y), s in zip(result.xy.tolist(), result.score.tolist()):
-                fh.write(f"{x:.2f},{y:.2f},{s:.4f}\n")
+            a_px, a_um = result.nucleus_area_px, result.nucleus_area_um2
+            if a_px is None:
+                fh.write(CSV_HEADER + "\n")
+                for (x, y), s in zip(result.xy.tolist(), result.score.tolist()):
+                    fh.write(f"{x:.2f},{y:.2f},{s:.4f}\n")
+            else:
+                fh.write(CSV_HEADER_AREAS + "\n")
+                for i, ((x, y), s) in enumerate(zip(result.xy.tolist(), result.score.tolist())):
+                    um = f"{a_um[i]:.3f}" if a_um is not None else ""
+                    fh.write(f"{x:.2f},{y:.2f},{s:.4f},{a_px[i]:.2f},{um}\n")
     geo_path = out_dir / f"{stem}.nuclei.geojson"
     with atomic_path(geo_path) as tmp:
         tmp.write_text(json.dumps(detections_geojson(result)), encoding="utf-8")
