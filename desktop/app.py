@@ -157,6 +157,17 @@ def _parse_size(text: str) -> tuple[int, int]:
         return 1366, 768
 
 
+def _platform_ok() -> bool:
+    """Check the Qt platform plugin's system libraries before Qt tries (and aborts with a wrong hint)."""
+    from desktop import startup_check
+
+    report = startup_check.check_platform()
+    if report.ok:
+        return True
+    print(report.message(), file=sys.stderr)
+    return not startup_check.blocks_start(report)  # a Wayland session may still open the window
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -165,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_selftest(argv)
     args = build_parser().parse_args(argv)
+    if not _platform_ok():
+        return EXIT_FAILURE
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Latent")
     app.setOrganizationName("Latent")
