@@ -29,6 +29,7 @@ from desktop.panels.analysis import AnalysisPanel
 from desktop.panels.export import ExportPanel
 from desktop.panels.results import ResultsPanel
 from desktop.session import Session
+from desktop.session_actions import SessionActions
 from desktop.views.ct_view import CtView
 from desktop.views.signal import SignalView
 from desktop.views.slide_view import SlideView
@@ -61,6 +62,7 @@ class MainWindow(QMainWindow):
         self._build_docks()
         self._build_menus()
         self._build_status()
+        self.sessions = SessionActions(self)  # File › Save/Open session; the questions before results are lost
         self.session.dataChanged.connect(self._on_data)
         self.session.resultAdded.connect(self._on_result)
         self.opener.busyChanged.connect(self._on_open_busy)
@@ -157,7 +159,8 @@ class MainWindow(QMainWindow):
         self._action(m, "Open DICOM &folder…", self.ask_open_folder, "Ctrl+Shift+O", "Open a folder of DICOM files")
         self.recent_menu = m.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
-        self.close_act = self._action(m, "&Close", self.session.close, QKeySequence.StandardKey.Close)
+        self.close_act = self._action(m, "&Close", lambda: self.sessions.confirm_discard() and self.session.close(),
+                                      QKeySequence.StandardKey.Close)
         self._action(m, "&Batch…", self._open_batch, None, "Run a task over many files")
         m.addSeparator()
         self.png_act = self._action(m, "Save view as &PNG…", self.export.ask_png, "Ctrl+Shift+S")
@@ -211,6 +214,8 @@ class MainWindow(QMainWindow):
 
     # ---- opening -----------------------------------------------------------------
     def open_path(self, path: str, **options) -> None:
+        if not self.sessions.confirm_discard():  # unsaved results: Save / Discard / Cancel
+            return
         self.statusBar().showMessage(f"Opening {Path(path).name}…")
         self.opener.open(path, **options)
 
@@ -379,6 +384,9 @@ class MainWindow(QMainWindow):
             self.restoreState(st)
 
     def closeEvent(self, ev):  # noqa: N802 - Qt override
+        if not self.sessions.confirm_quit():  # a running task, unsaved results
+            ev.ignore()
+            return
         s = prefs.settings()
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState())

@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QFileDialog, QLabel, QListWidget, QPushButton, QVB
 from desktop.dialogs import messages
 from desktop.jobs import JobRunner
 from desktop.session import Session
-from desktop.settings import last_dir, set_last_dir
+from desktop.settings import export_dir, set_export_dir
 
 __all__ = ["ExportPanel", "save_png", "write_results"]
 
@@ -85,7 +85,7 @@ class ExportPanel(QWidget):
     def ask_png(self) -> None:
         if self.session.data is None:
             return
-        default = str(Path(last_dir()) / f"{self._stem()}_view.png")
+        default = str(Path(export_dir()) / f"{self._stem()}_view.png")
         path, _ = QFileDialog.getSaveFileName(self, "Save view as PNG", default, "PNG image (*.png)")
         if not path:
             return
@@ -96,16 +96,16 @@ class ExportPanel(QWidget):
         except OSError as exc:
             messages.show_error(self, "Could not save the image", str(exc))
             return
-        set_last_dir(path)
+        set_export_dir(path)
         self._written([Path(path)])
 
     def ask_results(self) -> None:
         if not self.session.results:
             messages.show_info(self, "Nothing to export", "Run a task first; its results can then be exported.")
             return
-        folder = QFileDialog.getExistingDirectory(self, "Export results to folder", last_dir())
+        folder = QFileDialog.getExistingDirectory(self, "Export results to folder", export_dir())
         if folder:
-            set_last_dir(folder + "/")
+            set_export_dir(folder + "/")
             self.export_to(folder)
 
     def export_to(self, folder: str | os.PathLike) -> None:
