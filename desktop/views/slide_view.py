@@ -132,6 +132,11 @@ class SlideView(QWidget):
                                           pen=pg.mkPen((0, 255, 90), width=1.6), brush=None)
         self.markers.setZValue(30)
         self.vb.addItem(self.markers)
+        # the nucleus (or point) selected in the results table, as QuPath rings its selected object
+        self.highlight = pg.ScatterPlotItem(pxMode=True, size=22, symbol="o",
+                                            pen=pg.mkPen((255, 230, 0), width=3), brush=None)
+        self.highlight.setZValue(31)
+        self.vb.addItem(self.highlight)
         self.recon_item, self.error_item = pg.ImageItem(), pg.ImageItem()
         self.panes[1].vb.addItem(self.recon_item)
         self.panes[2].vb.addItem(self.error_item)
@@ -195,6 +200,7 @@ class SlideView(QWidget):
 
     def _clear_results(self) -> None:
         self.markers.clear()
+        self.highlight.clear()
         self.heat.clear()
         self.recon_item.clear()
         self.error_item.clear()
@@ -244,6 +250,7 @@ class SlideView(QWidget):
             scale = 400.0 / w
             w, h = w * scale, h * scale
         self.vb.setRange(QRectF(x - w / 2, y - h / 2, w, h), padding=0)
+        self.highlight.setData(pos=np.array([[x, y]], float))
 
     def _on_compare(self, on: bool) -> None:
         for pane in self.panes[1:]:
