@@ -166,7 +166,7 @@ class MainWindow(QMainWindow):
         self.png_act = self._action(m, "Save view as &PNG…", self.export.ask_png, "Ctrl+Shift+S")
         self.export_act = self._action(m, "&Export results…", self.export.ask_results, "Ctrl+E")
         m.addSeparator()
-        self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._action(m, "&Quit", self.close, "Ctrl+Q")  # StandardKey.Quit is empty on Windows and offscreen
 
         v = bar.addMenu("&View")
         self.fit_act = self._action(v, "&Fit to window", self.fit_view, "Ctrl+0")
