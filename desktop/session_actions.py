@@ -198,6 +198,8 @@ class SessionActions(QObject):
         except Exception:  # noqa: BLE001 - the results are back; a view detail must not fail the restore
             logger.warning("could not restore the view of %s", pending["path"], exc_info=True)
         self.dirty = False
+        if self.session.results:
+            self.window.analysis.message.setText(f"Results restored from {Path(pending['path']).name}.")
         self.window.statusBar().showMessage(f"Session restored from {Path(pending['path']).name}", 8000)
         self.restored.emit(pending["path"])
 
