@@ -3,6 +3,7 @@
 ``python -m desktop [FILE] [--task TASK] [--screenshot PNG] [--quit] [--sfreq HZ]`` opens FILE,
 runs TASK with its default model, waits for the result, saves a screenshot of the
 main window and (with ``--quit``) exits 0; any failure prints ``error: ...`` and exits 2.
+``--save-session S.json`` saves a session when done; ``--session S.json`` restores one instead of FILE.
 """
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--series-uid", help="DICOM SeriesInstanceUID to open from a folder with several series")
     p.add_argument("--timeout", type=float, default=900.0, metavar="S", help="give up after S seconds (automation)")
     p.add_argument("--size", default="1366x768", metavar="WxH", help="window size for automation (default 1366x768)")
+    p.add_argument("--save-session", metavar="JSON", help="save a session (input sha256, model, results, view) when done")
+    p.add_argument("--session", metavar="JSON", help="open a saved session instead of FILE")
     p.add_argument("--selftest", action="store_true", help="check the installation and exit")
     return p
 
@@ -51,7 +54,7 @@ class Automation(QObject):
 
     @property
     def headless(self) -> bool:
-        return bool(self.args.screenshot or self.args.quit)
+        return bool(self.args.screenshot or self.args.quit or self.args.save_session)
 
     def start(self) -> None:
         from desktop.dialogs import messages
@@ -63,6 +66,12 @@ class Automation(QObject):
             self.window.opener.interactive = False
             QTimer.singleShot(int(self.args.timeout * 1000),
                               lambda: self.fail(f"timed out after {self.args.timeout:g} s"))
+        if self.args.session:  # the session's own file, results and view: nothing to run or frame
+            sessions = self.window.sessions
+            sessions.restored.connect(lambda _p: self._finished())
+            sessions.restoreFailed.connect(self.fail)
+            sessions.restore(self.args.session)
+            return
         self.window.opener.opened.connect(self._opened)
         self.window.opener.failed.connect(lambda _p, msg: self.fail(msg))
         self.window.analysis.taskFinished.connect(lambda _t: self._finished())
@@ -95,7 +104,8 @@ class Automation(QObject):
             return
         self.handled = True
         try:
-            self._show_result()
+            if not self.args.session:
+                self._show_result()
         except Exception:  # noqa: BLE001 - a nicer framing is optional; the screenshot is not
             logger.debug("could not frame the result", exc_info=True)
         # Let the views draw the result before grabbing the window.
@@ -122,6 +132,12 @@ class Automation(QObject):
     def _shoot(self) -> None:
         if self.exit_code is not None:
             return
+        if self.args.save_session:
+            if self.window.sessions.save(self.args.save_session) is None:
+                self.handled = False
+                self.fail(f"the session could not be saved to {self.args.save_session}")
+                return
+            logger.info("session saved to %s", self.args.save_session)
         if self.args.screenshot:
             from desktop.panels.export import save_png
 
@@ -157,6 +173,17 @@ def _parse_size(text: str) -> tuple[int, int]:
         return 1366, 768
 
 
+def _platform_ok() -> bool:
+    """Check the Qt platform plugin's system libraries before Qt tries (and aborts with a wrong hint)."""
+    from desktop import startup_check
+
+    report = startup_check.check_platform()
+    if report.ok:
+        return True
+    print(report.message(), file=sys.stderr)
+    return not startup_check.blocks_start(report)  # a Wayland session may still open the window
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -165,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_selftest(argv)
     args = build_parser().parse_args(argv)
+    if not _platform_ok():
+        return EXIT_FAILURE
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("Latent")
     app.setOrganizationName("Latent")
@@ -172,12 +201,15 @@ def main(argv: list[str] | None = None) -> int:
 
     window = MainWindow()
     automation = None
-    if args.file:
-        if args.screenshot or args.quit:
+    if args.file and args.session:
+        print("error: give a FILE or --session, not both", file=sys.stderr)
+        return EXIT_FAILURE
+    if args.file or args.session:
+        if args.screenshot or args.quit or args.save_session:
             window.resize(*_parse_size(args.size))
         automation = Automation(window, args, app)
         QTimer.singleShot(0, automation.start)
-    elif args.task or args.screenshot:
+    elif args.task or args.screenshot or args.save_session:
         print("error: --task and --screenshot need a FILE to open", file=sys.stderr)
         return EXIT_FAILURE
     window.show()

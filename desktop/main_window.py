@@ -30,6 +30,7 @@ from desktop.panels.analysis import AnalysisPanel
 from desktop.panels.export import ExportPanel
 from desktop.panels.results import ResultsPanel
 from desktop.session import Session
+from desktop.session_actions import SessionActions
 from desktop.views.ct_view import CtView
 from desktop.views.signal import SignalView, truncation_notice
 from desktop.views.slide_view import SlideView
@@ -62,6 +63,7 @@ class MainWindow(QMainWindow):
         self._build_docks()
         self._build_menus()
         self._build_status()
+        self.sessions = SessionActions(self)  # File › Save/Open session; the questions before results are lost
         self.session.dataChanged.connect(self._on_data)
         self.session.resultAdded.connect(self._on_result)
         self.opener.busyChanged.connect(self._on_open_busy)
@@ -149,11 +151,6 @@ class MainWindow(QMainWindow):
         menu.addAction(act)
         return act
 
-    def _open_batch(self) -> None:
-        from desktop.dialogs.batch import open_batch_dialog
-
-        open_batch_dialog(self)
-
     def _build_menus(self) -> None:
         bar = self.menuBar()
         m = bar.addMenu("&File")
@@ -161,13 +158,15 @@ class MainWindow(QMainWindow):
         self._action(m, "Open DICOM &folder…", self.ask_open_folder, "Ctrl+Shift+O", "Open a folder of DICOM files")
         self.recent_menu = m.addMenu("Open &recent")
         self.recent_menu.aboutToShow.connect(self._fill_recent)
-        self.close_act = self._action(m, "&Close", self.session.close, QKeySequence.StandardKey.Close)
-        self._action(m, "&Batch…", self._open_batch, None, "Run a task over many files")
+        self.close_act = self._action(m, "&Close", lambda: self.sessions.confirm_discard() and self.session.close(),
+                                      QKeySequence.StandardKey.Close)
+        self._action(m, "&Batch…", lambda: _dialog("batch", "open_batch_dialog")(self), None,
+                     "Run a task over many files")
         m.addSeparator()
         self.png_act = self._action(m, "Save view as &PNG…", self.export.ask_png, "Ctrl+Shift+S")
         self.export_act = self._action(m, "&Export results…", self.export.ask_results, "Ctrl+E")
         m.addSeparator()
-        self._action(m, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        self._action(m, "&Quit", self.close, "Ctrl+Q")  # StandardKey.Quit is empty on Windows and offscreen
 
         v = bar.addMenu("&View")
         self.fit_act = self._action(v, "&Fit to window", self.fit_view, "Ctrl+0")
@@ -188,8 +187,8 @@ class MainWindow(QMainWindow):
         h = bar.addMenu("&Help")
         self.samples_menu = h.addMenu("Open &sample")
         self.samples_menu.aboutToShow.connect(self._fill_samples)
-        self._action(h, "&Mouse and keys", self.show_help, "F1")
-        self._action(h, "&About Latent", self.show_about)
+        self._action(h, "&Mouse and keys", lambda: _dialog("about", "show_help")(self), "F1")
+        self._action(h, "&About Latent", lambda: _dialog("about", "show_about")(self))
         self._fill_samples()
         self._fill_recent()
 
@@ -215,6 +214,8 @@ class MainWindow(QMainWindow):
 
     # ---- opening -----------------------------------------------------------------
     def open_path(self, path: str, **options) -> None:
+        if not self.sessions.confirm_discard():  # unsaved results: Save / Discard / Cancel
+            return
         self.statusBar().showMessage(f"Opening {Path(path).name}…")
         self.opener.open(path, **options)
 
@@ -358,18 +359,6 @@ class MainWindow(QMainWindow):
         threading.Thread(target=detect, name="latent-device", daemon=True).start()
 
     # ---- help ----------------------------------------------------------------------
-    def show_help(self) -> None:
-        from desktop.dialogs.about import HELP_TEXT
-
-        messages.show_info(self, "Mouse and keys", HELP_TEXT)
-
-    def show_about(self) -> None:
-        from desktop.dialogs.about import AboutDialog
-
-        dlg = AboutDialog(self)
-        dlg.exec()
-        dlg.deleteLater()  # transient windows are freed explicitly (see desktop/dialogs/messages.py)
-
     # ---- persistence -------------------------------------------------------------
     def _restore(self) -> None:
         s = prefs.settings()
@@ -386,6 +375,9 @@ class MainWindow(QMainWindow):
             self.restoreState(st)
 
     def closeEvent(self, ev):  # noqa: N802 - Qt override
+        if not self.sessions.confirm_quit():  # a running task, unsaved results
+            ev.ignore()
+            return
         s = prefs.settings()
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState())
@@ -396,3 +388,10 @@ class MainWindow(QMainWindow):
         """Stop every worker thread (cancel, then wait)."""
         for obj in (self.analysis, self.opener, self.export, self.signal_view):
             obj.runner.shutdown()
+
+
+def _dialog(module: str, name: str):
+    """A dialog opener from ``desktop.dialogs.<module>``, imported when first used (fast start-up)."""
+    import importlib
+
+    return getattr(importlib.import_module(f"desktop.dialogs.{module}"), name)

@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings
 
 __all__ = ["settings", "recent_files", "add_recent_file", "remove_recent_file", "last_dir",
-           "set_last_dir", "MAX_RECENT"]
+           "set_last_dir", "export_dir", "set_export_dir", "MAX_RECENT"]
 
 MAX_RECENT = 10
 ORG, APP = "Latent", "Latent"
@@ -60,3 +60,37 @@ def last_dir() -> str:
 def set_last_dir(path: str) -> None:
     p = Path(path)
     settings().setValue("last_dir", str(p if p.is_dir() else p.parent))
+
+
+def _inside_install(folder: Path) -> bool:
+    """Inside the application's own folder (the bundled samples, the repository): no place to write."""
+    from desktop.resources import resources_dir
+
+    root = resources_dir().parent.resolve()
+    try:
+        folder.resolve().relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def documents_dir() -> str:
+    from PySide6.QtCore import QStandardPaths
+
+    docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    return docs if docs and os.path.isdir(docs) else str(Path.home())
+
+
+def export_dir() -> str:
+    """Where dialogs that write files start: the last folder written to, else the last folder opened,
+    else Documents; never inside the install folder (opening a bundled sample must not lead there)."""
+    s = settings()
+    for value in (s.value("last_export_dir", ""), s.value("last_dir", "")):
+        if value and os.path.isdir(str(value)) and not _inside_install(Path(str(value))):
+            return str(value)
+    return documents_dir()
+
+
+def set_export_dir(path: str) -> None:
+    p = Path(path)
+    settings().setValue("last_export_dir", str(p if p.is_dir() else p.parent))

@@ -123,16 +123,28 @@ OPTIONAL_SYSTEM_LIBS = ("libwayland-cursor.so.0", "libwayland-egl.so.1", "libway
 
 
 def debian_package(soname: str) -> str:
-    """The Debian package that ships *soname* by Debian's naming rule (``libxcb-icccm.so.4`` ->
-    ``libxcb-icccm4``, ``libxkbcommon-x11.so.0`` -> ``libxkbcommon-x11-0``, ``libEGL.so.1`` -> ``libegl1``).
+    """The Debian package that ships *soname* (``libxcb-icccm.so.4`` -> ``libxcb-icccm4``).
 
-    Best effort: used only to recognise libraries the .deb declares in ``Depends``.
+    The one rule lives in ``desktop/startup_check.py`` (the app's start-up check prints the
+    ``apt-get install`` line with it); loaded by path, as it imports only the standard library.
+    Best effort: used here to recognise libraries the .deb declares in ``Depends``.
     """
-    m = re.fullmatch(r"(lib[\w.+-]+?)\.so\.(\d+)(?:\.[\d.]+)?", soname)
-    if not m:
-        return ""
-    name, major = m.group(1).lower(), m.group(2)
-    return f"{name}-{major}" if name[-1].isdigit() else f"{name}{major}"
+    return _startup_check().debian_package(soname)
+
+
+def _startup_check():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    name = "_latent_startup_check"
+    if name not in sys.modules:
+        path = Path(__file__).resolve().parents[1] / "desktop" / "startup_check.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def declared_packages(control: str) -> set[str]:

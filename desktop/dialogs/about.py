@@ -8,7 +8,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QVBoxLayout
 
-__all__ = ["AboutDialog", "about_text", "HELP_TEXT"]
+__all__ = ["AboutDialog", "about_text", "HELP_TEXT", "show_help", "show_about"]
 
 
 def about_text() -> str:
@@ -64,3 +64,17 @@ Slides: wheel = zoom; left-drag = pan; Fit / 1:1 buttons; click a nucleus in the
 Signals: Left/Right or PageUp/PageDown = page; Home/End; +/- = gain of the selected channels (all if none);
 tick channels in the list to show them; HP/LP/Notch filters affect the display only; click the overview to jump.
 Ctrl+R runs the selected task, Esc cancels it, Ctrl+K compares original / reconstruction / anomaly."""
+
+
+def show_help(parent) -> None:
+    """Help › Mouse and keys."""
+    from desktop.dialogs import messages
+
+    messages.show_info(parent, "Mouse and keys", HELP_TEXT)
+
+
+def show_about(parent) -> None:
+    """Help › About: modal, freed explicitly once closed (see desktop/dialogs/messages.py)."""
+    dlg = AboutDialog(parent)
+    dlg.exec()
+    dlg.deleteLater()

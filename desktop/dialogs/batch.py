@@ -133,8 +133,11 @@ class BatchDialog(QDialog):
             self.inputs.addItem(folder)
 
     def _ask_out(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Output folder")
+        from desktop.settings import export_dir, set_export_dir
+
+        folder = QFileDialog.getExistingDirectory(self, "Output folder", self.out_dir.text() or export_dir())
         if folder:
+            set_export_dir(folder + "/")
             self.out_dir.setText(folder)
 
     def set_inputs(self, paths) -> None:

@@ -10,7 +10,8 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 logger = logging.getLogger("desktop")
 
-__all__ = ["show_error", "show_info", "ask_yes_no", "set_interactive", "errors_seen"]
+__all__ = ["show_error", "show_info", "ask_yes_no", "ask_unsaved", "ask_quit_running", "set_interactive",
+           "errors_seen"]
 
 _interactive = True
 #: Every error shown (or, when not interactive, logged) in this process, newest last.
@@ -45,4 +46,24 @@ def show_info(parent: QWidget | None, title: str, text: str) -> None:
 
 def ask_yes_no(parent: QWidget | None, title: str, text: str) -> bool:
     answer = QMessageBox.question(parent, title, text)
+    return answer == QMessageBox.StandardButton.Yes
+
+
+def ask_unsaved(parent: QWidget | None, text: str) -> str:
+    """Results would be lost: ``"save"``, ``"discard"`` or ``"cancel"`` (unattended: ``"discard"``)."""
+    if not _interactive:
+        return "discard"
+    b = QMessageBox.StandardButton
+    box = QMessageBox(QMessageBox.Icon.Warning, "Unsaved results", text, b.Save | b.Discard | b.Cancel, parent)
+    box.setDefaultButton(b.Save)
+    answer = box.exec()
+    box.deleteLater()
+    return {b.Save: "save", b.Discard: "discard"}.get(b(answer), "cancel")
+
+
+def ask_quit_running(parent: QWidget | None, text: str) -> bool:
+    """A task is running: quit anyway (cancelling it)? (unattended: yes)."""
+    if not _interactive:
+        return True
+    answer = QMessageBox.question(parent, "A task is running", text)
     return answer == QMessageBox.StandardButton.Yes

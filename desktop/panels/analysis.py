@@ -90,6 +90,8 @@ class AnalysisPanel(QWidget):
     def _build(self) -> None:
         self.task_box = QComboBox()
         self.task_box.currentIndexChanged.connect(self._on_task)
+        self.user_task: str | None = None  # the task last chosen by the user (or the command line)
+        self.task_box.activated.connect(lambda i: setattr(self, "user_task", self.task_box.itemData(i)))
         self.model_box = QComboBox()
         for box in (self.task_box, self.model_box):  # long names must not widen the dock
             box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -138,10 +140,11 @@ class AnalysisPanel(QWidget):
             self.job.cancel()
 
         modality = self.session.modality
+        keep = self.user_task  # the user's task stays chosen for the next file when it applies to it
         self.task_box.blockSignals(True)
         self.task_box.clear()
         model: QStandardItemModel = self.task_box.model()
-        first_ok = -1
+        first_ok = kept = -1
         for i, (name, spec) in enumerate(TASKS.items()):
             applies = modality in spec.modalities
             avail = task_available(name)
@@ -152,7 +155,9 @@ class AnalysisPanel(QWidget):
             item.setToolTip(("" if applies else f"applies to: {', '.join(spec.modalities)}"))
             if applies and avail and first_ok < 0:
                 first_ok = i
-        self.task_box.setCurrentIndex(max(first_ok, 0))
+            if applies and avail and name == keep:
+                kept = i
+        self.task_box.setCurrentIndex(kept if kept >= 0 else max(first_ok, 0))
         self.task_box.blockSignals(False)
         self._on_task()
         self.progress.setValue(0)
@@ -170,6 +175,7 @@ class AnalysisPanel(QWidget):
     def select_task(self, task: str) -> None:
         i = self.task_box.findData(task)
         if i >= 0:
+            self.user_task = task
             self.task_box.setCurrentIndex(i)
 
     def _on_task(self) -> None:

@@ -3,28 +3,74 @@
 """
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QPoint, Signal
+from PySide6.QtGui import QImage, QPainter, QRegion
 from PySide6.QtWidgets import QFileDialog, QLabel, QListWidget, QPushButton, QVBoxLayout, QWidget
 
 from desktop.dialogs import messages
 from desktop.jobs import JobRunner
 from desktop.session import Session
-from desktop.settings import last_dir, set_last_dir
+from desktop.settings import export_dir, set_export_dir
 
-__all__ = ["ExportPanel", "save_png", "write_results"]
+__all__ = ["ExportPanel", "save_png", "render_view", "export_scale", "write_results"]
 
 
-def save_png(widget: QWidget, path: str | os.PathLike) -> Path:
-    """Grab *widget* as it is drawn and save it as a PNG (atomically)."""
+#: a view is exported at least this many times its size on screen (text and lines stay sharp) ...
+MIN_EXPORT_SCALE = 2.0
+#: ... and larger where its images have more pixels than the screen shows, up to this longest side
+MAX_EXPORT_SIDE = 8192
+
+
+def export_scale(widget: QWidget) -> float:
+    """How much larger than on screen *widget* is rendered so that every image it shows keeps at least
+    one output pixel per image pixel (full resolution), within :data:`MAX_EXPORT_SIDE`."""
+    import pyqtgraph as pg
+
+    ratio = MIN_EXPORT_SCALE
+    for view in widget.findChildren(pg.GraphicsView):
+        if not view.isVisible():
+            continue
+        vt = view.viewportTransform()
+        for item in view.items():
+            if isinstance(item, pg.ImageItem) and item.image is not None and item.isVisible():
+                t = item.deviceTransform(vt)
+                screen_px = math.hypot(t.m11(), t.m12())  # screen pixels per image pixel
+                if screen_px > 0:
+                    ratio = max(ratio, 1.0 / screen_px)
+    size = widget.size()  # not width(): the CT view's `width` is its window width in HU
+    return max(1.0, min(ratio, MAX_EXPORT_SIDE / max(1, size.width(), size.height())))
+
+
+def render_view(widget: QWidget, scale: float | None = None) -> QImage:
+    """*widget* drawn at *scale* times its screen size (default :func:`export_scale`), not a screen grab."""
+    scale = export_scale(widget) if scale is None else float(scale)
+    size = widget.size()
+    image = QImage(max(1, round(size.width() * scale)), max(1, round(size.height() * scale)),
+                   QImage.Format.Format_ARGB32)
+    image.fill(widget.palette().window().color())
+    painter = QPainter(image)
+    try:
+        painter.scale(scale, scale)
+        widget.render(painter, QPoint(), QRegion(), QWidget.RenderFlag.DrawChildren
+                      | QWidget.RenderFlag.DrawWindowBackground)
+    finally:
+        painter.end()
+    return image
+
+
+def save_png(widget: QWidget, path: str | os.PathLike, *, scale: float | None = 1.0) -> Path:
+    """Save *widget* as a PNG (atomically): as on screen (``scale=1``, the automation's window
+    screenshots) or rendered larger (``scale=None``: full resolution, see :func:`export_scale`)."""
     from engine._shared.files import atomic_path
 
     path = Path(path)
-    pix = widget.grab()
+    image = widget.grab().toImage() if scale == 1.0 else render_view(widget, scale)
     with atomic_path(path) as tmp:
-        if not pix.save(str(tmp), "PNG"):
+        if not image.save(str(tmp), "PNG"):
             raise OSError(f"{path}: the image could not be written")
     return path
 
@@ -85,27 +131,27 @@ class ExportPanel(QWidget):
     def ask_png(self) -> None:
         if self.session.data is None:
             return
-        default = str(Path(last_dir()) / f"{self._stem()}_view.png")
+        default = str(Path(export_dir()) / f"{self._stem()}_view.png")
         path, _ = QFileDialog.getSaveFileName(self, "Save view as PNG", default, "PNG image (*.png)")
         if not path:
             return
         if not path.lower().endswith(".png"):
             path += ".png"
         try:
-            save_png(self.snapshot_widget(), path)
+            save_png(self.snapshot_widget(), path, scale=None)  # full resolution, not screen-sized
         except OSError as exc:
             messages.show_error(self, "Could not save the image", str(exc))
             return
-        set_last_dir(path)
+        set_export_dir(path)
         self._written([Path(path)])
 
     def ask_results(self) -> None:
         if not self.session.results:
             messages.show_info(self, "Nothing to export", "Run a task first; its results can then be exported.")
             return
-        folder = QFileDialog.getExistingDirectory(self, "Export results to folder", last_dir())
+        folder = QFileDialog.getExistingDirectory(self, "Export results to folder", export_dir())
         if folder:
-            set_last_dir(folder + "/")
+            set_export_dir(folder + "/")
             self.export_to(folder)
 
     def export_to(self, folder: str | os.PathLike) -> None:

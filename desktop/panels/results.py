@@ -19,12 +19,28 @@ __all__ = ["ResultsPanel", "ArrayTableModel", "summarise", "MAX_TABLE_ROWS"]
 
 
 class ArrayTableModel(QAbstractTableModel):
-    """A read-only table over numpy columns (fast for hundreds of thousands of rows)."""
+    """A read-only table over numpy columns (fast for hundreds of thousands of rows), sortable by any
+    column; :meth:`source_row` maps a shown row back to the presenter's row."""
 
     def __init__(self, headers, columns, formats, parent=None):
         super().__init__(parent)
         self.headers, self.columns, self.formats = list(headers), [np.asarray(c) for c in columns], list(formats)
         self.n = len(self.columns[0]) if self.columns else 0
+        self.order = np.arange(self.n)  # shown row -> presenter row
+
+    def source_row(self, row: int) -> int:
+        return int(self.order[row])
+
+    def sort(self, column, order=Qt.SortOrder.AscendingOrder):
+        """Sort by *column* (a negative column: the presenter's own order); stable, so ties keep it."""
+        self.layoutAboutToBeChanged.emit()
+        if 0 <= column < len(self.columns):
+            keys = self.columns[column]
+            idx = np.argsort(keys, kind="stable")
+            self.order = idx[::-1] if order == Qt.SortOrder.DescendingOrder else idx
+        else:
+            self.order = np.arange(self.n)
+        self.layoutChanged.emit()
 
     def rowCount(self, parent=QModelIndex()):  # noqa: N802 - Qt override
         return 0 if parent.isValid() else self.n
@@ -34,7 +50,7 @@ class ArrayTableModel(QAbstractTableModel):
 
     def data(self, index, role=Qt.ItemDataRole.DisplayRole):
         if role == Qt.ItemDataRole.DisplayRole and index.isValid():
-            return self.formats[index.column()](self.columns[index.column()][index.row()])
+            return self.formats[index.column()](self.columns[index.column()][self.order[index.row()]])
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
@@ -114,8 +130,10 @@ class ResultsPanel(QWidget):
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 6)
         self.table.setMinimumHeight(6 * (self.fontMetrics().height() + 6))
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
+        self.table.setSortingEnabled(True)  # click a header to sort (the presenter's order until then)
         self.table.clicked.connect(self._row_clicked)
-        self.table.setToolTip("Click a row to centre the view on it")
+        self.table.setToolTip("Click a row to centre the view on it (and highlight it); click a header to sort")
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
         lay.addWidget(layers)
@@ -194,11 +212,15 @@ class ResultsPanel(QWidget):
         table = presenter_for(entry.result).table(entry.result, data)
         model = None if table is None else ArrayTableModel(table.headers, table.columns, table.formats)
         self.focus_points = None if table is None else table.focus
+        self.table.horizontalHeader().setSortIndicator(-1, Qt.SortOrder.AscendingOrder)
         self.table.setModel(model)
+        if model is not None:  # arrow keys move the selection: the view follows it as it does a click
+            self.table.selectionModel().currentRowChanged.connect(lambda cur, _prev: self._row_clicked(cur))
         self.table.setVisible(model is not None)
         self.spacer.setVisible(model is None)
 
     def _row_clicked(self, index: QModelIndex) -> None:
-        if self.focus_points is not None and index.isValid():
-            x, y = self.focus_points[index.row()]
+        model = self.table.model()
+        if self.focus_points is not None and index.isValid() and model is not None:
+            x, y = self.focus_points[model.source_row(index.row())]
             self.session.focus(float(x), float(y))

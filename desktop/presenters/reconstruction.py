@@ -13,8 +13,23 @@ class ReconstructionPresenter(Presenter):
     result_type = ReconstructionResult
 
     def summary(self, result, data) -> list[str]:
-        a = np.asarray(result.anomaly.array, np.float32)
-        return [f"Anomaly: max {np.nanmax(a):.2f}, mean {np.nanmean(a):.2f}, {100 * np.mean(a > 1):.1f}% above 1",
+        """The figures of the task's own summary (``anomaly.stats``: inside the foreground mask for
+        images), saying which mask they use, so the panel and the exported summary agree."""
+        amap = result.anomaly
+        stats = dict(amap.stats or {})
+        if "fraction_above_1" not in stats:  # a result without the engine's statistics
+            from engine.inference.anomaly import anomaly_stats
+
+            stats = anomaly_stats(amap.array, amap.mask)
+        modality = getattr(data, "modality", None)
+        if amap.mask is not None:
+            where = {"ct": "body", "histology": "tissue"}.get(modality, "foreground")
+            share = float(stats.get("mask_fraction", np.mean(np.asarray(amap.mask, bool))))
+            scope = f"of the {where} (mask: {100 * share:.0f}% of the image)"
+        else:
+            scope = "of all samples" if modality in ("ecg", "eeg") else "of all pixels"
+        return [f"Anomaly: max {stats['max']:.2f}, mean {stats['mean']:.2f}, "
+                f"{100 * stats['fraction_above_1']:.1f}% {scope} above 1",
                 "Scale: 0 = typical, 1 = calibrated high percentile of normal data"]
 
     def provenance(self, result) -> tuple[str, str]:

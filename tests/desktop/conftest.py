@@ -12,14 +12,23 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ["LATENT_SETTINGS_DIR"] = tempfile.mkdtemp(prefix="latent-settings-")
 
 @pytest.fixture
-def errors(monkeypatch):
+def errors(monkeypatch, questions):
     """Every error dialog the app would show, as a list of messages (no modal loop)."""
     from desktop.dialogs import messages
 
     seen: list[str] = []
     monkeypatch.setattr(messages, "show_error", lambda parent, title, text: seen.append(text))
     monkeypatch.setattr(messages, "show_info", lambda parent, title, text: seen.append("info: " + text))
+    # the questions before results are lost (or a running task stops) answer "go ahead"; see `questions`
+    monkeypatch.setattr(messages, "ask_unsaved", lambda parent, text: questions.append("unsaved: " + text) or "discard")
+    monkeypatch.setattr(messages, "ask_quit_running", lambda parent, text: questions.append("running: " + text) or True)
     return seen
+
+
+@pytest.fixture
+def questions():
+    """Every Save/Discard/Cancel or quit-while-running question the app asked (with the errors fixture)."""
+    return []
 
 
 @pytest.fixture

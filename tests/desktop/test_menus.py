@@ -25,6 +25,7 @@ def test_every_menu_item_works_with_and_without_data(qtbot, window, data_dir, mo
     prefs.settings().setValue("recent_files", [])  # recent entries open files: not in this loop
     dialogs = []
     monkeypatch.setattr(QFileDialog, "getOpenFileNames", staticmethod(lambda *a, **k: (dialogs.append("open") or ([], ""))))
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: (dialogs.append("open1") or ("", ""))))
     monkeypatch.setattr(QFileDialog, "getExistingDirectory", staticmethod(lambda *a, **k: dialogs.append("dir") or ""))
     monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (dialogs.append("save") or ("", ""))))
     monkeypatch.setattr(about.AboutDialog, "exec", lambda self: dialogs.append("about:" + str(len(self.findChildren(object)))) or 0)
