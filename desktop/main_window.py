@@ -150,6 +150,11 @@ class MainWindow(QMainWindow):
 
         open_batch_dialog(self)
 
+    def _open_adapt(self) -> None:
+        from desktop.dialogs.adapt import open_adapt_dialog
+
+        self.adapt_dialog = open_adapt_dialog(self, on_adapted=lambda _name: self.analysis.refresh_models())
+
     def _build_menus(self) -> None:
         bar = self.menuBar()
         m = bar.addMenu("&File")
@@ -178,6 +183,9 @@ class MainWindow(QMainWindow):
         a = bar.addMenu("&Analysis")
         self.run_act = self._action(a, "&Run selected task", lambda: self.analysis.run_task(), "Ctrl+R")
         self.cancel_act = self._action(a, "&Cancel", self.analysis.cancel, "Esc")
+        a.addSeparator()
+        self.adapt_act = self._action(a, "&Adapt model to my data…", self._open_adapt, None,
+                                      "Fine-tune a model on your own normal cases, annotations or recordings")
         a.addSeparator()
         self.clear_act = self._action(a, "Clear &results", self.session.clear_results)
 
