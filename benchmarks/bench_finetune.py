@@ -221,6 +221,7 @@ def part_nuclei(data: Path, args, out: Path) -> dict:
     from engine.io import read
     from engine.tasks.nuclei.core import detect_array
     from engine.tasks.nuclei.evaluate import precision_recall_f1
+    from engine.jobs import run_job
     from engine.training.finetune import finetune
 
     mic = data / "histo" / "miccai2015_seg"

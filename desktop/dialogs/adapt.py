@@ -40,6 +40,7 @@ _HINTS = {
     "denoise": "Add ECG records of this patient (a few minutes are enough); recorded NSTDB noise is mixed in.",
     "nuclei": "Add H&E images; put NAME.csv (x,y) or NAME.geojson (QuPath points) beside each, or add them below "
               "in the same order.",
+    "beats": "Add ECG records of this patient; their normal beats (or every beat, unannotated) are learnt.",
     "seizure": "Add labelled segments and a labels CSV (file,label; 1 = seizure).",
 }
 

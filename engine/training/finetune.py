@@ -13,6 +13,9 @@ parent's metadata (:func:`model_kind`):
 * ``nuclei`` (``histo-nuclei``): images with point annotations (CSV ``x,y`` or QuPath GeoJSON
   points, per image); Gaussian proximity targets, flips/rot90, scale and HED stain jitter; the
   peak threshold and minimum distance are re-tuned on the held-out images.
+* ``beats`` (``ecg-beats``): the user's ECG records; the normal (AAMI N) beats of the annotations, or
+  every detected beat of an unannotated record, are reconstructed (MSE, beats / the record's median
+  beat amplitude, as the score-beats task feeds them).
 * ``seizure`` (``eeg-seizure``): a few labelled segments (``labels``: ``{file: 0|1}`` or a CSV
   ``file,label``); binary cross-entropy on the segment logits.
 
@@ -50,15 +53,16 @@ __all__ = ["finetune", "calibrate_model", "model_kind", "KINDS", "fingerprints",
 
 logger = logging.getLogger("engine")
 
-KINDS = ("reconstruct", "denoise", "nuclei", "seizure")
+KINDS = ("reconstruct", "denoise", "nuclei", "seizure", "beats")
 FREEZE = ("none", "encoder")
 #: Parameter-name prefixes that make up the encoder of each architecture (``freeze="encoder"``).
 _ENCODER_PREFIXES = ("enc", "down", "to_latent", "stem", "encoder", "to_code", "layers")
 _DEFAULTS = {  # steps, lr, batch
-    "reconstruct": (300, 2e-4, 8),
+    "reconstruct": (300, 1e-3, 8),  # or half the parent's own training lr when its JSON records one
     "denoise": (300, 3e-4, 32),
     "nuclei": (300, 5e-4, 8),
     "seizure": (200, 1e-3, 64),
+    "beats": (300, 3e-4, 64),
 }
 
 
@@ -67,6 +71,8 @@ _DEFAULTS = {  # steps, lr, batch
 def model_kind(meta: dict) -> str:
     """The fine-tuning recipe of a model: one of :data:`KINDS`; unsupported models are refused."""
     arch, task = meta.get("architecture"), meta.get("task")
+    if arch == "beat-cae":
+        return "beats"
     if arch == "signal-unet-dae":
         return "denoise"
     if arch == "nuclei-net":
@@ -76,7 +82,7 @@ def model_kind(meta: dict) -> str:
     if task == "reconstruct" and isinstance(meta.get("input"), dict):
         return "reconstruct"
     raise ModelError(f"fine-tuning a {arch!r} model (task {task!r}) is not supported; supported: reconstruction "
-                     "autoencoders (ct-dae, histo-cae, eeg-cae), ecg-dae, histo-nuclei, eeg-seizure")
+                     "autoencoders (ct-dae, histo-cae, eeg-cae), ecg-dae, ecg-beats, histo-nuclei, eeg-seizure")
 
 
 def _sha256(path: Path) -> str:
@@ -906,6 +912,102 @@ def _seizure_validation(parent, module, held):
     return metrics(scores(parent.module)), metrics(scores(module))
 
 
+# ------------------------------------------------------------------------------------- ECG beats
+
+def _record_beats(sig, channel: int = 0):
+    """``(samples, symbols, beats (n, 256) mV, valid)`` of one record with the score-beats task's own helpers."""
+    from engine.jobs import run_job
+    from engine.tasks.score_beats import _collect_beats, reference_beats
+
+    samples, symbols, _ = run_job(reference_beats(sig, channel))
+    beats, valid = run_job(_collect_beats(sig, samples, channel))
+    return samples, symbols, beats, valid
+
+
+def _beats_recipe(parent, items, *, steps, lr, batch, freeze, val_fraction, device, seed):
+    """``ecg-beats``: reconstruct the user's NORMAL beats (AAMI N, or every beat of an unannotated record)."""
+    import torch
+
+    from engine.tasks.score_beats import beat_scale
+    from engine.tasks.score_beats.beats import aami_class
+
+    plan = _Plan()
+    per = []
+    for sig in items:
+        samples, symbols, beats, valid = _record_beats(sig)
+        scale = beat_scale(beats[valid])
+        per.append((sig, samples, symbols, beats / scale, valid))
+    if len(per) == 1 and val_fraction > 0:
+        sig, samples, symbols, beats, valid = per[0]
+        cut = int(round(sig.n_samples * (1 - val_fraction)))
+        tr_mask, ho_mask = valid & (samples < cut), valid & (samples >= cut)
+        train_sets = [(beats[tr_mask], [symbols[i] for i in np.flatnonzero(tr_mask)])]
+        held = [(beats[ho_mask], [symbols[i] for i in np.flatnonzero(ho_mask)])]
+        plan.held_out_note = f"the last {val_fraction:.0%} in time of {sig.path} (beats from sample {cut})"
+    else:
+        tr_i, ho_i = split_units(len(per), val_fraction)
+        pick = lambda i: (per[i][3][per[i][4]], [per[i][2][j] for j in np.flatnonzero(per[i][4])])  # noqa: E731
+        train_sets, held = [pick(i) for i in tr_i], [pick(i) for i in ho_i]
+        plan.held_out_note = ", ".join(str(per[i][0].path) for i in ho_i)
+    x = []
+    for b, sy in train_sets:
+        labelled = any(sy)
+        keep = np.asarray([aami_class(q) == "N" for q in sy]) if labelled else np.ones(len(b), bool)
+        x.append(b[keep])
+    x = np.concatenate(x).astype(np.float32)
+    if len(x) < 10:
+        raise ModelError(f"only {len(x)} normal beats to fine-tune on; give a longer recording")
+    plan.n_train, plan.n_held_out = len(train_sets), len(held)
+    held = held or train_sets
+    rng = np.random.default_rng(seed)
+
+    def batch_fn(step):
+        t = torch.from_numpy(x[rng.integers(0, len(x), batch)][:, None])
+        return t, t
+
+    def loss_fn(module, xb, yb):
+        return ((module(xb) - yb) ** 2).mean()
+
+    def job():
+        module = _copy_module(parent)
+        torch.manual_seed(seed)
+        n_trained = _apply_freeze(module, freeze)
+        yield Progress(0.0, f"fine-tuning {n_trained} parameters on {len(x)} normal beats")
+        plan.history = yield from _fit(module, batch_fn, loss_fn, steps=steps, lr=lr, device=device,
+                                       label="fine-tune")
+        return module, plan, held, "beats"
+    return job()
+
+
+def _beats_validation(parent, module, held):
+    """Normal-beat reconstruction MSE and (with labels) AUROC of the latent-distance score, N vs other beats."""
+    import torch
+
+    from engine.tasks.score_beats import latent_distance
+    from engine.tasks.score_beats.beats import aami_class
+
+    b = np.concatenate([h[0] for h in held]).astype(np.float32)
+    sy = [q for h in held for q in h[1]]
+    cls = np.asarray([aami_class(q) for q in sy])
+    normal = (cls == "N") if any(sy) else np.ones(len(b), bool)
+
+    def measure(net):
+        with torch.inference_mode():
+            xb = torch.from_numpy(b[:, None])
+            err = ((net(xb) - xb) ** 2).mean(dim=(1, 2)).numpy()
+            d = latent_distance(net.encode(xb).numpy())
+        m = {"normal_beat_mse": float(err[normal].mean()) if normal.any() else float("nan"),
+             "n_beats": int(len(b)), "n_abnormal": int((~normal & (cls != "")).sum())}
+        ab = ~normal & (cls != "")
+        if ab.any() and normal.any():
+            from sklearn.metrics import roc_auc_score
+
+            sel = normal | ab
+            m["auroc_latent_abnormal_vs_normal"] = float(roc_auc_score(ab[sel], d[sel]))
+        return m
+    return measure(parent.module), measure(module)
+
+
 # ------------------------------------------------------------------------------------- figures
 
 def _heat(a: np.ndarray, vmax: float = 2.0) -> np.ndarray:
@@ -1064,6 +1166,9 @@ def finetune(model, data: Sequence, *, out_dir: str | os.PathLike, name: str | N
     kind = model_kind(parent.meta)
     d_steps, d_lr, d_batch = _DEFAULTS[kind]
     batch = int(batch_size or d_batch)
+    if lr is None and kind == "reconstruct":
+        parent_lr = ((parent.meta.get("training") or {}).get("schedule") or {}).get("lr")
+        d_lr = 0.5 * float(parent_lr) if parent_lr else d_lr
     lr = float(lr if lr is not None else d_lr)
     if not lr > 0:
         raise ModelError(f"lr must be > 0, not {lr}")
@@ -1093,6 +1198,8 @@ def finetune(model, data: Sequence, *, out_dir: str | os.PathLike, name: str | N
         job = _recon_recipe(parent, items, **common)
     elif kind == "denoise":
         job = _dae_recipe(parent, items, **common)
+    elif kind == "beats":
+        job = _beats_recipe(parent, items, **common)
     elif kind == "nuclei":
         job = _nuclei_recipe(parent, items, paths, annotations=annotations, mpp=mpp, **common)
     else:
@@ -1132,6 +1239,8 @@ def finetune(model, data: Sequence, *, out_dir: str | os.PathLike, name: str | N
                             "tuned_on": f"fine-tuning held-out images: {held_note}"}
         meta["mpp"] = parent.meta.get("mpp", 0.5)
         figure = _nuclei_figure(parent, module, held, op)
+    elif tag == "beats":
+        before, after = _beats_validation(parent, module, held)
     else:
         before, after = _seizure_validation(parent, module, held)
     meta.update(name=name, parent=parent_info,

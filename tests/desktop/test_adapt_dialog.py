@@ -21,7 +21,7 @@ def user_models(tmp_path, monkeypatch):
 def test_adaptable_models_cover_every_kind():
     kinds = dict(adaptable_models())
     assert kinds["ct-dae"] == "reconstruct" and kinds["ecg-dae"] == "denoise"
-    assert kinds["histo-nuclei"] == "nuclei" and kinds["eeg-seizure"] == "seizure"
+    assert kinds["histo-nuclei"] == "nuclei" and kinds["eeg-seizure"] == "seizure" and kinds["ecg-beats"] == "beats"
 
 
 def test_adapt_dialog_runs_shows_figures_and_installs(qtbot, user_models):

@@ -90,6 +90,13 @@ def test_ecg_dae_finetune_on_part_of_a_record(tmp_path):
     assert meta["training"]["data"][0]["file"].startswith("119[0:150s]") and meta["calibration"]["n"] > 0
 
 
+def test_ecg_beats_finetune_on_normal_beats(tmp_path):
+    res = run_job(finetune("ecg-beats", [str(SAMPLES / "ecg" / "119")], out_dir=tmp_path, steps=3, device="cpu"))
+    b, a = res["validation"]["before"], res["validation"]["after"]
+    assert b["n_abnormal"] > 0 and "auroc_latent_abnormal_vs_normal" in a and a["normal_beat_mse"] > 0
+    assert "last 20% in time" in res["validation"]["held_out"]
+
+
 def test_noise_resources_ship_with_attribution():
     from engine.training.finetune import load_noise_resources
 
