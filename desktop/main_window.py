@@ -9,7 +9,7 @@ import logging
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -151,6 +151,11 @@ class MainWindow(QMainWindow):
         menu.addAction(act)
         return act
 
+    def _open_adapt(self) -> None:
+        from desktop.dialogs.adapt import open_adapt_dialog
+
+        self.adapt_dialog = open_adapt_dialog(self, on_adapted=lambda _name: self.analysis.refresh_models())
+
     def _build_menus(self) -> None:
         bar = self.menuBar()
         m = bar.addMenu("&File")
@@ -181,6 +186,9 @@ class MainWindow(QMainWindow):
         a = bar.addMenu("&Analysis")
         self.run_act = self._action(a, "&Run selected task", lambda: self.analysis.run_task(), "Ctrl+R")
         self.cancel_act = self._action(a, "&Cancel", self.analysis.cancel, "Esc")
+        a.addSeparator()
+        self.adapt_act = self._action(a, "&Adapt model to my data…", self._open_adapt, None,
+                                      "Fine-tune a model on your own normal cases, annotations or recordings")
         a.addSeparator()
         self.clear_act = self._action(a, "Clear &results", self.session.clear_results)
 
@@ -358,21 +366,9 @@ class MainWindow(QMainWindow):
         self.deviceFound.connect(self.analysis.set_device_text)
         threading.Thread(target=detect, name="latent-device", daemon=True).start()
 
-    # ---- help ----------------------------------------------------------------------
     # ---- persistence -------------------------------------------------------------
     def _restore(self) -> None:
-        s = prefs.settings()
-        geo = s.value("window/geometry")
-        if isinstance(geo, QByteArray) and not geo.isEmpty():
-            self.restoreGeometry(geo)
-        else:
-            screen = self.screen().availableGeometry() if self.screen() else None
-            w = min(1366, screen.width()) if screen else 1280
-            h = min(768, screen.height()) if screen else 720
-            self.resize(max(900, w - 40), max(600, h - 60))
-        st = s.value("window/state")
-        if isinstance(st, QByteArray) and not st.isEmpty():
-            self.restoreState(st)
+        prefs.restore_window(self)
 
     def closeEvent(self, ev):  # noqa: N802 - Qt override
         if not self.sessions.confirm_quit():  # a running task, unsaved results

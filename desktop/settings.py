@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-__all__ = ["settings", "recent_files", "add_recent_file", "remove_recent_file", "last_dir",
+__all__ = ["settings", "restore_window", "recent_files", "add_recent_file", "remove_recent_file", "last_dir",
            "set_last_dir", "export_dir", "set_export_dir", "MAX_RECENT"]
 
 MAX_RECENT = 10
@@ -94,3 +94,21 @@ def export_dir() -> str:
 def set_export_dir(path: str) -> None:
     p = Path(path)
     settings().setValue("last_export_dir", str(p if p.is_dir() else p.parent))
+
+
+def restore_window(win) -> None:
+    """Give the main window its saved geometry and dock state, or a size that fits the screen."""
+    from PySide6.QtCore import QByteArray
+
+    s = settings()
+    geo = s.value("window/geometry")
+    if isinstance(geo, QByteArray) and not geo.isEmpty():
+        win.restoreGeometry(geo)
+    else:
+        screen = win.screen().availableGeometry() if win.screen() else None
+        w = min(1366, screen.width()) if screen else 1280
+        h = min(768, screen.height()) if screen else 720
+        win.resize(max(900, w - 40), max(600, h - 60))
+    st = s.value("window/state")
+    if isinstance(st, QByteArray) and not st.isEmpty():
+        win.restoreState(st)

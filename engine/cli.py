@@ -20,6 +20,8 @@ COMMANDS = (
     "engine.commands.info",
     "engine.commands.sysinfo",
     "engine.commands.train",
+    "engine.commands.finetune",
+    "engine.commands.calibrate",
     "engine.commands.reconstruct",
     "engine.commands.models",
     "engine.commands.detect_nuclei",

@@ -11,6 +11,12 @@ anomaly calibration. Loading never unpickles anything: ``.pt``/``.pth``/``.ckpt`
 Bundled models are listed in ``resources/models/manifest.json``:
 ``{name: {"file", "sha256", "modality", "task", "description"}}``; the sha256 is
 checked on every load.
+
+User models (fine-tuned or trained by the user) live in a per-user folder
+(:func:`user_models_dir`: platformdirs' user data folder, or ``$LATENT_USER_MODELS``)
+as ``NAME.safetensors`` + ``NAME.json``; the sidecar's ``sha256`` is checked on every
+load, as is the sidecar of any other ``.safetensors`` file that has one. A model name
+resolves to a bundled model first, then to a user model (:func:`model_path`).
 """
 from __future__ import annotations
 
@@ -27,7 +33,8 @@ from engine._shared.resources import resources_dir
 from engine.errors import WeightsError
 
 __all__ = ["LoadedModel", "save", "load", "read_metadata", "list_bundled", "bundled_path",
-           "register_bundled", "manifest_path", "FORMAT_VERSION"]
+           "register_bundled", "manifest_path", "FORMAT_VERSION", "user_models_dir", "list_user", "list_models",
+           "model_path", "install_user", "remove_user", "verify_file", "USER_MODELS_ENV"]
 
 logger = logging.getLogger("engine")
 
@@ -83,6 +90,129 @@ def bundled_path(name: str) -> Path:
         valid = ", ".join(sorted(entries)) or "none installed"
         raise WeightsError(f"unknown model {name!r}; bundled models: {valid}")
     return manifest_path().parent / entries[name]["file"]
+
+
+#: Environment variable that overrides the per-user model folder (tests, portable installs).
+USER_MODELS_ENV = "LATENT_USER_MODELS"
+
+
+def user_models_dir() -> Path:
+    """The per-user model folder (not created): ``$LATENT_USER_MODELS`` or platformdirs' user data dir."""
+    env = os.environ.get(USER_MODELS_ENV)
+    if env:
+        return Path(env)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("Latent", appauthor=False)) / "models"
+
+
+def _user_files() -> dict[str, Path]:
+    d = user_models_dir()
+    if not d.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(d.glob("*.safetensors"))}
+
+
+def list_user() -> list[dict[str, Any]]:
+    """Every installed user model: name, file, sha256, modality, task, parent, description (from its JSON)."""
+    out = []
+    for name, path in _user_files().items():
+        row: dict[str, Any] = {"name": name, "file": str(path), "source": "user"}
+        sidecar = path.with_suffix(".json")
+        try:
+            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            row["error"] = f"unreadable {sidecar.name}: {exc}"
+            meta = {}
+        parent = meta.get("parent") or {}
+        row.update(sha256=meta.get("sha256", ""), modality=meta.get("modality", ""), task=meta.get("task", ""),
+                   architecture=meta.get("architecture"), metrics=meta.get("metrics", {}), parent=parent,
+                   description=meta.get("description") or (f"adapted from {parent.get('name')}" if parent else ""))
+        out.append(row)
+    return out
+
+
+def list_models() -> list[dict[str, Any]]:
+    """Bundled models (``source="bundled"``) then user models (``source="user"``, with ``parent``)."""
+    bundled = [{**r, "source": "bundled"} for r in list_bundled()]
+    names = {r["name"] for r in bundled}
+    return bundled + [r for r in list_user() if r["name"] not in names]
+
+
+def model_path(name: str) -> Path:
+    """The weights file of a bundled or user model *name*; unknown names list the valid ones."""
+    if name in _manifest():
+        return bundled_path(name)
+    user = _user_files()
+    if name in user:
+        return user[name]
+    valid = ", ".join(sorted(set(_manifest()) | set(user))) or "none installed"
+    raise WeightsError(f"unknown model {name!r}; available models: {valid}")
+
+
+def verify_file(path: str | os.PathLike) -> tuple[str, dict[str, Any]]:
+    """``(sha256, metadata)`` of a weights file, refused when it is a pickle, is not safetensors,
+    or its sha256 differs from the ``sha256`` of its JSON sidecar."""
+    path = Path(path)
+    meta = read_metadata(path)
+    digest = sha256_file(path)
+    sidecar = path.with_suffix(".json")
+    if sidecar.exists():
+        try:
+            recorded = json.loads(sidecar.read_text(encoding="utf-8")).get("sha256")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            raise WeightsError(f"{sidecar}: damaged JSON sidecar; cannot verify {path.name}") from None
+        if recorded and recorded != digest:
+            raise WeightsError(f"{path}: sha256 {digest[:12]}… does not match the {recorded[:12]}… recorded in "
+                               f"{sidecar.name}; the file is damaged or was replaced. Refusing to use it")
+    return digest, meta
+
+
+def install_user(path: str | os.PathLike, *, name: str | None = None, overwrite: bool = False) -> dict[str, Any]:
+    """Copy a verified ``.safetensors`` (+ its JSON) into the user model folder; return its row.
+
+    A bundled model's name is refused (bundled names always win), as is an existing user
+    model unless *overwrite*.
+    """
+    import shutil
+
+    src = Path(path)
+    if not src.exists():
+        raise WeightsError(f"{src}: no such file")
+    digest, meta = verify_file(src)
+    name = name or src.stem
+    if not name or any(c in name for c in "/\\:") or name.startswith("."):
+        raise WeightsError(f"invalid model name {name!r}")
+    if name in _manifest():
+        raise WeightsError(f"{name!r} is a bundled model's name; install under another name (--name)")
+    dest_dir = user_models_dir()
+    dest = dest_dir / f"{name}.safetensors"
+    if dest.exists() and not overwrite:
+        raise WeightsError(f"a user model {name!r} is already installed ({dest}); remove it first")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
+    if sha256_file(dest) != digest:
+        dest.unlink()
+        raise WeightsError(f"{src}: changed while it was being copied; not installed")
+    sidecar = src.with_suffix(".json")
+    side = json.loads(sidecar.read_text(encoding="utf-8")) if sidecar.exists() else dict(meta)
+    side.update(sha256=digest, file=dest.name, name=name)
+    write_json_atomic(dest.with_suffix(".json"), side)
+    return next(r for r in list_user() if r["name"] == name)
+
+
+def remove_user(name: str) -> Path:
+    """Delete user model *name* (weights + JSON); bundled models cannot be removed."""
+    if name in _manifest():
+        raise WeightsError(f"{name!r} is a bundled model; only user models can be removed")
+    user = _user_files()
+    if name not in user:
+        raise WeightsError(f"no user model {name!r}; user models: {', '.join(sorted(user)) or 'none'}")
+    path = user[name]
+    path.unlink()
+    path.with_suffix(".json").unlink(missing_ok=True)
+    return path
 
 
 def register_bundled(name: str, path: str | os.PathLike, *, task: str, description: str) -> dict[str, Any]:
@@ -172,19 +302,25 @@ def load(name_or_path: str | os.PathLike, *, expected_sha256: str | None = None)
 
     spec = os.fspath(name_or_path)
     entries = _manifest()
+    user = _user_files() if spec not in entries else {}
     if spec in entries:
         path = bundled_path(spec)
         expected_sha256 = entries[spec]["sha256"]
         name = spec
+    elif spec in user and not Path(spec).exists():
+        path, name = user[spec], spec
     else:
         path = Path(spec)
         if not path.exists():
-            valid = ", ".join(sorted(entries)) or "none installed"
-            raise WeightsError(f"{spec}: no such weights file and no bundled model of that name "
-                               f"(bundled: {valid})")
+            valid = ", ".join(sorted(set(entries) | set(user))) or "none installed"
+            raise WeightsError(f"{spec}: no such weights file and no bundled or user model of that name "
+                               f"(available: {valid})")
         name = path.stem
-    meta = read_metadata(path)
-    digest = sha256_file(path)
+    if spec in entries:
+        meta = read_metadata(path)
+        digest = sha256_file(path)
+    else:  # user models and other files: the JSON sidecar's sha256 must match too
+        digest, meta = verify_file(path)
     if expected_sha256 and digest != expected_sha256:
         raise WeightsError(f"{path}: sha256 {digest[:12]}… does not match the expected "
                            f"{expected_sha256[:12]}…; the file is damaged or was replaced")

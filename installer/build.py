@@ -183,6 +183,11 @@ def audit(bundle: Path, variant: str, py: Path) -> dict:
             problems.append(f"no {m} sample in resources/samples/{m}")
     if not (res / "icons" / "latent.png").exists():
         problems.append("resources/icons/latent.png missing")
+    for k in ("bw", "ma", "em"):  # NSTDB noise for fine-tuning ecg-dae (engine.training.finetune)
+        if not (res / "noise" / f"nstdb_{k}.npy").exists():
+            problems.append(f"resources/noise/nstdb_{k}.npy missing")
+    if not (res / "noise" / "README.md").exists():
+        problems.append("resources/noise/README.md (ODC-By attribution) missing")
     for forbidden in ("tkinter", "IPython", "pytest", "_pytest", "torchvision"):
         if (internal(bundle) / forbidden).exists():
             problems.append(f"excluded package bundled: {forbidden}")

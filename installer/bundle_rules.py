@@ -10,7 +10,7 @@ import re
 from pathlib import PurePath
 
 #: resources/ sub-folders bundled under ``<bundle>/_internal/resources``.
-RESOURCE_DIRS = ("models", "samples", "icons")
+RESOURCE_DIRS = ("models", "samples", "icons", "noise")
 
 #: Qt modules the app uses (PySide6-Essentials ships many more): pyqtgraph needs Core/Gui/
 #: Widgets, optionally Svg (SVG export) and OpenGL/OpenGLWidgets (fast curves); superqt

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# a developer's own fine-tuned models never leak into the tests (tests that need the folder set their own)
+os.environ["LATENT_USER_MODELS"] = __import__("tempfile").mkdtemp(prefix="latent-user-models-")
 
 #: ../shared/data next to the repository (CI clones main with shared/ beside it).
 REPO = Path(__file__).resolve().parents[1]

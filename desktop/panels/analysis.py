@@ -43,9 +43,9 @@ def bundled_models(task: str, modality: str) -> list[str]:
     default = TASKS[task].defaults.get(modality) if task in TASKS else None
     names: list[str] = []
     try:
-        from engine.weights import list_bundled
+        from engine.weights import list_models
 
-        for m in list_bundled():
+        for m in list_models():
             tasks = m.get("tasks") or [m.get("task")]
             if m.get("modality") in (None, modality) and (task in tasks or m.get("name") == default):
                 names.append(str(m["name"]))
@@ -59,12 +59,23 @@ def bundled_models(task: str, modality: str) -> list[str]:
     return names
 
 
+def user_model_labels() -> dict[str, str]:
+    """``{name: "name (yours, from PARENT)"}`` for the models in the per-user folder."""
+    try:
+        from engine.weights import list_user
+
+        return {str(m["name"]): f"{m['name']} (yours, from {(m.get('parent') or {}).get('name', '?')})"
+                for m in list_user()}
+    except Exception:  # noqa: BLE001 - no user folder: none
+        return {}
+
+
 def installed_models() -> set[str]:
     """Names of the bundled models present in this build."""
     try:
-        from engine.weights import list_bundled
+        from engine.weights import list_models
 
-        return {str(m["name"]) for m in list_bundled()}
+        return {str(m["name"]) for m in list_models()}
     except Exception:  # noqa: BLE001 - no manifest: nothing installed
         return set()
 
@@ -182,12 +193,20 @@ class AnalysisPanel(QWidget):
         task, modality = self.task, self.session.modality
         self.model_box.clear()
         if task and modality:
-            installed = installed_models()
+            installed, mine = installed_models(), user_model_labels()
             for name in bundled_models(task, modality):
-                label = name if name in installed else f"{name} (not installed)"
+                label = mine.get(name, name) if name in installed else f"{name} (not installed)"
                 self.model_box.addItem(label, name)
         self.model_box.addItem("Load weights file…", LOAD_WEIGHTS)
         self._update_buttons()
+
+    def refresh_models(self) -> None:
+        """Re-read the bundled and user models (after one was adapted or installed), keeping the choice."""
+        current = self.model_box.currentData()
+        self._on_task()
+        i = self.model_box.findData(current)
+        if i >= 0:
+            self.model_box.setCurrentIndex(i)
 
     def _on_model_activated(self, i: int) -> None:
         if self.model_box.itemData(i) != LOAD_WEIGHTS:

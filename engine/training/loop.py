@@ -280,7 +280,12 @@ def load_checkpoint(path: Path, model, opt, gen) -> dict[str, Any]:
 
     _check_safetensors(Path(path))
     with safe_open(str(path), framework="pt") as f:
-        meta = json.loads(f.metadata()["checkpoint"])
+        header = f.metadata() or {}
+        if "checkpoint" not in header:
+            kind = "a Latent model's weights" if "latent" in header else "not a Latent training checkpoint"
+            raise ModelError(f"{path}: {kind}, not a training checkpoint; --resume continues an interrupted "
+                             "`train` run. To start from a model, use `python -m engine finetune --model FILE`")
+        meta = json.loads(header["checkpoint"])
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     state: dict[int, dict[str, Any]] = {}

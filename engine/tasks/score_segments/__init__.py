@@ -49,11 +49,11 @@ TRACK_WINDOW_S, TRACK_HOP_S = 2.0, 1.0
 
 def model_sfreq(model: str | os.PathLike | None = None) -> float:
     """The sampling rate a segment model expects (without loading torch): 173.61 Hz for eeg-seizure."""
-    from engine.weights import bundled_path, read_metadata
+    from engine.weights import model_path, read_metadata
 
     name = os.fspath(model) if model is not None else default_model("score-segments", "eeg")
     try:
-        path = Path(name) if Path(name).suffix == ".safetensors" else bundled_path(name)
+        path = Path(name) if Path(name).suffix == ".safetensors" else model_path(name)
         meta = read_metadata(path)
     except WeightsError:
         if model is None:
