@@ -6,15 +6,19 @@ Same folds as the denoising CV (``signal_splits.ecg_folds``: 5 folds over the 35
 records, grouped by record). In each fold a ``beat-cae`` is fitted on the N beats of
 the other folds' records only (``scripts/train_ecg_beats.fit_ae``; at most
 ``--max-beats`` beats per record, a fixed seeded subset), and each score's RR weight
-is chosen among ``RR_WEIGHTS`` by AUROC on those training records; the test fold is
-only scored. Beats come from the reference annotations, lead MLII read by name;
+is chosen among ``RR_GRID`` by AUROC on those training records, and two class-balanced
+logistic read-outs are fitted on those records' labelled beats; the test fold is only
+scored. Beats come from the reference annotations, lead MLII read by name;
 Q-class beats are left out. Scores (higher = more abnormal):
 
 * ``AE + RR``: ``log(d / median d) + w * max(prematurity, 0)``, *d* the AE-code distance
   to the record's median code (the shipped ``ecg-beats`` score);
 * ``AE only`` (w = 0); ``RR only`` (prematurity alone);
 * ``template``: ``1 - corr(beat, record median beat)`` (the baseline), and
-  ``template + RR`` with its own RR weight chosen the same way.
+  ``template + RR`` with its own RR weight chosen the same way;
+* ``LR: template + RR`` / ``LR: AE + template + RR``: logistic read-outs over the
+  record-relative features (log template distance, prematurity, signed prematurity),
+  without and with the log AE-code distance (what the AE adds on top of the template).
 Printed: pooled AUROC per fold and over all folds, per class (N vs S, V, F
 separately), and per record.
 """
@@ -29,7 +33,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-SCORES = ("AE + RR", "AE only", "RR only", "template", "template + RR")
+SCORES = ("AE + RR", "AE only", "RR only", "template", "template + RR", "LR: template + RR", "LR: AE + template + RR")
+RR_GRID = (0.0, 2.0, 4.0, 8.0, 12.0, 16.0, 24.0, 32.0)
 
 
 def _auc(y, s) -> float:
@@ -52,13 +57,41 @@ def record_terms(model, rec) -> dict:
     return {"cls": cls[m], "prem": prem[m], "lat": lat, "corr": baseline_corr_scores(beats, valid)[m]}
 
 
-def scores_of(t: dict, w_ae: float, w_tpl: float) -> dict:
+def features(t: dict) -> np.ndarray:
+    """Per-beat, record-relative features: log AE-code distance, log template distance, prematurity."""
+    from engine.tasks.score_beats import combine_scores
+
+    return np.stack([combine_scores(t["lat"], t["prem"], rr_weight=0.0),
+                     combine_scores(t["corr"] + 1e-3, t["prem"], rr_weight=0.0),
+                     np.maximum(t["prem"], 0), t["prem"]], axis=1).astype(np.float64)
+
+
+def fit_readouts(terms: list[dict]) -> dict:
+    """Logistic read-outs (class-balanced) on the training records' beats: without / with the AE feature."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x = np.concatenate([features(t) for t in terms])
+    y = np.concatenate([t["cls"] for t in terms]) != "N"
+    out = {}
+    for name, cols in (("LR: template + RR", [1, 2, 3]), ("LR: AE + template + RR", [0, 1, 2, 3])):
+        clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, class_weight="balanced", max_iter=500))
+        out[name] = (cols, clf.fit(x[:, cols], y))
+    return out
+
+
+def scores_of(t: dict, w_ae: float, w_tpl: float, readouts: dict) -> dict:
     from engine.tasks.score_beats import combine_scores
 
     p = np.maximum(t["prem"], 0)
-    return {"AE + RR": combine_scores(t["lat"], t["prem"], rr_weight=w_ae),
-            "AE only": combine_scores(t["lat"], t["prem"], rr_weight=0.0), "RR only": p,
-            "template": t["corr"], "template + RR": combine_scores(t["corr"] + 1e-3, t["prem"], rr_weight=w_tpl)}
+    out = {"AE + RR": combine_scores(t["lat"], t["prem"], rr_weight=w_ae),
+           "AE only": combine_scores(t["lat"], t["prem"], rr_weight=0.0), "RR only": p,
+           "template": t["corr"], "template + RR": combine_scores(t["corr"] + 1e-3, t["prem"], rr_weight=w_tpl)}
+    f = features(t)
+    for name, (cols, clf) in readouts.items():
+        out[name] = clf.decision_function(f[:, cols])
+    return out
 
 
 def choose_weight(terms: list[dict], key: str, weights) -> float:
@@ -74,7 +107,7 @@ def choose_weight(terms: list[dict], key: str, weights) -> float:
 def main(argv=None) -> int:
     import torch
     from signal_splits import ECG_RECORDS, ecg_folds
-    from train_ecg_beats import RR_WEIGHTS, fit_ae, record_beats
+    from train_ecg_beats import fit_ae, record_beats
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -96,11 +129,12 @@ def main(argv=None) -> int:
         train = [r for r in ECG_RECORDS if r not in fold]
         model, _, n = fit_ae({r: sub[r] for r in train}, args.epochs, args.seed, log=lambda m: None)
         tr_terms = [record_terms(model, recs[r]) for r in train]
-        w_ae, w_tpl = choose_weight(tr_terms, "lat", RR_WEIGHTS), choose_weight(tr_terms, "corr", RR_WEIGHTS)
+        w_ae, w_tpl = choose_weight(tr_terms, "lat", RR_GRID), choose_weight(tr_terms, "corr", RR_GRID)
+        readouts = fit_readouts(tr_terms)
         weights.append((w_ae, w_tpl))
         for r in fold:
             t = record_terms(model, recs[r])
-            test_terms[r] = (t["cls"], scores_of(t, w_ae, w_tpl))
+            test_terms[r] = (t["cls"], scores_of(t, w_ae, w_tpl, readouts))
         y = np.concatenate([test_terms[r][0] for r in fold]) != "N"
         row = {k: _auc(y, np.concatenate([test_terms[r][1][k] for r in fold])) for k in SCORES}
         fold_rows.append(row)
@@ -119,6 +153,8 @@ def main(argv=None) -> int:
         above = sum(row[k] > row["template + RR"] for row in fold_rows)
         above_t = sum(row[k] > row["template"] for row in fold_rows)
         print(f"| {k} | " + " | ".join(f"{v:.4f}" for v in cells) + f" | {above}/5 | {above_t}/5 |")
+    print("\nfolds where LR: AE + template + RR > LR: template + RR: "
+          f"{sum(r['LR: AE + template + RR'] > r['LR: template + RR'] for r in fold_rows)}/5")
     print(f"\nbeats: {len(cls_all)} (N {int((cls_all == 'N').sum())}, S {int((cls_all == 'S').sum())}, "
           f"V {int((cls_all == 'V').sum())}, F {int((cls_all == 'F').sum())})")
     print("\n### Per fold (pooled AUROC N vs S/V/F)\n")

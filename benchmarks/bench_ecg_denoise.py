@@ -199,21 +199,39 @@ def main(argv=None) -> int:
     ap.add_argument("--seconds", type=float, default=120.0, help="segment length per record")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--json", type=Path, default=None, help="also write every figure here")
+    ap.add_argument("--fold", type=int, default=None, help="only this fold (run folds in parallel, then --merge)")
+    ap.add_argument("--merge", type=Path, nargs="*", default=None, help="print the tables from these --json files")
     args = ap.parse_args(argv)
+    folds = ecg_folds()
+    if args.merge:
+        import ast
+
+        results = {}
+        for f in args.merge:
+            for r, res in json.loads(f.read_text()).items():
+                results[r] = {m: {ast.literal_eval(k) if k.startswith("(") else k: tuple(v) for k, v in d.items()}
+                              for m, d in res.items()}
+        order = [r for f in folds for r in f if r in results]
+        results = {r: results[r] for r in order}
+        methods = [m for m in ("DAE raw", "DAE gated", "bandpass", "wavelet", "median bl")
+                   if all(m in results[r] for r in results)]
+        report(results, folds, methods)
+        return 0
     torch.set_num_threads(1)
     mitdb, nstdb = args.data / "ecg" / "mitdb", args.data / "ecg" / "nstdb"
-    folds = ecg_folds()
     noise = {k: load_noise(nstdb, k, part="test", mitdb_dir=mitdb) for k in KINDS}
     results, t0 = {}, time.perf_counter()
     methods = ["bandpass", "wavelet", "median bl"]
     for i, fold in enumerate(folds):
+        if args.fold is not None and i != args.fold:
+            continue
         lm = None
         if args.folds_dir is not None:
             lm = load(args.folds_dir / f"fold{i}.safetensors")
             leak = set(fold) & set(lm.meta.get("training", {}).get("records", []))
             if leak:
                 raise ModelError(f"fold {i} model was trained on its test records {sorted(leak)}")
-            methods = ["DAE raw", "DAE gated", "bandpass", "wavelet", "median bl"] if i == 0 else methods
+            methods = ["DAE raw", "DAE gated", "bandpass", "wavelet", "median bl"]
         for r in fold:
             if args.records and r not in args.records:
                 continue
@@ -221,7 +239,7 @@ def main(argv=None) -> int:
             clean = record_segment(mitdb, r, args.seconds, np.random.default_rng(seed))
             results[r] = evaluate_record(lm, clean, noise, seed + 1)
             print(f"fold {i} record {r}: floor " + ", ".join(f"{m} {v['floor'][0]:.1f}" for m, v in results[r].items())
-                  + f"; ma 0 dB " + ", ".join(f"{m} {v[('ma', 0)][0]:.1f}" for m, v in results[r].items())
+                  + "; ma 0 dB " + ", ".join(f"{m} {v[('ma', 0)][0]:.1f}" for m, v in results[r].items())
                   + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
     methods = [m for m in methods if all(m in results[r] for r in results)]
     report(results, folds, methods)
