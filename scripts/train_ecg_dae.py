@@ -254,6 +254,8 @@ def main(argv=None):
         from safetensors.torch import load_file
 
         model.load_state_dict(load_file(str(args.init)))
+        if model.gate_window:  # a calibrated gate stays off while training (it is re-calibrated at the end)
+            model.gate_level.zero_()
         print(f"warm start from {args.init}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     budget = args.minutes * 60
