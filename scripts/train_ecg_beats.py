@@ -39,7 +39,8 @@ def record_beats(mitdb: Path, name: str):
     keep = [i for i, s in enumerate(ann.symbol) if s in BEAT_SYMBOLS]
     smp = ann.sample[keep]
     cls = np.array([aami_class(ann.symbol[i]) for i in keep])
-    beats, valid = extract_beats(rec.p_signal[:, 0], float(rec.fs), smp)
+    lead = rec.sig_name.index("MLII") if "MLII" in rec.sig_name else 0  # by name: 114 stores MLII second
+    beats, valid = extract_beats(rec.p_signal[:, lead], float(rec.fs), smp)
     rr = rr_features(smp, float(rec.fs))
     return beats, valid, cls, rr["premature_adj"]
 

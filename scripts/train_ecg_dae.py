@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ecg_noise import NOISE_KINDS, load_noise, noise_segment  # noqa: E402
-from signal_splits import DAE_TRAIN  # noqa: E402
+from signal_splits import DAE_TRAIN, ECG_RECORDS, ecg_folds  # noqa: E402
 
 FS = 360
 WIN = 1024
@@ -38,16 +38,36 @@ MAX_LR = 2e-3
 
 
 def load_records(mitdb: Path, names) -> list[np.ndarray]:
+    """Each record as ``(2, n)`` float32 mV with lead MLII first (read by name: 114 stores it second)."""
     import wfdb
 
-    return [wfdb.rdrecord(str(mitdb / r)).p_signal.astype(np.float32).T for r in names]
+    out = []
+    for r in names:
+        rec = wfdb.rdrecord(str(mitdb / r))
+        order = sorted(range(rec.n_sig), key=lambda i: rec.sig_name[i] != "MLII")
+        out.append(rec.p_signal[:, order].astype(np.float32).T)
+    return out
 
 
-def load_pairs(mitdb: Path, names) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(record as stored, clean reference = record minus its median-filter baseline), both (2, n)."""
+def load_pairs(mitdb: Path, names, cache: Path | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(record, clean reference = record minus its median-filter baseline), both (2, n), MLII first.
+
+    With *cache*, the references are stored there as ``<record>.ref.npy`` and reused (they
+    take most of the start-up time; CV runs read the same records five times)."""
     from ecg_noise import clean_reference
 
-    return [(r, clean_reference(r, FS).astype(np.float32)) for r in load_records(mitdb, names)]
+    out = []
+    for name, r in zip(names, load_records(mitdb, names)):
+        f = cache / f"{name}.ref.npy" if cache else None
+        if f is not None and f.exists():
+            ref = np.load(f)
+        else:
+            ref = clean_reference(r, FS).astype(np.float32)
+            if f is not None:
+                f.parent.mkdir(parents=True, exist_ok=True)
+                np.save(f, ref)
+        out.append((r, ref))
+    return out
 
 
 def _clean_window(raw, ref, rng, lo, hi, *, mix: bool, stretch: bool):
@@ -74,10 +94,12 @@ def _clean_window(raw, ref, rng, lo, hi, *, mix: bool, stretch: bool):
     return c, own
 
 
-def make_batch(recs, noise, rng, n, lo, hi, snr_range=(-6.0, 24.0), *, mix=False, stretch=False, own_frac=0.3):
+def make_batch(recs, noise, rng, n, lo, hi, snr_range=(-6.0, 24.0), *, mix=False, stretch=False, own_frac=0.3,
+               clean_frac=0.0):
     """Noisy/clean pairs: clean = baseline-free record window (ecg_noise.clean_reference) minus
-    its mean; noise zero-mean, mixed at an SNR relative to clean. In 30 % of the windows the
-    record's own baseline wander is added to the input too (it must be removed as well)."""
+    its mean; noise zero-mean, mixed at an SNR relative to clean. In *own_frac* of the windows
+    the record's own baseline wander is added to the input too (it must be removed as well);
+    in *clean_frac* no noise is added (the output must equal the input: do no harm)."""
     xs, cs = [], []
     for _ in range(n):
         raw, ref = recs[int(rng.integers(len(recs)))]
@@ -87,13 +109,13 @@ def make_batch(recs, noise, rng, n, lo, hi, snr_range=(-6.0, 24.0), *, mix=False
         g = math.exp(rng.uniform(-0.5, 0.5)) * (-1 if rng.random() < 0.15 else 1)
         c, own = c * g, own * g
         kind = NOISE_KINDS[int(rng.integers(len(NOISE_KINDS)))]
-        nz = noise_segment(noise[kind], WIN, rng)
-        if rng.random() < 0.2:  # occasionally two noise types at once
+        nz = noise_segment(noise[kind], WIN, rng) if noise else np.ones(WIN)
+        if noise and rng.random() < 0.2:  # occasionally two noise types at once
             other = NOISE_KINDS[int(rng.integers(len(NOISE_KINDS)))]
             nz2 = noise_segment(noise[other], WIN, rng)
             nz = nz / (np.std(nz) + 1e-9) + rng.uniform(0.3, 1.0) * nz2 / (np.std(nz2) + 1e-9)
         snr = rng.uniform(*snr_range)
-        k = np.sqrt(np.sum(c**2) / (np.sum(nz**2) * 10 ** (snr / 10)))
+        k = 0.0 if rng.random() < clean_frac else np.sqrt(np.sum(c**2) / (np.sum(nz**2) * 10 ** (snr / 10)))
         x = c + k * nz + (own if rng.random() < own_frac else 0.0)
         m = x.mean()
         xs.append(x - m)
@@ -109,7 +131,38 @@ SCHEMA = {
 }
 
 
-def finalize_meta(model, meta: dict, mitdb: Path) -> dict:
+def calibrate_gate(model, recs, *, quantile: float, n: int = 256, seed: int = 4321) -> float:
+    """Set ``model.gate_level`` to the *quantile* of the running RMS of the ungated change
+    ``model(x) - x`` on clean validation windows (tails of the training records, no noise
+    added); returns it (mV)."""
+    import torch
+
+    x, _ = make_batch(recs, None, np.random.default_rng(seed), n, 0.9, 1.0, own_frac=0.0, clean_frac=1.0)
+    model.gate_level.zero_()
+    w = model.gate_window
+    with torch.inference_mode():
+        xt = torch.from_numpy(x)
+        corr = torch.cat([model(xt[i:i + 64]) - xt[i:i + 64] for i in range(0, n, 64)])
+        e = torch.nn.functional.avg_pool1d(corr**2, w, 1).sqrt()
+    level = float(np.quantile(e.numpy().ravel(), quantile))
+    model.gate_level.fill_(level)
+    return level
+
+
+def recalibrate(args, mitdb: Path) -> None:
+    """``--recalibrate``: set the gate level of trained weights again (same records, same rule)."""
+    from engine.weights import load, save
+
+    lm = load(args.recalibrate)
+    meta = {k: v for k, v in lm.meta.items() if k not in ("sha256", "file", "format_version")}
+    recs = load_pairs(mitdb, meta["training"]["records"], args.cache)
+    gate = {"window": lm.module.gate_window, "quantile": args.gate_quantile,
+            "level_mV": calibrate_gate(lm.module, recs, quantile=args.gate_quantile)}
+    meta["training"] = {**meta["training"], "gate": gate}
+    print(json.dumps({"saved": str(args.out), "sha256": save(lm.module, args.out, meta), "gate": gate}))
+
+
+def finalize_meta(model, meta: dict, mitdb: Path, records) -> dict:
     """Add the engine.inference.preprocess schema and an anomaly calibration on clean training-record tails."""
     import torch
 
@@ -120,9 +173,9 @@ def finalize_meta(model, meta: dict, mitdb: Path) -> dict:
     meta = {**meta, **SCHEMA}
     lm = LoadedModel(name="ecg-dae", path=Path("."), sha256="", meta=meta, module=model.eval())
     items = []
-    for r, rec in zip(DAE_TRAIN, load_records(mitdb, DAE_TRAIN)):
+    for r, rec in zip(records, load_records(mitdb, records)):
         tail = rec[:, int(0.9 * rec.shape[1]):]
-        items.append(Signal.from_array(tail, sfreq=FS, modality="ecg", channels=("MLII", "V"), path=r))
+        items.append(Signal.from_array(tail, sfreq=FS, modality="ecg", channels=("MLII", "other"), path=r))
     with torch.inference_mode():
         meta["calibration"] = calibrate_on(lm, items, data_note="clean tails (last 10%) of training records")
     return meta
@@ -162,6 +215,19 @@ def main(argv=None):
     ap.add_argument("--minutes", type=float, default=0.0,
                     help="wall-time budget (0 = none); the LR schedule follows max(step/steps, time/budget) "
                          "so training always anneals before stopping")
+    ap.add_argument("--clean-frac", type=float, default=0.0,
+                    help="fraction of training windows with no noise added (target = input)")
+    ap.add_argument("--gate-window", type=int, default=0,
+                    help="odd length (samples) of the do-no-harm gate on the correction (0 = none)")
+    ap.add_argument("--gate-quantile", type=float, default=0.99,
+                    help="the gate level is this quantile of the correction's running RMS on clean windows")
+    ap.add_argument("--fold", type=int, default=None,
+                    help="train on every record outside this CV test fold (signal_splits.ecg_folds)")
+    ap.add_argument("--no-calibrate", action="store_true", help="skip the anomaly calibration (CV fold models)")
+    ap.add_argument("--cache", type=Path, default=None, help="folder caching the clean references (.npy)")
+    ap.add_argument("--recalibrate", type=Path, default=None,
+                    help="only re-calibrate the gate of these trained weights (on the tails of the records in "
+                         "their training.records) and write them to --out")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--checkpoint", type=Path, default=None, help="also save the best state here (safetensors)")
@@ -171,16 +237,25 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     mitdb, nstdb = args.data / "ecg" / "mitdb", args.data / "ecg" / "nstdb"
-    recs = load_pairs(mitdb, DAE_TRAIN)
+    if args.recalibrate is not None:
+        return recalibrate(args, mitdb)
+    if args.fold is None:
+        records = list(DAE_TRAIN)
+    else:
+        held = set(ecg_folds()[args.fold])
+        records = [r for r in ECG_RECORDS if r not in held]
+    recs = load_pairs(mitdb, records, args.cache)
     noise = {k: load_noise(nstdb, k, part="train", mitdb_dir=mitdb) for k in NOISE_KINDS}
     vx, vc = make_batch(recs, noise, np.random.default_rng(1234), 256, 0.9, 1.0)
     vx, vc = torch.from_numpy(vx), torch.from_numpy(vc)
     model = SignalUNetDAE(widths=tuple(args.widths), kernel_size=9, baseline_taps=args.baseline_taps,
-                          baseline_median=tuple(args.baseline_median))
+                          baseline_median=tuple(args.baseline_median), gate_window=args.gate_window)
     if args.init is not None:
         from safetensors.torch import load_file
 
         model.load_state_dict(load_file(str(args.init)))
+        if model.gate_window:  # a calibrated gate stays off while training (it is re-calibrated at the end)
+            model.gate_level.zero_()
         print(f"warm start from {args.init}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     budget = args.minutes * 60
@@ -198,7 +273,7 @@ def main(argv=None):
             g["lr"] = lr_at(p)
         model.train()
         x, c = make_batch(recs, noise, rng, args.batch, 0.0, 0.9, mix=args.aug, stretch=args.aug,
-                          own_frac=args.own_baseline)
+                          own_frac=args.own_baseline, clean_frac=args.clean_frac)
         loss = snr_loss(model(torch.from_numpy(x)), torch.from_numpy(c))
         opt.zero_grad()
         loss.backward()
@@ -222,6 +297,11 @@ def main(argv=None):
             break
     model.load_state_dict(best_state)
     model.eval()
+    gate = None
+    if args.gate_window:
+        gate = {"window": args.gate_window, "quantile": args.gate_quantile,
+                "level_mV": calibrate_gate(model, recs, quantile=args.gate_quantile)}
+        print(f"gate level {gate['level_mV']:.4f} mV", flush=True)
     meta = {
         "name": "ecg-dae",
         "architecture": "signal-unet-dae",
@@ -232,7 +312,8 @@ def main(argv=None):
         "training": {
             "command": "python scripts/train_ecg_dae.py " + " ".join(argv if argv is not None else sys.argv[1:]),
             "init": str(args.init) if args.init else None,
-            "records": list(DAE_TRAIN), "noise": "NSTDB bw/ma train half + em blocks 1-4 (ecg_noise)",
+            "records": records, "cv_fold": args.fold, "clean_fraction": args.clean_frac, "gate": gate,
+            "noise": "NSTDB bw/ma train half + em blocks 1-4 (ecg_noise)",
             "snr_db": [-6, 24], "window": WIN, "own_baseline_fraction": args.own_baseline,
             "augmentation": ("random projection of the two leads (50 %), time stretch 0.8-1.25, " if args.aug else "")
                             + "gain 0.6-1.65, polarity",
@@ -243,7 +324,7 @@ def main(argv=None):
         },
         "metrics": {"val_snr_loss_db": best},
     }
-    meta = finalize_meta(model, meta, mitdb)
+    meta = {**meta, **SCHEMA} if args.no_calibrate else finalize_meta(model, meta, mitdb, records)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     digest = save(model, args.out, meta)
     print(json.dumps({"saved": str(args.out), "sha256": digest, "val": best}))

@@ -8,7 +8,7 @@ def register(sub) -> None:
     p.add_argument("record", help="WFDB record (beats from its annotations, else a QRS detector) or EDF/text ECG")
     p.add_argument("--model", default=None, help="bundled model name or .safetensors file (default: ecg-beats)")
     p.add_argument("--sfreq", type=float, default=None, help="sampling rate in Hz for headerless text/NPY signals")
-    p.add_argument("--channel", type=int, default=0, help="lead to score (default 0)")
+    p.add_argument("--channel", type=int, default=None, help="lead to score (default: MLII by name, else 0)")
     p.add_argument("--no-rr", action="store_true", help="morphology only: leave out the RR-prematurity term")
     p.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when available)")
     p.add_argument("--out", required=True, help="output folder")

@@ -54,10 +54,17 @@ class SignalUNetDAE(nn.Module):
         estimate of de Chazal et al. 2004, edges replicated as scipy's ``mode="nearest"``).
         Unlike a linear low-pass it follows baseline steps without smearing QRS energy
         into the baseline. Mutually exclusive with ``baseline_taps``.
+    gate_window : int
+        0, or the odd length (samples) of a do-no-harm gate on the residual path: the
+        change ``d = y - x`` the network makes (its noise estimate, baseline included) is
+        scaled by ``g = clip(e / gate_level - 1, 0, 1)`` (smoothed), *e* the running RMS of
+        *d* over this window, so where that estimate is no larger than on clean ECG
+        (``gate_level``, a buffer calibrated after training on clean windows) the output
+        is the input unchanged. Inactive while ``gate_level`` is 0 (during training).
     """
 
     def __init__(self, *, in_channels: int = 1, widths=(16, 24, 32, 48, 64), kernel_size: int = 9,
-                 residual: bool = True, baseline_taps: int = 0, baseline_median=()):
+                 residual: bool = True, baseline_taps: int = 0, baseline_median=(), gate_window: int = 0):
         super().__init__()
         widths = [int(w) for w in widths]
         if in_channels < 1 or len(widths) < 2 or min(widths) < 1:
@@ -71,10 +78,16 @@ class SignalUNetDAE(nn.Module):
             raise ModelError(f"signal-unet-dae: baseline_median lengths must be odd and positive, not {medians}")
         if medians and baseline_taps:
             raise ModelError("signal-unet-dae: baseline_taps and baseline_median are mutually exclusive")
+        if gate_window < 0 or (gate_window and (gate_window % 2 == 0 or not residual)):
+            raise ModelError(f"signal-unet-dae: gate_window must be 0 or odd (with residual=True), not {gate_window}")
         self.hparams = {"in_channels": int(in_channels), "widths": widths, "kernel_size": int(kernel_size),
                         "residual": bool(residual), "baseline_taps": int(baseline_taps)}
         if medians:  # only recorded when used, so older weights' hparams stay as they were
             self.hparams["baseline_median"] = medians
+        self.gate_window = int(gate_window)
+        if self.gate_window:
+            self.hparams["gate_window"] = self.gate_window
+            self.register_buffer("gate_level", torch.zeros(()))
         self.baseline_median = tuple(medians)
         self.spatial_dims = 1
         k = kernel_size
@@ -126,6 +139,7 @@ class SignalUNetDAE(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n = x.shape[-1]
+        x0 = x
         if self.has_baseline:
             base = self.baseline(x)
             x = x - base
@@ -142,7 +156,22 @@ class SignalUNetDAE(nn.Module):
         for i in range(len(self.up) - 1, -1, -1):
             h = self.dec[i](torch.cat([self.up[i](h), skips[i]], dim=1))
         out = self.head(h)[..., :n]
-        return x + out if self.residual else out
+        if not self.residual:
+            return out
+        y = x + out
+        if self.gate_window and float(self.gate_level) > 0:
+            d = y - x0  # the whole change to the input (baseline removal included)
+            y = x0 + d * self.gate(d)
+        return y
+
+    def gate(self, corr: torch.Tensor) -> torch.Tensor:
+        """Do-no-harm gate in [0, 1] for a change to the input ``(batch, channels, samples)`` (ones if uncalibrated)."""
+        if not self.gate_window or float(self.gate_level) <= 0:
+            return torch.ones_like(corr)
+        w = self.gate_window
+        e = F.avg_pool1d(F.pad(corr.detach() ** 2, (w // 2, w // 2), mode="replicate"), w, 1).sqrt()
+        g = (e / self.gate_level - 1).clamp(0, 1)
+        return F.avg_pool1d(F.pad(g, (w // 2, w // 2), mode="replicate"), w, 1)
 
 
 class BeatAE(nn.Module):

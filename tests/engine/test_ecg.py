@@ -126,3 +126,17 @@ def test_score_beats_refuses_eeg():
     eeg = Signal.from_array(np.zeros((1, 1000)), sfreq=100.0, modality="eeg")
     with pytest.raises(ModalityMismatchError):
         next(score_beats_task(eeg))
+
+
+def test_score_beats_reads_mlii_by_name(data_dir):
+    """Record 114 stores MLII second: the default lead is found by name, an explicit index still wins."""
+    from engine.io import read
+    from engine.jobs import run_job
+    from engine.tasks.score_beats import score_beats_task
+
+    sig = read(str(data_dir / "ecg" / "mitdb" / "114"))
+    short = Signal.from_array(sig.read(0, int(60 * sig.sfreq)), sfreq=sig.sfreq, modality="ecg",
+                              channels=sig.channels, path="114-head")
+    assert short.channels == ("V5", "MLII")
+    assert run_job(score_beats_task(short, device="cpu")).params["channel_name"] == "MLII"
+    assert run_job(score_beats_task(short, device="cpu", channel=0)).params["channel_name"] == "V5"

@@ -10,7 +10,9 @@ Modes
 -----
 ``"replace"`` (default)
     The output is the model's output (ECG: ``ecg-dae`` removes baseline wander,
-    muscle and electrode-motion noise).
+    muscle and electrode-motion noise; its built-in do-no-harm gate returns the input
+    unchanged wherever the change it would make is no larger than on clean ECG, see
+    :class:`engine.models.signal_nets.SignalUNetDAE`).
 ``"gated"`` (the EEG artefact-reduction option)
     The output is the input except where the model's calibrated anomaly exceeds 1
     (the 99th percentile of normal EEG): there it fades to the reconstruction.

@@ -143,7 +143,7 @@ def _collect_beats(data: Signal, samples: np.ndarray, channel: int) -> Generator
     return beats, valid
 
 
-def score_beats_task(data: Signal, *, model=None, device=None, channel: int = 0, use_rr: bool = True,
+def score_beats_task(data: Signal, *, model=None, device=None, channel: int | None = None, use_rr: bool = True,
                      batch_size: int = 512, **options) -> Generator[Progress, None, BeatScores]:
     """Score every beat of an ECG record (higher = more abnormal).
 
@@ -155,8 +155,9 @@ def score_beats_task(data: Signal, *, model=None, device=None, channel: int = 0,
         Bundled name or ``.safetensors`` path; default ``ecg-beats``.
     device : str, optional
         ``"cpu"``/``"cuda"``; default: CUDA when available.
-    channel : int
-        The lead scored (default 0).
+    channel : int, optional
+        The lead scored (default: the lead named ``MLII`` if there is one, else 0; MIT-BIH
+        record 114, for one, stores MLII second).
     use_rr : bool
         Add the RR-prematurity term (the model's ``rr_weight``); False = morphology only.
     """
@@ -166,6 +167,8 @@ def score_beats_task(data: Signal, *, model=None, device=None, channel: int = 0,
 
     if data.modality != "ecg":
         raise ModalityMismatchError(f"{data.path}: score-beats needs an ECG record, this is {data.modality}")
+    if channel is None:
+        channel = data.channels.index("MLII") if "MLII" in data.channels else 0
     if not 0 <= channel < len(data.channels):
         raise ModelError(f"{data.path}: channel {channel} out of range (record has {len(data.channels)})")
     t0 = time.perf_counter()
