@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.dialogs._job_dialog import JobDialogMixin
 from desktop.jobs import JobRunner
 
 __all__ = ["AdaptDialog", "open_adapt_dialog", "adaptable_models", "format_validation"]
@@ -68,11 +69,14 @@ def format_validation(validation: dict) -> str:
             "<tr><th align=left>measure</th><th>before</th><th>after</th></tr>" + "".join(rows) + "</table>")
 
 
-class AdaptDialog(QDialog):
+class AdaptDialog(JobDialogMixin, QDialog):
     """Signals: ``modelAdapted(str)`` (the new model's name), ``adaptDone(str)`` ("ok", "error: …", "cancelled")."""
 
     modelAdapted = Signal(str)
     adaptDone = Signal(str)
+    _done_signal = "adaptDone"
+    _files_title = "Add your files"
+    _folder_title = "Add a folder (a DICOM folder is one input)"
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -87,10 +91,7 @@ class AdaptDialog(QDialog):
         self.hint.setWordWrap(True)
         self.inputs = QListWidget()
         self.annotations = QListWidget()
-        add_files, add_folder, clear = QPushButton("Add files…"), QPushButton("Add folder…"), QPushButton("Clear")
-        add_files.clicked.connect(self._ask_files)
-        add_folder.clicked.connect(self._ask_folder)
-        clear.clicked.connect(self.inputs.clear)
+        add_files, add_folder, clear = self._input_buttons()
         add_ann, clear_ann = QPushButton("Add annotation files…"), QPushButton("Clear")
         add_ann.clicked.connect(self._ask_annotations)
         clear_ann.clicked.connect(self.annotations.clear)
@@ -186,15 +187,6 @@ class AdaptDialog(QDialog):
         self.annotations.clear()
         self.annotations.addItems([str(p) for p in annotations])
 
-    def _ask_files(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Add your files")
-        self.inputs.addItems(paths)
-
-    def _ask_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add a folder (a DICOM folder is one input)")
-        if folder:
-            self.inputs.addItem(folder)
-
     def _ask_annotations(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self, "Point annotations, one per image",
                                                 filter="Points (*.csv *.geojson *.json)")
@@ -246,12 +238,6 @@ class AdaptDialog(QDialog):
         self.progress.setValue(int(round(1000 * fraction)))
         self.status.setText(message)
 
-    def _finish(self, text: str, outcome: str) -> None:
-        self.run_btn.setEnabled(True)
-        self.cancel_btn.setEnabled(False)
-        self.status.setText(text)
-        self.adaptDone.emit(outcome)
-
     def _done(self, result: dict) -> None:
         self.result = result
         self.progress.setValue(1000)
@@ -265,15 +251,8 @@ class AdaptDialog(QDialog):
                      "it is now selectable in the Analysis panel.", "ok")
         self.modelAdapted.emit(result["name"])
 
-    def _failed(self, message: str) -> None:
-        self._finish(message, f"error: {message}")
-
     def _cancelled(self) -> None:
         self._finish("Cancelled: nothing was saved.", "cancelled")
-
-    def closeEvent(self, ev) -> None:  # noqa: N802 - Qt override
-        self.jobs.shutdown()
-        super().closeEvent(ev)
 
 
 def _hbox(*widgets) -> QHBoxLayout:

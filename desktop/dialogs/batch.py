@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from desktop.dialogs._job_dialog import JobDialogMixin
 from desktop.jobs import JobRunner
 
 __all__ = ["BatchDialog", "open_batch_dialog", "relay_rows"]
@@ -50,7 +51,7 @@ def relay_rows(job, on_row):
             raise
 
 
-class BatchDialog(QDialog):
+class BatchDialog(JobDialogMixin, QDialog):
     """Choose a task, inputs and an output folder; run; watch per-file status; cancel.
 
     Signals
@@ -63,6 +64,7 @@ class BatchDialog(QDialog):
 
     rowFinished = Signal(dict)
     batchDone = Signal(str)
+    _done_signal = "batchDone"
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -75,10 +77,7 @@ class BatchDialog(QDialog):
         for name, spec in TASKS.items():
             self.task.addItem(spec.title, name)
         self.inputs = QListWidget()
-        add_files, add_folder, clear = QPushButton("Add files…"), QPushButton("Add folder…"), QPushButton("Clear")
-        add_files.clicked.connect(self._ask_files)
-        add_folder.clicked.connect(self._ask_folder)
-        clear.clicked.connect(self.inputs.clear)
+        add_files, add_folder, clear = self._input_buttons()
         self.out_dir = QLineEdit()
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._ask_out)
@@ -123,15 +122,6 @@ class BatchDialog(QDialog):
         self.resize(760, 560)
 
     # ---------------------------------------------------------------- choosing
-    def _ask_files(self) -> None:
-        paths, _ = QFileDialog.getOpenFileNames(self, "Add inputs")
-        self.inputs.addItems(paths)
-
-    def _ask_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add a folder of inputs (a DICOM folder is one input)")
-        if folder:
-            self.inputs.addItem(folder)
-
     def _ask_out(self) -> None:
         from desktop.settings import export_dir, set_export_dir
 
@@ -180,26 +170,13 @@ class BatchDialog(QDialog):
         for c, text in enumerate((Path(row["input"]).name, row["status"], row["message"])):
             self.table.setItem(r, c, QTableWidgetItem(text))
 
-    def _finish(self, text: str, outcome: str) -> None:
-        self.run_btn.setEnabled(True)
-        self.cancel_btn.setEnabled(False)
-        self.status.setText(text)
-        self.batchDone.emit(outcome)
-
     def _done(self, result) -> None:
         self.result = result
         self._finish(f"{result.count('ok')} ok, {result.count('error')} error, {result.count('skipped')} "
                      f"skipped in {result.seconds:.1f} s; manifest: {result.manifest}", "ok")
 
-    def _failed(self, message: str) -> None:
-        self._finish(message, f"error: {message}")
-
     def _cancelled(self) -> None:
         self._finish("Cancelled: finished inputs are in the manifest; the others were not run.", "cancelled")
-
-    def closeEvent(self, ev) -> None:  # noqa: N802 - Qt override
-        self.jobs.shutdown()
-        super().closeEvent(ev)
 
 
 def _wrap(layout) -> QWidget:

@@ -55,3 +55,16 @@ def report(as_json: bool, summary: dict, paths, lines, *, key: str = "files") ->
         print(line)
     for p in paths:
         print(f"wrote     {p}")
+
+
+def install_or_print_json(args, summary: dict) -> bool:
+    """The end of a command that writes a model: ``--install`` puts it into the user model folder;
+    ``--json`` prints *summary* as one JSON object and returns True (the caller prints nothing more)."""
+    if args.install:
+        from engine.weights import install_user
+
+        summary["installed"] = install_user(summary["model"], overwrite=True)["file"]
+    if args.json:
+        print(json.dumps(summary, default=str))
+        return True
+    return False

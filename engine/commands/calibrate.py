@@ -1,8 +1,6 @@
 """``python -m engine calibrate``: re-calibrate a model's anomaly scale on your normal cases (no training)."""
 from __future__ import annotations
 
-import json
-
 
 def register(sub) -> None:
     p = sub.add_parser("calibrate", help="re-calibrate the fixed anomaly scale on your NORMAL cases (no training)")
@@ -19,17 +17,13 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from engine.commands._progress import run_with_bar
+    from engine.commands._progress import install_or_print_json, run_with_bar
     from engine.training.finetune import calibrate_model
-    from engine.weights import install_user
 
     s = run_with_bar(f"calibrate {args.model}", calibrate_model(
         args.model, args.data, out_dir=args.out, name=args.name, sfreq=args.sfreq, mpp=args.mpp, device=args.device,
         command=f"python -m engine calibrate --model {args.model} --data {' '.join(args.data)} --out {args.out}"))
-    if args.install:
-        s["installed"] = install_user(s["model"], overwrite=True)["file"]
-    if args.json:
-        print(json.dumps(s, default=str))
+    if install_or_print_json(args, s):
         return 0
     f = s["fraction_above_1"]
     print(f"wrote {s['model']} (sha256 {s['sha256'][:16]}…), {s['seconds']:.1f} s; fraction of the cases above 1: "

@@ -5,7 +5,6 @@ records are documented there) with a progress bar.
 """
 from __future__ import annotations
 
-import json
 import shlex
 import sys
 
@@ -43,9 +42,8 @@ def register(sub) -> None:
 def run(args) -> int:
     import torch
 
-    from engine.commands._progress import run_with_bar
+    from engine.commands._progress import install_or_print_json, run_with_bar
     from engine.training.finetune import finetune
-    from engine.weights import install_user
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -56,10 +54,7 @@ def run(args) -> int:
         batch_size=args.batch_size, annotations=args.annotations, labels=args.labels, sfreq=args.sfreq, mpp=mpp,
         command="python -m engine " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["finetune"]
         else "python -m engine finetune (in-process)"))
-    if args.install:
-        summary["installed"] = install_user(summary["model"], overwrite=True)["file"]
-    if args.json:
-        print(json.dumps(summary, default=str))
+    if install_or_print_json(args, summary):
         return 0
     v = summary["validation"]
     print(f"wrote {summary['model']} (sha256 {summary['sha256'][:16]}…) from {summary['parent']['name']} "
