@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
+from PySide6.QtWidgets import QApplication
 
 LIDC = ("ct", "lidc_idri", "LIDC-IDRI-0001")
 
@@ -92,6 +93,8 @@ def _drag(qtbot, view, start_mm, end_mm) -> None:
         return pane.view.mapFromScene(pane.vb.mapViewToScene(QPointF(*p)))
 
     a, b = at(start_mm), at(end_mm)
+    # a press within the double-click interval of the last release is a double click, not a new drag
+    qtbot.wait(QApplication.doubleClickInterval() + 50)
     qtbot.mousePress(vp, Qt.MouseButton.LeftButton, pos=a)
     for t in np.linspace(0.1, 1.0, 6):
         qtbot.mouseMove(vp, pos=a + (b - a) * float(t))  # QPoint arithmetic, whole pixels
