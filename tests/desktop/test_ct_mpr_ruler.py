@@ -6,8 +6,6 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
 
-from ct_fixtures import lidc, view  # noqa: F401  (pytest fixtures)
-
 
 def _choose_plane(view, name: str) -> None:
     i = view.plane_box.findText(name)

@@ -8,8 +8,6 @@ import pytest
 from PySide6.QtCore import QEvent, Qt
 from PySide6.QtWidgets import QApplication
 
-from ct_fixtures import lidc, view  # noqa: F401  (pytest fixtures)
-
 
 def test_slice_position_is_the_dicom_patient_z(view, lidc, qtbot):
     """The middle LIDC slice is at z = -127.5 mm (ImagePositionPatient), not '95.0 mm' from the first."""
