@@ -163,16 +163,11 @@ def train_reverse(data: Path, out: Path) -> None:
     spec = tb.SPECS["ct-dae"]
     case = data / "ct/lidc_idri/LIDC-IDRI-0001"
     img = read(str(case))
-    k_of = {u: k for k, u in enumerate(img.metadata["sop_instance_uids"])}
-    rows = list(csv.DictReader(open(case / "slices.csv")))
-    marked = [k_of[r["sop_instance_uid"]] for r in rows if r["readers_nodule"] != "0"
-              or r["small_nodule_marks"] != "0" or r["non_nodule_marks"] != "0"]
+    marked = tb.lidc_marked_planes(img, case)
     clean = [k for k in range(img.array.shape[0]) if min(abs(k - j) for j in marked) >= 5][::2]
     sl = ct_slices_model(img, spec["preprocessing"], planes=clean)
-    m = spec["input"]["size_multiple"]
-    size = max(max(s.shape[-2:]) for s in sl)
-    size += (-size) % m
-    x = np.stack([np.pad(s, [(0, 0), (0, size - s.shape[1]), (0, size - s.shape[2])], mode="edge") for s in sl])
+    size = tb.common_size(sl, spec["input"]["size_multiple"])
+    x = np.stack([tb.pad_to(s, size) for s in sl])
     t = spec["train"]
     xtr, xva = np.repeat(x[1:], max(1, 288 // len(x)), axis=0), x[:1]
     torch.manual_seed(0)

@@ -72,6 +72,28 @@ SPECS = {
 }
 
 
+# ---------------------------------------------------------------- CT slices (also for train_ct_maps.py, eval_ct_anomaly.py)
+
+def lidc_marked_planes(img, case: Path) -> list[int]:
+    """The planes of an LIDC-IDRI case (read as *img*) that carry any reader mark: nodule, small
+    nodule or non-nodule, from the case's ``slices.csv``."""
+    k_of = {u: k for k, u in enumerate(img.metadata["sop_instance_uids"])}
+    rows = list(csv.DictReader(open(case / "slices.csv")))
+    return [k_of[r["sop_instance_uid"]] for r in rows if r["readers_nodule"] != "0"
+            or r["small_nodule_marks"] != "0" or r["non_nodule_marks"] != "0"]
+
+
+def common_size(slices, multiple: int) -> int:
+    """The square side that holds every (C, H, W) slice, rounded up to *multiple*."""
+    size = max(max(s.shape[-2:]) for s in slices)
+    return size + (-size) % multiple
+
+
+def pad_to(s, size: int):
+    """Edge-pad a (C, H, W) slice at the bottom and right to (C, size, size)."""
+    return np.pad(s, [(0, 0), (0, size - s.shape[1]), (0, size - s.shape[2])], mode="edge")
+
+
 # ---------------------------------------------------------------- data per model
 
 def ct_training_data(data: Path, spec: dict):
@@ -98,14 +120,9 @@ def ct_training_data(data: Path, spec: dict):
     tr += ct_slices_model(liver, prep)
     va = ct_slices_model(img, prep, planes=val_k)
     m = spec["input"]["size_multiple"]
-    size = max(max(s.shape[-2:]) for s in tr + va)
-    size += (-size) % m
-
-    def pad(s):
-        return np.pad(s, [(0, 0), (0, size - s.shape[1]), (0, size - s.shape[2])], mode="edge")
-
-    xtr = np.stack([pad(s) for s in tr])
-    xva = np.stack([pad(pad_to_multiple(s, m)) for s in va])
+    size = common_size(tr + va, m)
+    xtr = np.stack([pad_to(s, size) for s in tr])
+    xva = np.stack([pad_to(pad_to_multiple(s, m), size) for s in va])
     info = {"train": f"{case.name} planes {train_k} (no box, not adjacent to a box) + dcmqi_liver_ct3 (3 slices)",
             "validation": f"{case.name} planes {val_k} (no box)", "test_patient_excluded": "LIDC-IDRI-0001"}
     return xtr, xva, info, {"image": img, "val_planes": val_k}

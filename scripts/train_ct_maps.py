@@ -11,7 +11,6 @@ Lung_Dx-A0002's boxes are the test. Writes ``runs/<variant>-<split>.raw.safetens
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 from pathlib import Path
@@ -55,10 +54,7 @@ def lidc_training_data(data: Path, spec: dict):
 
     case = data / "ct/lidc_idri/LIDC-IDRI-0001"
     img = read(str(case))
-    k_of = {u: k for k, u in enumerate(img.metadata["sop_instance_uids"])}
-    rows = list(csv.DictReader(open(case / "slices.csv")))
-    marked = [k_of[r["sop_instance_uid"]] for r in rows if r["readers_nodule"] != "0"
-              or r["small_nodule_marks"] != "0" or r["non_nodule_marks"] != "0"]
+    marked = tb.lidc_marked_planes(img, case)
     clean = [k for k in range(img.array.shape[0]) if min(abs(k - j) for j in marked) >= 10][::2]
     val_k = clean[1::5][:3]
     train_k = [k for k in clean if k not in val_k]
@@ -66,15 +62,11 @@ def lidc_training_data(data: Path, spec: dict):
     tr = ct_slices_model(img, prep, planes=train_k) + ct_slices_model(read(str(data / "ct/dcmqi_liver_ct3")), prep)
     va = ct_slices_model(img, prep, planes=val_k)
     m = spec["input"]["size_multiple"]
-    size = max(max(s.shape[-2:]) for s in tr + va)
-    size += (-size) % m
-
-    def pad(s):
-        return np.pad(s, [(0, 0), (0, size - s.shape[1]), (0, size - s.shape[2])], mode="edge")
-
+    size = tb.common_size(tr + va, m)
     info = {"train": f"LIDC-IDRI-0001 planes {train_k} (>= 10 planes from any reader mark) + dcmqi_liver_ct3",
             "validation": f"LIDC-IDRI-0001 planes {val_k}", "test_patient_excluded": "Lung_Dx-A0002"}
-    return (np.stack([pad(s) for s in tr]), np.stack([pad(pad_to_multiple(s, m)) for s in va]), info,
+    xtr = np.stack([tb.pad_to(s, size) for s in tr])
+    return (xtr, np.stack([tb.pad_to(pad_to_multiple(s, m), size) for s in va]), info,
             {"image": img, "val_planes": val_k})
 
 

@@ -15,7 +15,6 @@ beats' score.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -26,7 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from signal_splits import BEATS_TRAIN  # noqa: E402
+from signal_splits import BEATS_TRAIN, training_parser  # noqa: E402
 
 from engine.tasks.score_beats.beats import BEAT_SYMBOLS, aami_class, extract_beats, rr_features  # noqa: E402
 
@@ -129,9 +128,7 @@ def main(argv=None):
     from engine.tasks.score_beats import combine_scores
     from engine.weights import register_bundled, save
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
+    ap = training_parser(__doc__)
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--records", nargs="*", default=list(BEATS_TRAIN), help="training records")

@@ -17,7 +17,6 @@ the test records are never read here. Noise comes from the *train* half of bw/ma
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -30,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from ecg_noise import NOISE_KINDS, load_noise, noise_segment  # noqa: E402
-from signal_splits import DAE_TRAIN, ECG_RECORDS, ecg_folds  # noqa: E402
+from signal_splits import DAE_TRAIN, ECG_RECORDS, ecg_folds, training_parser  # noqa: E402
 
 FS = 360
 WIN = 1024
@@ -195,9 +194,7 @@ def main(argv=None):
     from engine.models.signal_nets import SignalUNetDAE
     from engine.weights import register_bundled, save
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
+    ap = training_parser(__doc__)
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--widths", type=int, nargs="+", default=[8, 16, 24, 32, 48], help="U-Net channels per level")

@@ -29,7 +29,6 @@ max (0.986 ± 0.012), against 0.984 ± 0.015 for this recipe.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -39,7 +38,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from signal_splits import BONN_SETS  # noqa: E402
+from signal_splits import BONN_SETS, training_parser  # noqa: E402
 
 from engine.tasks.score_segments.features import band_power_features, segment_features, window_spectra  # noqa: E402
 
@@ -237,9 +236,7 @@ def main(argv=None):
 
     from engine.weights import register_bundled, save
 
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
+    ap = training_parser(__doc__)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-register", action="store_true")
     args = ap.parse_args(argv)

@@ -25,6 +25,14 @@ def data_dir() -> Path:
     return DATA
 
 
+@pytest.fixture
+def user_models(tmp_path, monkeypatch) -> Path:
+    """A test's own user-model folder (``LATENT_USER_MODELS``), not created yet."""
+    d = tmp_path / "user-models"
+    monkeypatch.setenv("LATENT_USER_MODELS", str(d))
+    return d
+
+
 def pytest_collection_modifyitems(config, items):
     try:
         import torch

@@ -13,7 +13,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["Presenter", "ResultTable", "Framing", "MAX_TABLE_ROWS"]
+__all__ = ["Presenter", "ScoredPresenter", "ResultTable", "Framing", "MAX_TABLE_ROWS"]
 
 #: The results table shows at most this many rows (the most abnormal first where rows are ranked).
 MAX_TABLE_ROWS = 200_000
@@ -100,3 +100,34 @@ def threshold_note(threshold: float | None) -> str:
 def ranked(score: np.ndarray) -> np.ndarray:
     """Row order of a ranked table: the highest score first, at most :data:`MAX_TABLE_ROWS` rows."""
     return np.argsort(-np.asarray(score))[:MAX_TABLE_ROWS]
+
+
+class ScoredPresenter(Presenter):
+    """Scored events of a recording (beats, segments: ``score`` per event and a ``threshold``): a
+    summary line with the threshold, a table ranked by score, and framing on the highest score."""
+
+    @abstractmethod
+    def count_line(self, result, data) -> str:
+        """The summary's line without the threshold note: how many events, how many above it."""
+
+    @abstractmethod
+    def ranked_table(self, result, data, order: np.ndarray) -> ResultTable:
+        """The table of the events *order* (indices, highest score first; at least one)."""
+
+    @abstractmethod
+    def event_sample(self, result, i: int) -> float:
+        """The sample at the centre of event *i*."""
+
+    def summary(self, result, data) -> list[str]:
+        return [self.count_line(result, data) + threshold_note(result.threshold)]
+
+    def table(self, result, data) -> ResultTable | None:
+        if not len(result.score):
+            return None
+        return self.ranked_table(result, data, ranked(result.score))
+
+    def framing(self, result, data) -> Framing:
+        if not len(result.score):
+            return Framing()
+        # nanargmax: the first score may be NaN
+        return Framing(seconds=self.event_sample(result, int(np.nanargmax(result.score))) / data.sfreq)

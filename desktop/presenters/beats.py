@@ -3,23 +3,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from desktop.presenters.base import Framing, Presenter, ResultTable, ranked, threshold_note
+from desktop.presenters.base import ResultTable, ScoredPresenter
 from desktop.selftest.checks import check_provenance, finite, require
 from engine.results import BeatScores
 
 
-class BeatScoresPresenter(Presenter):
+class BeatScoresPresenter(ScoredPresenter):
     result_type = BeatScores
 
-    def summary(self, result, data) -> list[str]:
+    def count_line(self, result, data) -> str:
         s = self.engine_summary(result, data)
-        return [f"Beats: {s['n_beats']}; above threshold: {s['n_above_threshold'] or 0}"
-                + threshold_note(result.threshold)]
+        return f"Beats: {s['n_beats']}; above threshold: {s['n_above_threshold'] or 0}"
 
-    def table(self, result, data) -> ResultTable | None:
-        if not len(result.score):
-            return None
-        order = ranked(result.score)
+    def ranked_table(self, result, data, order) -> ResultTable:
         t = np.asarray(result.sample, float)[order] / data.sfreq
         sym = np.asarray(result.symbol, dtype=object)[order] if len(result.symbol) else np.full(len(order), "")
         return ResultTable(["time (s)", "label", "score"], [t, sym, np.asarray(result.score)[order]],
@@ -32,10 +28,8 @@ class BeatScoresPresenter(Presenter):
         view.scores.show_beats(t, score, r.threshold)
         view.show_hot(t[score > r.threshold] if r.threshold is not None else np.zeros(0))  # as the summary counts
 
-    def framing(self, result, data) -> Framing:
-        if not len(result.score):
-            return Framing()
-        return Framing(seconds=float(result.sample[int(np.nanargmax(result.score))]) / data.sfreq)  # first may be NaN
+    def event_sample(self, result, i) -> float:
+        return float(result.sample[i])
 
     def check(self, result, data, model, manifest) -> str:
         sample = finite("beat positions", result.sample)

@@ -3,23 +3,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from desktop.presenters.base import Framing, Presenter, ResultTable, ranked, threshold_note
+from desktop.presenters.base import ResultTable, ScoredPresenter
 from desktop.selftest.checks import check_provenance, finite, require
 from engine.results import SegmentScores
 
 
-class SegmentScoresPresenter(Presenter):
+class SegmentScoresPresenter(ScoredPresenter):
     result_type = SegmentScores
     selftest_sample = "text"  # the seizure scorer is made for the Bonn segments
 
-    def summary(self, result, data) -> list[str]:
-        return [f"Segments: {len(result.score)}; flagged: {int(np.sum(result.label))}"
-                + threshold_note(result.threshold)]
+    def count_line(self, result, data) -> str:
+        return f"Segments: {len(result.score)}; flagged: {int(np.sum(result.label))}"
 
-    def table(self, result, data) -> ResultTable | None:
-        if not len(result.score):
-            return None
-        order = ranked(result.score)
+    def ranked_table(self, result, data, order) -> ResultTable:
         t0 = np.asarray(result.start, float)[order] / data.sfreq
         t1 = np.asarray(result.stop, float)[order] / data.sfreq
         return ResultTable(["start (s)", "stop (s)", "score", "flag"],
@@ -34,11 +30,8 @@ class SegmentScoresPresenter(Presenter):
         view.scores.show_segments(t0, t1, np.asarray(r.score, float), label, r.threshold)
         view.show_hot((t0[label] + t1[label]) / 2)
 
-    def framing(self, result, data) -> Framing:
-        if not len(result.score):
-            return Framing()
-        i = int(np.nanargmax(result.score))
-        return Framing(seconds=(float(result.start[i]) + float(result.stop[i])) / 2 / data.sfreq)
+    def event_sample(self, result, i) -> float:
+        return (float(result.start[i]) + float(result.stop[i])) / 2
 
     def check(self, result, data, model, manifest) -> str:
         score = finite("segment scores", result.score)

@@ -1,6 +1,8 @@
 """``python -m engine deidentify INPUT --out DIR``: de-identified copies of DICOM, EDF/BDF or WFDB."""
 from __future__ import annotations
 
+from engine.commands._options import add_outputs
+
 
 def register(sub) -> None:
     from engine.export.deidentify import PROFILES
@@ -13,8 +15,7 @@ def register(sub) -> None:
                    help="basic (dates emptied, UIDs remapped), retain-dates, retain-uids (default: basic)")
     p.add_argument("--allow-burned-in", action="store_true",
                    help="copy DICOM images marked BurnedInAnnotation=YES (with a warning) instead of refusing")
-    p.add_argument("--json", action="store_true", help="print the outcome as one JSON object on stdout")
-    p.set_defaults(func=run)
+    add_outputs(p, run, out_help=None, json_help="print the outcome as one JSON object on stdout")
 
 
 def run(args) -> int:

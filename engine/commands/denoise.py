@@ -1,23 +1,22 @@
 """``python -m engine denoise RECORD``: denoise an ECG/EEG recording with a denoising AE."""
 from __future__ import annotations
 
+from engine.commands._options import add_device, add_input, add_outputs
+
 
 def register(sub) -> None:
     p = sub.add_parser("denoise", help="denoise an ECG or EEG recording (WFDB in -> WFDB out, EDF in -> EDF out, "
                                        "plus .npy and a summary JSON)")
-    p.add_argument("record", help="WFDB record (path with or without .hea), EDF/BDF/..., or text/NPY signal")
-    p.add_argument("--model", default=None, help="bundled model name or .safetensors file "
-                                                 "(default: ecg-dae for ECG, the EEG denoiser for EEG)")
-    p.add_argument("--sfreq", type=float, default=None, help="sampling rate in Hz for headerless text/NPY signals")
-    p.add_argument("--modality", choices=("ecg", "eeg"), default=None, help="override the modality guess")
+    add_input(p, "record", "WFDB record (path with or without .hea), EDF/BDF/..., or text/NPY signal",
+              model_default="default: ecg-dae for ECG, the EEG denoiser for EEG",
+              sfreq_help="sampling rate in Hz for headerless text/NPY signals",
+              modality_help="override the modality guess")
     p.add_argument("--mode", choices=("replace", "gated"), default="replace",
                    help="replace: output = model output; gated (EEG artefact reduction): keep the input "
                         "except where the calibrated anomaly exceeds the normal p99")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when available)")
+    add_device(p)
     p.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
-    p.set_defaults(func=run)
+    add_outputs(p, run)
 
 
 def run(args) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import sys
 
+from engine.commands._options import add_outputs
+
 
 def register(sub) -> None:
     p = sub.add_parser("evaluate-nuclei", help="precision/recall/F1 of detected points against reference points")
@@ -13,8 +15,7 @@ def register(sub) -> None:
     p.add_argument("--image", default=None, metavar="NAME",
                    help="use only the rows of this image when a CSV has an 'image' column with several images "
                         "(default: the image whose name matches the --pred file, else an error)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=run)
+    add_outputs(p, run, out_help=None, json_help="print one JSON object")
 
 
 def run(args) -> int:

@@ -1,24 +1,22 @@
 """``python -m engine reconstruct PATH``: reconstruction + calibrated anomaly map."""
 from __future__ import annotations
 
+from engine.commands._options import add_device, add_input, add_outputs
+
 
 def register(sub) -> None:
     p = sub.add_parser("reconstruct", help="reconstruct an image or recording with an autoencoder and "
                                            "write the reconstruction, anomaly map and summary")
-    p.add_argument("path", help="CT file/folder/DICOMDIR, H&E image or slide, ECG/EEG recording")
-    p.add_argument("--model", default=None, help="bundled model name or .safetensors file "
-                                                 "(default: the bundled model for the data's modality)")
-    p.add_argument("--sfreq", type=float, default=None, help="sampling rate in Hz for headerless signals")
-    p.add_argument("--modality", choices=("ecg", "eeg"), default=None, help="override the signal modality guess")
+    add_input(p, "path", "CT file/folder/DICOMDIR, H&E image or slide, ECG/EEG recording",
+              model_default="default: the bundled model for the data's modality",
+              sfreq_help="sampling rate in Hz for headerless signals",
+              modality_help="override the signal modality guess")
     p.add_argument("--mpp", type=float, default=None,
                    help="H&E microns per pixel when the file does not say (the model rescales to its own)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: CUDA, then MPS, then CPU)")
+    add_device(p, "cpu, cuda, cuda:1, mps (default: CUDA, then MPS, then CPU)")
     p.add_argument("--batch-size", type=int, default=None, help="tiles/windows per forward pass")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--formats", default=None, help="comma list; images: tiff,nifti,dicom-pm,dicom-seg,dicom-sc,"
-                                                   "ome-tiff (default tiff); signals: native,npy (default npy)")
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
-    p.set_defaults(func=run)
+    add_outputs(p, run, formats_help="comma list; images: tiff,nifti,dicom-pm,dicom-seg,dicom-sc,"
+                                     "ome-tiff (default tiff); signals: native,npy (default npy)")
 
 
 def run(args) -> int:

@@ -1,22 +1,18 @@
 """``python -m engine score-beats RECORD``: per-beat anomaly scores for an ECG record."""
 from __future__ import annotations
 
+from engine.commands._options import SCORE_FORMATS_HELP, add_device, add_input, add_outputs
+
 
 def register(sub) -> None:
     p = sub.add_parser("score-beats", help="score every beat of an ECG record (higher = more abnormal); "
                                            "writes OUT/<record>.beats.csv with sample,symbol,score")
-    p.add_argument("record", help="WFDB record (beats from its annotations, else a QRS detector) or EDF/text ECG")
-    p.add_argument("--model", default=None, help="bundled model name or .safetensors file (default: ecg-beats)")
-    p.add_argument("--sfreq", type=float, default=None, help="sampling rate in Hz for headerless text/NPY signals")
+    add_input(p, "record", "WFDB record (beats from its annotations, else a QRS detector) or EDF/text ECG",
+              model_default="default: ecg-beats", sfreq_help="sampling rate in Hz for headerless text/NPY signals")
     p.add_argument("--channel", type=int, default=None, help="lead to score (default: MLII by name, else 0)")
     p.add_argument("--no-rr", action="store_true", help="morphology only: leave out the RR-prematurity term")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when available)")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--formats", default=None, metavar="LIST",
-                   help="csv (default; always written) and/or annotations: the scores as a WFDB annotation "
-                        "file (<record>.latent) or an EDF+/BDF+ copy with them as annotations")
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
-    p.set_defaults(func=run)
+    add_device(p)
+    add_outputs(p, run, formats_help=SCORE_FORMATS_HELP, formats_metavar="LIST")
 
 
 def run(args) -> int:

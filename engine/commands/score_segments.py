@@ -1,21 +1,17 @@
 """``python -m engine score-segments FILE...``: seizure-likeness of EEG segments (Bonn-style files)."""
 from __future__ import annotations
 
+from engine.commands._options import SCORE_FORMATS_HELP, add_device, add_model, add_outputs, add_signal
+
 
 def register(sub) -> None:
     p = sub.add_parser("score-segments", help="score EEG segments for seizure activity (higher = more "
                                               "seizure-like); writes OUT/segments.csv with file,score,seizure")
     p.add_argument("files", nargs="+", help="EEG segment files (Bonn text, EDF, ...); one row per file")
-    p.add_argument("--sfreq", type=float, default=None,
-                   help="sampling rate in Hz of headerless text files (default: the model's, 173.61 Hz for eeg-seizure)")
-    p.add_argument("--model", default=None, help="bundled model name or .safetensors file (default: eeg-seizure)")
-    p.add_argument("--device", default=None, help="cpu or cuda")
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--formats", default=None, metavar="LIST",
-                   help="csv (default; always written) and/or annotations: the scores as a WFDB annotation "
-                        "file (<record>.latent) or an EDF+/BDF+ copy with them as annotations")
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
-    p.set_defaults(func=run)
+    add_signal(p, "sampling rate in Hz of headerless text files (default: the model's, 173.61 Hz for eeg-seizure)")
+    add_model(p, "default: eeg-seizure")
+    add_device(p, "cpu or cuda")
+    add_outputs(p, run, formats_help=SCORE_FORMATS_HELP, formats_metavar="LIST")
 
 
 def run(args) -> int:

@@ -57,24 +57,21 @@ def clean_channel_name(name: str) -> str:
     return prefix + site
 
 
+#: the ``mne.io`` reader of each file name ending, tried in this order
+_RAW_READERS = (((".edf", ".rec"), "read_raw_edf"), (".bdf", "read_raw_bdf"), (".gdf", "read_raw_gdf"),
+                ((".fif", ".fif.gz"), "read_raw_fif"), (".vhdr", "read_raw_brainvision"),
+                (".set", "read_raw_eeglab"))
+
+
 def _open_raw(path: Path, preload: bool):
     import mne
 
     name = path.name.lower()
     # "warning": MNE's info chatter is silenced, its warnings are caught and logged
     opts = {"preload": preload, "verbose": "warning"}
-    if name.endswith((".edf", ".rec")):
-        return mne.io.read_raw_edf(path, **opts)
-    if name.endswith(".bdf"):
-        return mne.io.read_raw_bdf(path, **opts)
-    if name.endswith(".gdf"):
-        return mne.io.read_raw_gdf(path, **opts)
-    if name.endswith((".fif", ".fif.gz")):
-        return mne.io.read_raw_fif(path, **opts)
-    if name.endswith(".vhdr"):
-        return mne.io.read_raw_brainvision(path, **opts)
-    if name.endswith(".set"):
-        return mne.io.read_raw_eeglab(path, **opts)
+    for suffixes, reader in _RAW_READERS:
+        if name.endswith(suffixes):
+            return getattr(mne.io, reader)(path, **opts)
     if name.endswith((".vmrk", ".eeg")):
         raise ReadError(path, "open the BrainVision header (.vhdr) beside this file instead")
     raise UnsupportedFormatError(path, "not an EDF/BDF/GDF/FIF/BrainVision/EEGLAB file")

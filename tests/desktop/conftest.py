@@ -1,5 +1,5 @@
 """Desktop test set-up: offscreen Qt, preferences in a temporary folder, a main window
-fixture, and a recorder that replaces the error dialog (never the engine)."""
+fixture, a recorder that replaces the error dialog (never the engine), and the CT view fixtures."""
 from __future__ import annotations
 
 import gc
@@ -55,3 +55,30 @@ def _collect_before_each_test():
     """
     gc.collect()
     yield
+
+
+# the CT viewing tests (test_ct_viewing.py, test_ct_mpr_ruler.py): LIDC-IDRI-0001, read once per
+# test module, and a shown CtView with it loaded
+LIDC = ("ct", "lidc_idri", "LIDC-IDRI-0001")
+
+
+@pytest.fixture(scope="module")
+def lidc(data_dir):
+    from engine.io.dicom import read_dicom
+
+    return read_dicom(data_dir.joinpath(*LIDC))
+
+
+@pytest.fixture
+def view(qtbot, lidc):
+    from desktop.session import Session
+    from desktop.views.ct_view import CtView
+
+    session = Session()
+    v = CtView(session)
+    qtbot.addWidget(v)
+    v.resize(900, 700)
+    v.show()
+    qtbot.waitExposed(v)
+    session.set_data(lidc, lidc.path)
+    return v

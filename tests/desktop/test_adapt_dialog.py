@@ -11,11 +11,8 @@ from desktop.dialogs.adapt import AdaptDialog, adaptable_models
 CT = Path(__file__).resolve().parents[2] / "resources" / "samples" / "ct" / "LIDC-IDRI-0001-nodule"
 
 
-@pytest.fixture(autouse=True)
-def user_models(tmp_path, monkeypatch):
-    d = tmp_path / "user-models"
-    monkeypatch.setenv("LATENT_USER_MODELS", str(d))
-    return d
+# every test here installs user models into its own (not yet created) folder
+pytestmark = pytest.mark.usefixtures("user_models")
 
 
 def test_adaptable_models_cover_every_kind():

@@ -7,30 +7,6 @@ import pytest
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtWidgets import QApplication
 
-LIDC = ("ct", "lidc_idri", "LIDC-IDRI-0001")
-
-
-@pytest.fixture(scope="module")
-def lidc(data_dir):
-    from engine.io.dicom import read_dicom
-
-    return read_dicom(data_dir.joinpath(*LIDC))
-
-
-@pytest.fixture
-def view(qtbot, lidc):
-    from desktop.session import Session
-    from desktop.views.ct_view import CtView
-
-    session = Session()
-    v = CtView(session)
-    qtbot.addWidget(v)
-    v.resize(900, 700)
-    v.show()
-    qtbot.waitExposed(v)
-    session.set_data(lidc, lidc.path)
-    return v
-
 
 def _choose_plane(view, name: str) -> None:
     i = view.plane_box.findText(name)

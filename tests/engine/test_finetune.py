@@ -18,11 +18,8 @@ SAMPLES = REPO / "resources" / "samples"
 CT = SAMPLES / "ct" / "LIDC-IDRI-0001-nodule"
 
 
-@pytest.fixture(autouse=True)
-def user_models(tmp_path, monkeypatch):
-    d = tmp_path / "user-models"
-    monkeypatch.setenv("LATENT_USER_MODELS", str(d))
-    return d
+# every test here installs user models into its own (not yet created) folder
+pytestmark = pytest.mark.usefixtures("user_models")
 
 
 def test_split_is_by_unit_and_holds_out_the_last():

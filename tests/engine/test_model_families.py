@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
+from torch_helpers import one_torch_thread, sines  # noqa: F401 (autouse fixture)
 
 from engine import weights
 from engine.errors import ModelError
@@ -25,14 +25,6 @@ from engine.models.vae import negative_elbo
 from engine.training.loop import train
 
 FAMILIES = ("vae", "contractive")
-
-
-def _sines(n, length=64, seed=0):
-    rng = np.random.default_rng(seed)
-    t = np.linspace(0, 1, length, dtype=np.float32)
-    f = rng.uniform(2, 4, n)[:, None]
-    ph = rng.uniform(0, 6, n)[:, None]
-    return np.sin(2 * np.pi * f * t + ph)[:, None].astype(np.float32)
 
 
 # ------------------------------------------------------------------ penalties: known answers
@@ -240,7 +232,7 @@ def _train(arch, x_train, x_val, epochs=10, **kw):
 
 @pytest.mark.parametrize("arch,kw", [("vae", {"beta": 0.1}), ("contractive", {"contractive_weight": 0.1})])
 def test_training_reduces_the_loss_and_validates_with_the_penalty(arch, kw):
-    x = _sines(96)
+    x = sines(96, 64, f_max=4)
     res = _train(arch, x[:80], x[80:], **kw)
     first, best = res.history[0]["val_loss"], res.metrics["best_val_loss"]
     assert best < 0.5 * first, (first, best)  # measured: vae 0.53 -> 0.13, contractive 0.61 -> 0.06
@@ -256,7 +248,7 @@ def test_training_reduces_the_loss_and_validates_with_the_penalty(arch, kw):
 
 
 def test_contractive_training_contracts_the_encoder():
-    x = _sines(96)
+    x = sines(96, 64, f_max=4)
     xv = torch.from_numpy(x[80:])
 
     def jacobian_norm(weight):
@@ -270,7 +262,7 @@ def test_contractive_training_contracts_the_encoder():
 
 
 def test_trained_vae_scores_an_anomaly_higher():
-    x = _sines(96)
+    x = sines(96, 64, f_max=4)
     res = _train("vae", x[:80], x[80:], beta=0.1)
     normal = torch.from_numpy(x[80:])
     spiky = normal.clone()

@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from torch_helpers import one_torch_thread  # noqa: F401 (autouse fixture)
+from torch_helpers import one_torch_thread, sines  # noqa: F401 (autouse fixture)
 
 from engine.errors import ModelError
 from engine.jobs import run_job
@@ -14,12 +14,8 @@ from engine.models import build_model
 from engine.training.loop import train
 
 
-def _sines(n=192, length=128, seed=0):
-    rng = np.random.default_rng(seed)
-    t = np.linspace(0, 1, length, dtype=np.float32)
-    f = rng.uniform(2, 5, n)[:, None]
-    ph = rng.uniform(0, 6, n)[:, None]
-    return np.sin(2 * np.pi * f * t + ph)[:, None].astype(np.float32)
+def _sines(n):
+    return sines(n, 128, f_max=5)
 
 
 def test_tiny_ae_learns_synthetic_signal():
