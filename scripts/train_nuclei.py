@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from engine.models.nuclei_net import NucleiNet  # noqa: E402
-from engine.tasks.nuclei.core import detect_array, probability_map, to_tensor, tune_operating_point  # noqa: E402
+from engine.tasks.nuclei.core import detect_array, probability_map, random_patch, to_tensor, tune_operating_point  # noqa: E402
 from engine.tasks.nuclei.evaluate import precision_recall_f1  # noqa: E402
 from nuclei_sets import crchisto_split, crchisto_truth, miccai_truth, monuseg_truth  # noqa: E402
 
@@ -102,22 +102,7 @@ def sample_batch(data, batch: int, rng: np.random.Generator, *, scale_jitter: bo
     xs, pts = [], []
     for _ in range(batch):
         _, img, xy = data[rng.integers(len(data))]
-        s = float(np.exp(rng.uniform(np.log(0.8), np.log(1.25)))) if scale_jitter else 1.0
-        crop = min(int(round(size / s)), min(img.shape[:2]))
-        y0 = rng.integers(0, img.shape[0] - crop + 1)
-        x0 = rng.integers(0, img.shape[1] - crop + 1)
-        t = to_tensor(img[y0:y0 + crop, x0:x0 + crop])
-        t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=crop > size)
-        f = size / crop
-        p = (xy - [x0, y0] + 0.5) * f - 0.5
-        p = p[(p[:, 0] > -8) & (p[:, 1] > -8) & (p[:, 0] < size + 8) & (p[:, 1] < size + 8)]
-        if rng.random() < 0.5:
-            t = t.flip(-1)
-            p = np.stack([size - 1 - p[:, 0], p[:, 1]], 1)
-        k = int(rng.integers(4))
-        for _ in range(k):  # rot90 counter-clockwise: (x, y) -> (y, W-1-x)
-            t = torch.rot90(t, 1, (-2, -1))
-            p = np.stack([p[:, 1], size - 1 - p[:, 0]], 1)
+        t, p = random_patch(img, xy, rng, size=size, scale=(0.8, 1.25) if scale_jitter else None)
         xs.append(t[0])
         pts.append(p)
     return torch.stack(xs), pts

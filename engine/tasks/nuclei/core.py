@@ -10,8 +10,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-__all__ = ["to_tensor", "probability_map", "find_peaks", "detect_array", "rescale_tensor", "network_stride",
-           "pooled_counts", "tune_operating_point", "TUNE_MIN_DISTANCES", "TUNE_THRESHOLDS"]
+__all__ = ["to_tensor", "random_patch", "probability_map", "find_peaks", "detect_array", "rescale_tensor",
+           "network_stride", "pooled_counts", "tune_operating_point", "TUNE_MIN_DISTANCES", "TUNE_THRESHOLDS"]
 
 #: Downsampling of a detector without a ``stride`` attribute: inputs are padded to a multiple of it.
 _MULTIPLE = 8
@@ -150,3 +150,30 @@ def tune_operating_point(maps, truths, *, radius: float) -> tuple[float, float, 
             if best is None or f1 > best[0]:
                 best = (float(f1), float(round(th, 2)), md)
     return best
+
+
+def random_patch(img: np.ndarray, xy: np.ndarray, rng: np.random.Generator, *, size: int,
+                 scale: tuple[float, float] | None = None) -> tuple[torch.Tensor, np.ndarray]:
+    """A random training patch of an RGB image and its nucleus points, augmented.
+
+    A crop of ``size / s`` pixels (``s`` log-uniform in *scale*, or 1) resized to *size* x *size*,
+    a random horizontal flip and 0-3 counter-clockwise quarter turns; the ``(x, y)`` points follow
+    and those more than 8 px outside the patch are dropped. Returns a ``(1, 3, size, size)``
+    tensor in [0, 1] and the ``(N, 2)`` points in patch pixels. Random draws, in order: the scale
+    (when given), the crop's row and column, the flip, the number of turns.
+    """
+    s = float(np.exp(rng.uniform(np.log(scale[0]), np.log(scale[1])))) if scale else 1.0
+    crop = min(int(round(size / s)), min(img.shape[:2]))
+    y0 = int(rng.integers(0, img.shape[0] - crop + 1))
+    x0 = int(rng.integers(0, img.shape[1] - crop + 1))
+    t = to_tensor(img[y0:y0 + crop, x0:x0 + crop])
+    t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=crop > size)
+    p = (xy - [x0, y0] + 0.5) * (size / crop) - 0.5
+    p = p[(p[:, 0] > -8) & (p[:, 1] > -8) & (p[:, 0] < size + 8) & (p[:, 1] < size + 8)]
+    if rng.random() < 0.5:
+        t = t.flip(-1)
+        p = np.stack([size - 1 - p[:, 0], p[:, 1]], 1)
+    for _ in range(int(rng.integers(4))):  # rot90 counter-clockwise: (x, y) -> (y, W-1-x)
+        t = torch.rot90(t, 1, (-2, -1))
+        p = np.stack([p[:, 1], size - 1 - p[:, 0]], 1)
+    return t, p

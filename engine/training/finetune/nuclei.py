@@ -130,7 +130,7 @@ def _nuclei_recipe(parent, items, paths, *, annotations, mpp, steps, lr, batch, 
     import torch
     from torch.nn import functional as F
 
-    from engine.tasks.nuclei.core import to_tensor
+    from engine.tasks.nuclei.core import random_patch
 
     meta = parent.meta
     det = meta.get("detector", {})
@@ -150,21 +150,7 @@ def _nuclei_recipe(parent, items, paths, *, annotations, mpp, steps, lr, batch, 
         xs, pts = [], []
         for _ in range(batch):
             _, img, xy, _, _ = fit[int(rng.integers(len(fit)))]
-            s = float(np.exp(rng.uniform(np.log(0.85), np.log(1.18))))
-            crop = min(int(round(patch / s)), min(img.shape[:2]))
-            y0 = int(rng.integers(0, img.shape[0] - crop + 1))
-            x0 = int(rng.integers(0, img.shape[1] - crop + 1))
-            t = to_tensor(img[y0:y0 + crop, x0:x0 + crop])
-            t = F.interpolate(t, size=(patch, patch), mode="bilinear", align_corners=False, antialias=crop > patch)
-            f = patch / crop
-            p = (xy - [x0, y0] + 0.5) * f - 0.5
-            p = p[(p[:, 0] > -8) & (p[:, 1] > -8) & (p[:, 0] < patch + 8) & (p[:, 1] < patch + 8)]
-            if rng.random() < 0.5:
-                t = t.flip(-1)
-                p = np.stack([patch - 1 - p[:, 0], p[:, 1]], 1)
-            for _ in range(int(rng.integers(4))):
-                t = torch.rot90(t, 1, (-2, -1))
-                p = np.stack([p[:, 1], patch - 1 - p[:, 0]], 1)
+            t, p = random_patch(img, xy, rng, size=patch, scale=(0.85, 1.18))
             xs.append(t[0])
             pts.append(p.reshape(-1, 2))
         x = _hed_jitter(torch.stack(xs), gen)
