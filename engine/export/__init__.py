@@ -29,7 +29,7 @@ from engine.data import Image
 from engine.errors import LatentError
 from engine.results import ReconstructionResult
 
-__all__ = ["IMAGE_FORMATS", "SIGNAL_FORMATS", "DEFAULT_IMAGE_FORMATS", "DEFAULT_SIGNAL_FORMATS",
+__all__ = ["parse_formats", "IMAGE_FORMATS", "SIGNAL_FORMATS", "DEFAULT_IMAGE_FORMATS", "DEFAULT_SIGNAL_FORMATS",
            "check_formats", "export_extra"]
 
 IMAGE_FORMATS = ("tiff", "nifti", "dicom-pm", "dicom-seg", "dicom-sc", "ome-tiff")
@@ -37,6 +37,17 @@ SIGNAL_FORMATS = ("native", "npy")
 DEFAULT_IMAGE_FORMATS = ("tiff",)
 DEFAULT_SIGNAL_FORMATS = ("npy",)
 _CT_ONLY = ("nifti", "dicom-pm", "dicom-seg", "dicom-sc")
+
+
+def parse_formats(formats: str | Sequence[str], valid: Sequence[str], kind: str) -> list[str]:
+    """The names of a ``--formats`` comma list (or sequence), lower-case; an unknown or empty one raises
+    :class:`~engine.errors.LatentError` listing the *valid* names for *kind* ("images", "scores", ...)."""
+    names = [f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
+    bad = [f for f in names if f not in valid]
+    if bad or not names:
+        what = f"unknown output format {bad[0]!r} for {kind}" if bad else "no output format given"
+        raise LatentError(f"{what}; valid for {kind}: {', '.join(valid)}")
+    return names
 
 
 def check_formats(formats: str | Sequence[str] | None, data) -> tuple[str, ...]:
@@ -48,15 +59,9 @@ def check_formats(formats: str | Sequence[str] | None, data) -> tuple[str, ...]:
         An unknown name (the valid ones for the data are listed) or one that does not fit the data.
     """
     is_image = isinstance(data, Image)
-    valid = IMAGE_FORMATS if is_image else SIGNAL_FORMATS
     if formats is None:
         return DEFAULT_IMAGE_FORMATS if is_image else DEFAULT_SIGNAL_FORMATS
-    names = [f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
-    bad = [f for f in names if f not in valid]
-    if bad or not names:
-        kind = "images" if is_image else "signals"
-        what = f"unknown output format {bad[0]!r} for {kind}" if bad else "no output format given"
-        raise LatentError(f"{what}; valid for {kind}: {', '.join(valid)}")
+    names = parse_formats(formats, IMAGE_FORMATS if is_image else SIGNAL_FORMATS, "images" if is_image else "signals")
     if is_image:
         dicom = bool(data.series_uid and data.metadata.get("sop_instance_uids"))
         for f in names:

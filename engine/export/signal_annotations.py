@@ -123,14 +123,11 @@ def write_npy(array: np.ndarray, dest: str | os.PathLike) -> Path:
 def check_score_formats(formats, data) -> tuple[str, ...]:
     """The validated ``--formats`` of a scoring task (None: ``("csv",)``); annotations need WFDB or EDF/BDF input."""
     from engine.errors import LatentError
+    from engine.export import parse_formats
 
     if formats is None:
         return ("csv",)
-    names = [f.strip().lower() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
-    bad = [f for f in names if f not in SCORE_FORMATS]
-    if bad or not names:
-        what = f"unknown output format {bad[0]!r}" if bad else "no output format given"
-        raise LatentError(f"{what}; valid for scores: {', '.join(SCORE_FORMATS)}")
+    names = parse_formats(formats, SCORE_FORMATS, "scores")
     if "annotations" in names:
         for d in ([data] if isinstance(data, Signal) else list(data)):
             fmt = str(d.metadata.get("format", "")).upper()
