@@ -1,0 +1,46 @@
+"""Inference-only rewrites of a trained network that leave its outputs unchanged.
+
+:func:`fold_batchnorm` folds every eval-mode BatchNorm that directly follows a
+convolution (inside an ``nn.Sequential``, which is how every network in
+:mod:`engine.models` is built) into that convolution's weight and bias, and puts an
+``nn.Identity`` in its place. The result computes the same function (to float
+rounding) with one pass over the activations fewer per block. Training code must
+keep the unfolded network: the folded copy has no running statistics to update.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+__all__ = ["count_batchnorm", "fold_batchnorm"]
+
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def fold_batchnorm(module: nn.Module, *, inplace: bool = False) -> nn.Module:
+    """Return *module* (a copy unless *inplace*) in eval mode with Conv→BN pairs folded.
+
+    Only a BatchNorm that tracks running statistics and follows a plain convolution
+    in the same ``nn.Sequential`` is folded; anything else is left as it is.
+    """
+    net = module if inplace else copy.deepcopy(module)
+    net.eval()
+    for seq in [m for m in net.modules() if isinstance(m, nn.Sequential)]:
+        names = list(seq._modules.keys())
+        for first, second in itertools.pairwise(names):
+            conv, norm = seq._modules[first], seq._modules[second]
+            if (isinstance(conv, _CONVS) and isinstance(norm, _NORMS)
+                    and norm.track_running_stats and norm.running_mean is not None
+                    and conv.out_channels == norm.num_features):
+                seq._modules[first] = fuse_conv_bn_eval(conv, norm)
+                seq._modules[second] = nn.Identity()
+    return net
+
+
+def count_batchnorm(module: nn.Module) -> int:
+    """How many BatchNorm layers *module* still has (0 once everything folded)."""
+    return sum(isinstance(m, _NORMS) for m in module.modules())

@@ -1,0 +1,31 @@
+"""Thread policy: usable cores, not os.cpu_count(); one intra-op thread on small machines."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from engine._shared import threads
+
+
+def test_default_threads_by_machine_size():
+    assert threads.default_threads(1) == 1
+    assert threads.default_threads(threads.SMALL_MACHINE_CORES) == 1
+    assert threads.default_threads(4) == 4
+    assert threads.default_threads(64) == threads.MAX_INTRA_OP_THREADS
+
+
+def test_usable_cores_follows_affinity():
+    assert 1 <= threads.usable_cores() <= len(os.sched_getaffinity(0))
+
+
+def test_apply_thread_policy_sets_torch_and_says_why():
+    before = torch.get_num_threads()
+    try:
+        p = threads.apply_thread_policy(3)
+        assert (p.intra_op_threads, p.reason, torch.get_num_threads()) == (3, "requested", 3)
+        p = threads.apply_thread_policy()
+        assert p.intra_op_threads == threads.default_threads() == torch.get_num_threads()
+        assert p.usable_cores == threads.usable_cores() and p.reason
+    finally:
+        torch.set_num_threads(before)
