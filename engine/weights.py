@@ -31,6 +31,7 @@ from typing import Any
 from engine._shared.files import atomic_path, sha256_file, write_json_atomic
 from engine._shared.resources import resources_dir
 from engine.errors import WeightsError
+from engine.weights_check import check_finite, check_header, check_metadata, plan_network
 
 __all__ = ["LoadedModel", "save", "load", "read_metadata", "list_bundled", "bundled_path",
            "register_bundled", "manifest_path", "FORMAT_VERSION", "user_models_dir", "list_user", "list_models",
@@ -262,14 +263,21 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
             header = json.loads(fh.read(n))
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise WeightsError(f"{path}: damaged safetensors header") from None
-    embedded = (header.get("__metadata__") or {}).get("latent")
+    md = header.get("__metadata__") if isinstance(header, dict) else None
+    embedded = md.get("latent") if isinstance(md, dict) else None
     if embedded is None:
         sidecar = path.with_suffix(".json")
         if not sidecar.exists():
             raise WeightsError(f"{path}: no Latent metadata in the file and no {sidecar.name} beside it; "
                                "the file was not written by Latent")
-        return json.loads(sidecar.read_text(encoding="utf-8"))
-    return json.loads(embedded)
+        try:
+            return json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            raise WeightsError(f"{path}: damaged JSON sidecar {sidecar.name}") from None
+    try:
+        return json.loads(embedded)
+    except (TypeError, json.JSONDecodeError):
+        raise WeightsError(f"{path}: damaged Latent metadata in the safetensors header") from None
 
 
 def save(module, path: str | os.PathLike, meta: dict[str, Any]) -> str:
@@ -324,11 +332,15 @@ def load(name_or_path: str | os.PathLike, *, expected_sha256: str | None = None)
     if expected_sha256 and digest != expected_sha256:
         raise WeightsError(f"{path}: sha256 {digest[:12]}… does not match the expected "
                            f"{expected_sha256[:12]}…; the file is damaged or was replaced")
+    meta = check_metadata(path, meta)
+    expected = plan_network(path, meta)  # on the meta device: shapes and the size cap, no allocation
+    check_header(path, _check_safetensors(path), expected)
     module = build_model(meta["architecture"], **meta["hparams"])
     try:
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError) as exc:
         raise WeightsError(f"{path}: cannot read tensors ({exc})") from None
+    check_finite(path, state)
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:

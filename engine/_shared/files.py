@@ -16,7 +16,9 @@ __all__ = ["atomic_path", "write_json_atomic", "sha256_file", "stem_of"]
 def atomic_path(dest: str | os.PathLike, *, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path next to *dest*; on success rename it onto *dest*.
 
-    A crash or an exception leaves *dest* untouched (the previous file, or nothing).
+    A crash or an exception leaves *dest* untouched (the previous file, or nothing). The
+    temporary file is fsynced before the rename and the folder after it, so after a power
+    loss *dest* is the old file or the complete new one.
     Write libraries that insist on an extension get the same suffix as *dest*.
     """
     dest = Path(dest)
@@ -31,10 +33,35 @@ def atomic_path(dest: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     os.chmod(tmp_path, 0o666 & ~umask)
     try:
         yield tmp_path
+        _fsync_file(tmp_path)
         os.replace(tmp_path, dest)
+        _fsync_dir(dest.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def _fsync_file(path: Path) -> None:
+    """Flush *path*'s data to disk so the rename never publishes an empty or partial file."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries (the rename) to disk; a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def write_json_atomic(dest: str | os.PathLike, obj: Any) -> Path:
