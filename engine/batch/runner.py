@@ -23,7 +23,8 @@ from engine.tasks import TaskSpec, get_task
 
 __all__ = ["batch_task", "BatchResult", "TASK_READ_DEFAULTS"]
 
-#: Reader options a task's single-file command always sets (score-beats reads ECG).
+#: Reader options a task's single-file command sets for headerless text/NumPy inputs (score-beats reads
+#: them as ECG); files that carry their modality keep the reader's guess, so the task refuses a mismatch.
 TASK_READ_DEFAULTS: dict[str, dict] = {"score-beats": {"modality": "ecg"}}
 _HEARTBEAT_S = 0.5
 #: Runs of one input when its worker process dies under it (the first death is retried once).
@@ -94,8 +95,9 @@ def batch_task(inputs: Sequence[str | os.PathLike], *, task: str | TaskSpec, out
 
     spec = task if isinstance(task, TaskSpec) else get_task(task)
     out = Path(out_dir).resolve()
-    opts = {**TASK_READ_DEFAULTS.get(spec.name, {}),
-            **{k: v for k, v in (options or {}).items() if v is not None}}
+    opts = {k: v for k, v in (options or {}).items() if v is not None}
+    if spec.name in TASK_READ_DEFAULTS:  # applied per input by the worker (headerless files only)
+        opts["task_read_defaults"] = TASK_READ_DEFAULTS[spec.name]
     manifest = out / MANIFEST_NAME
     old = read_manifest(manifest)
     plan = _plan(inputs, spec, out, opts, old)

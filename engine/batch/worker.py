@@ -83,8 +83,15 @@ def run_one(spec, path: str, out_dir: str, options: dict, *, expected_sha256: st
             return row
         _set_threads()
         read_opts = {k: options[k] for k in READ_OPTIONS if options.get(k) is not None}
+        needed = (options.get("task_read_defaults") or {}).get("modality")
+        if needed and "modality" not in read_opts:
+            from engine.tasks._modality import reader_modality
+
+            if (m := reader_modality(path, needed)) is not None:
+                read_opts["modality"] = m
         task_opts = {k: v for k, v in options.items() if v is not None and k not in ("sfreq", "modality",
-                                                                                     "series_uid")}
+                                                                                     "series_uid",
+                                                                                     "task_read_defaults")}
         row["device"] = _device_label(task_opts.get("device"))
         from engine.jobs import run_job
 

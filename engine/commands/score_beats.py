@@ -21,7 +21,12 @@ def run(args) -> int:
     from engine.io import opened
     from engine.tasks.score_beats import score_beats_task, summarize, write_beat_scores
 
-    opts = {"modality": "ecg"}
+    from engine.tasks._modality import reader_modality
+
+    opts = {}
+    modality = reader_modality(args.record, "ecg")  # an EEG recording is refused, not relabelled
+    if modality is not None:
+        opts["modality"] = modality
     if args.sfreq is not None:
         opts["sfreq"] = args.sfreq
     with opened(args.record, **opts) as data:

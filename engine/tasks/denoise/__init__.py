@@ -164,6 +164,21 @@ def _write_npy(path: Path, sig: Signal) -> None:
                     fh.write(np.ascontiguousarray(sig.read(a, a + step)[c], dtype="<f4").tobytes())
 
 
+def _refuse_non_finite(sig: Signal, source) -> None:
+    """Refuse to write a denoised signal holding NaN/Inf (names the input and the first such channel)."""
+    from engine.errors import CorruptFileError
+
+    step = 1 << 20
+    for a in range(0, sig.n_samples, step):
+        block = np.asarray(sig.read(a, a + step))
+        bad = ~np.isfinite(block).all(axis=1)
+        if bad.any():
+            ch = sig.channels[int(np.argmax(bad))]
+            raise CorruptFileError(source, f"channel {ch!r} gives non-finite values (NaN/Inf) through denoise "
+                                           "(non-finite samples or an absurd physical range in the input); "
+                                           "nothing was written")
+
+
 def write_denoised(result: DenoisedSignal, data: Signal, out_dir: str | os.PathLike) -> list[Path]:
     """Write the denoised recording in the input's format, as ``.npy``, and a summary JSON.
 
@@ -176,6 +191,7 @@ def write_denoised(result: DenoisedSignal, data: Signal, out_dir: str | os.PathL
     from engine.export.signals import write_edf, write_wfdb
 
     t0 = time.perf_counter()
+    _refuse_non_finite(result.signal, data.path)  # before any file, so no NaN set with finite summaries
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = stem_of(data.path)

@@ -63,13 +63,15 @@ def model_sfreq(model: str | os.PathLike | None = None) -> float:
 
 
 def read_segments(files: Sequence[str], *, sfreq: float | None = None, model=None) -> list[Signal]:
-    """Read each file as EEG; headerless files get *sfreq* or the model's expected rate."""
+    """Read each file (headerless text/NumPy files as EEG, others with the reader's modality guess);
+    headerless files get *sfreq* or the model's expected rate."""
     from engine.io import read
+    from engine.tasks._modality import reader_modality
 
     rate = float(sfreq) if sfreq is not None else model_sfreq(model)
     out = []
     for f in files:
-        sig = read(f, sfreq=rate, modality="eeg")
+        sig = read(f, sfreq=rate, modality=reader_modality(f, "eeg"))  # ECG records are refused by the task
         out.append(sig)
     return out
 
