@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine._shared.guard import bounded_call
 from engine.data import Annotation, Signal
 from engine.errors import CorruptFileError, ReadError, UnsupportedFormatError
 from engine.io.signal_common import canonical_unit, is_ecg_name, is_eeg_name, strip_channel_name
@@ -105,6 +106,10 @@ def read_mne(path: str, *, modality: str | None = None, preload: bool = False, *
     if not p.is_file():
         raise ReadError(path, "no such file")
     truncated = _check_edf_size(p)
+    if p.name.lower().endswith((".fif", ".fif.gz")):
+        # MNE's FIF directory walk loops (memory growing past 4 GB) on a tag size of -16 or a
+        # self-pointing tag: open once in a bounded worker first; ~the cost of one extra open.
+        bounded_call(_probe_fif, p, path=path, what="opening the FIF file")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
@@ -161,7 +166,12 @@ def read_mne(path: str, *, modality: str | None = None, preload: bool = False, *
             x = raw.get_data(picks=picks, start=int(start), stop=int(stop), verbose="error")
         except Exception as exc:
             raise CorruptFileError(path, f"cannot read samples {start}-{stop}: {_first_line(exc)}") from None
-        return (x * scale).astype(np.float32)
+        out = (x * scale).astype(np.float32)
+        bad = out.size - int(np.count_nonzero(np.isfinite(out)))
+        if bad:
+            raise CorruptFileError(path, f"{bad} non-finite samples (NaN/Inf) in samples {start}-{stop} "
+                                         f"of {out.size}: the file is damaged")
+        return out
 
     counts: dict[str, int] = {}
     for t in ptypes:
@@ -197,6 +207,45 @@ def read_mne(path: str, *, modality: str | None = None, preload: bool = False, *
     )
 
 
+def _probe_fif(p: Path) -> None:
+    """Open a FIF file and drop it (run in the bounded worker; returns nothing to pickle)."""
+    try:
+        _open_raw(p, False)
+    except ReadError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise CorruptFileError(p, f"cannot be read by MNE: {_first_line(exc)}") from None
+
+
+def _edf_numbers(p: Path, block: bytes, ns: int, what: str, kind=float) -> list:
+    """The ``ns`` 8-character fields of one EDF signal-header block, as numbers."""
+    try:
+        return [kind(block[i * 8:(i + 1) * 8].decode("ascii").strip()) for i in range(ns)]
+    except (UnicodeDecodeError, ValueError):
+        raise CorruptFileError(p, f"malformed EDF/BDF header: {what} is not a number") from None
+
+
+def _check_edf_fields(p: Path, fh, ns: int) -> None:
+    """Physical range finite with min != max, digital min < max, for every signal."""
+    fh.seek(256 + ns * 104)
+    pmin = _edf_numbers(p, fh.read(ns * 8), ns, "physical minimum")
+    pmax = _edf_numbers(p, fh.read(ns * 8), ns, "physical maximum")
+    dmin = _edf_numbers(p, fh.read(ns * 8), ns, "digital minimum", int)
+    dmax = _edf_numbers(p, fh.read(ns * 8), ns, "digital maximum", int)
+    for i in range(ns):
+        if not (np.isfinite(pmin[i]) and np.isfinite(pmax[i]) and abs(pmin[i]) < 1e30 and abs(pmax[i]) < 1e30):
+            raise CorruptFileError(p, f"malformed EDF/BDF header: signal {i + 1} has a non-finite or absurd "
+                                      f"physical range [{pmin[i]:g}, {pmax[i]:g}]")
+        if pmin[i] == pmax[i]:
+            raise CorruptFileError(p, f"malformed EDF/BDF header: signal {i + 1} has physical minimum equal "
+                                      f"to maximum ({pmin[i]:g})")
+        if dmin[i] >= dmax[i]:
+            raise CorruptFileError(p, f"malformed EDF/BDF header: signal {i + 1} has digital minimum "
+                                      f"{dmin[i]} not below digital maximum {dmax[i]}")
+
+
 def _check_edf_size(p: Path) -> dict | None:
     """EDF/BDF: how many of the data records the header announces the file really holds.
 
@@ -218,12 +267,15 @@ def _check_edf_size(p: Path) -> dict | None:
                                       "number of signals is not a number)") from None
         if ns <= 0 or header_bytes != 256 * (ns + 1):
             raise CorruptFileError(p, f"malformed EDF/BDF header: {ns} signals but a {header_bytes}-byte header")
+        if header_bytes > p.stat().st_size:
+            raise CorruptFileError(p, f"malformed EDF/BDF header: {ns} signals need a {header_bytes}-byte "
+                                      f"header, the file has {p.stat().st_size} bytes")
+        _check_edf_fields(p, fh, ns)
         fh.seek(256 + ns * 216)
         spr_field = fh.read(ns * 8)
-    try:
-        spr = [int(spr_field[i * 8:(i + 1) * 8].decode("ascii").strip()) for i in range(ns)]
-    except (UnicodeDecodeError, ValueError):
-        raise CorruptFileError(p, "malformed EDF/BDF header: samples per record is not a number") from None
+    spr = _edf_numbers(p, spr_field, ns, "samples per record", int)
+    if any(n <= 0 for n in spr):
+        raise CorruptFileError(p, "malformed EDF/BDF header: a signal has no samples per record")
     if n_records < 0:
         return None  # "-1": recording not closed properly; MNE infers the length from the size
     width = 3 if head[:1] == b"\xff" else 2

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine._shared.guard import bounded_call
 from engine.data import Annotation, Signal
 from engine.errors import CorruptFileError, ReadError
 from engine.io.signal_common import canonical_unit, is_ecg_name, is_eeg_name, modality_unit, unit_factor
@@ -82,17 +83,21 @@ def read_wfdb(path: str, *, modality: str | None = None, **_) -> Signal:
     hea = base.with_name(base.name + ".hea")
     if not hea.is_file():
         raise ReadError(path, f"WFDB header {hea.name} not found beside the record")
+    _check_header_text(hea)
     try:
         header = wfdb.rdheader(str(base))
     except Exception as exc:  # wfdb raises bare ValueError/IndexError on malformed headers
         raise CorruptFileError(hea, f"malformed WFDB header: {_first_line(exc)}") from None
+    if not isinstance(header, wfdb.MultiRecord):
+        _check_header_fields(hea, header)
     if isinstance(header, wfdb.MultiRecord):
         return _read_multi(path, base, header, modality)
     if not header.n_sig:
         raise ReadError(hea, "the WFDB header lists no signals (annotation-only record)")
     _check_signal_files(hea, header)
 
-    names = tuple(str(n) for n in (header.sig_name or [f"ch{i + 1}" for i in range(header.n_sig)]))
+    names = tuple(f"ch{i + 1}" if n is None else str(n)
+                  for i, n in enumerate(header.sig_name or [None] * header.n_sig))
     src_units = [str(u) if u else "" for u in (header.units or [""] * header.n_sig)]
     sig_len = header.sig_len
     eager = None
@@ -154,6 +159,51 @@ def read_wfdb(path: str, *, modality: str | None = None, **_) -> Signal:
         n_samples=int(sig_len), path=os.fspath(path), annotations=annotations,
         metadata=metadata, sample_reader=None if data is not None else sample_reader, _data=data,
     )
+
+
+#: Longest header line accepted (PhysioNet headers stay under ~300 characters); wfdb's
+#: regex takes minutes on a 100 kB line, so longer lines are refused before wfdb sees them.
+MAX_HEADER_LINE = 4096
+#: Largest header file accepted, in bytes.
+MAX_HEADER_BYTES = 1 << 20
+
+
+def _check_header_text(hea: Path) -> None:
+    """Cheap checks on the header text before wfdb parses it (size, line length)."""
+    size = hea.stat().st_size
+    if size > MAX_HEADER_BYTES:
+        raise CorruptFileError(hea, f"WFDB header of {size} bytes (more than {MAX_HEADER_BYTES}): not a header")
+    with open(hea, "rb") as fh:
+        for n, line in enumerate(fh, 1):
+            if len(line) > MAX_HEADER_LINE:
+                raise CorruptFileError(hea, f"WFDB header line {n} has {len(line)} characters (more than "
+                                            f"{MAX_HEADER_LINE}): the header is damaged")
+
+
+def _check_header_fields(hea: Path, header) -> None:
+    """Channel count consistent across the signal lines; sampling rate and gains usable."""
+    fs = header.fs
+    if fs is None or not np.isfinite(float(fs)) or float(fs) <= 0:
+        raise CorruptFileError(hea, f"WFDB header: sampling frequency {fs!r} is not a positive number")
+    n = int(header.n_sig or 0)
+    for field in ("file_name", "fmt", "adc_gain", "baseline", "sig_name", "samps_per_frame"):
+        values = getattr(header, field, None)
+        if n and values is not None and len(values) != n:
+            raise CorruptFileError(hea, f"WFDB header announces {n} signals but gives {len(values)} "
+                                        f"values of {field}: the header is damaged")
+    for ch, gain in enumerate(header.adc_gain or []):
+        if gain is None or not np.isfinite(float(gain)) or float(gain) == 0.0:
+            raise CorruptFileError(hea, f"WFDB header: gain {gain!r} of signal {ch + 1} is not a finite, "
+                                        f"non-zero number")
+
+
+def _rdann_arrays(base: str, ext: str):
+    """``wfdb.rdann`` reduced to plain arrays (run in the bounded worker)."""
+    import wfdb
+
+    ann = wfdb.rdann(base, ext, return_label_elements=["symbol"])
+    return (np.asarray(ann.sample), list(ann.symbol), list(ann.aux_note or []),
+            None if ann.chan is None else np.asarray(ann.chan), ann.fs)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -250,26 +300,32 @@ def _unit_plan(names, src_units, modality):
 
 def _read_annotations(base: Path, fs: float):
     """Annotations of every standard annotator file beside the record."""
-    import wfdb
-
     found = [ext for ext in ANNOTATORS if base.with_name(f"{base.name}.{ext}").is_file()]
     annotations: list[Annotation] = []
     ranges: dict[str, list[int]] = {}
     for ext in found:
         f = base.with_name(f"{base.name}.{ext}")
         try:
-            ann = wfdb.rdann(str(base), ext, return_label_elements=["symbol"])
+            # a damaged 90-byte .atr makes rdann loop forever: bounded worker, 10 s + 20 s/MB
+            samples, symbols, aux, chan, ann_fs = bounded_call(
+                _rdann_arrays, str(base), ext, path=f, what="reading the WFDB annotations",
+                timeout_s=10.0 + 20.0 * f.stat().st_size / 2**20)
+        except CorruptFileError:
+            if ext == found[0]:
+                raise
+            logger.warning("%s: skipped, reading it as WFDB annotations did not finish", f.name)
+            continue
         except Exception as exc:
             if ext == found[0]:
                 raise CorruptFileError(f, f"cannot read the annotation file: {_first_line(exc)}") from None
             logger.warning("%s: skipped, cannot be read as WFDB annotations (%s)", f.name, _first_line(exc))
             continue
-        afs = float(ann.fs) if ann.fs else fs
+        afs = float(ann_fs) if ann_fs else fs
         scale = fs / afs
         start = len(annotations)
-        aux = ann.aux_note or [""] * len(ann.sample)
-        chan = ann.chan if ann.chan is not None else [None] * len(ann.sample)
-        for s, sym, note, c in zip(ann.sample, ann.symbol, aux, chan):
+        aux = aux or [""] * len(samples)
+        chan = chan if chan is not None else [None] * len(samples)
+        for s, sym, note, c in zip(samples, symbols, aux, chan):
             sample = int(round(int(s) * scale))
             annotations.append(Annotation(
                 onset=sample / fs, duration=0.0, description=str(sym), sample=sample,
