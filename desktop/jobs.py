@@ -70,10 +70,12 @@ class JobThread(QThread):
         return self._cancel
 
     def run(self) -> None:  # runs in the worker thread
+        from engine._shared.threads import apply_thread_policy
         from engine.errors import CancelledError
         from engine.jobs import run_job
 
         try:
+            apply_thread_policy()  # one intra-op thread on small machines (idle OpenMP threads spin)
             job = self._make_job()
             if inspect.isgenerator(job):
                 result = run_job(job, on_progress=self._on_progress, should_cancel=lambda: self._cancel)

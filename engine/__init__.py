@@ -6,6 +6,12 @@ modules that need it, so ``import engine`` and reading files stay fast.
 from __future__ import annotations
 
 import logging
+import os
+
+# Idle OpenMP threads must sleep, not spin, on small shared machines: these are read when
+# torch/OpenMP initialise, so they are set here, before any engine module imports torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+os.environ.setdefault("KMP_BLOCKTIME", "0")
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "read", "sys_info"]

@@ -34,6 +34,9 @@ COMMANDS = (
 )
 
 EXIT_USER_ERROR = 2
+#: Sub-commands that run models: the thread policy (engine._shared.threads) is applied before them.
+COMPUTE_COMMANDS = frozenset({"calibrate", "denoise", "detect-nuclei", "evaluate-nuclei", "finetune",
+                              "reconstruct", "score-beats", "score-segments", "sys-info", "train"})
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:
+        if args.command in COMPUTE_COMMANDS:
+            from engine._shared.threads import apply_thread_policy
+
+            apply_thread_policy(getattr(args, "threads", None))  # a --threads option wins
         return int(args.func(args) or 0)
     except LatentError as exc:
         print(f"error: {exc}", file=sys.stderr)

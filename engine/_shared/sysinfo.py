@@ -1,6 +1,7 @@
 """Versions, device and CUDA details for bug reports."""
 from __future__ import annotations
 
+import os
 import platform
 import sys
 
@@ -25,7 +26,11 @@ def sys_info() -> str:
     try:
         import torch
 
-        lines.append(f"torch threads: {torch.get_num_threads()}")
+        from engine._shared.threads import default_threads, usable_cores
+
+        cores = usable_cores()
+        lines.append(f"torch threads: {torch.get_num_threads()} (policy default {default_threads(cores)} "
+                     f"for {cores} usable cores; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})")
         if torch.cuda.is_available():
             lines.append(f"CUDA: {torch.version.cuda}, device: {torch.cuda.get_device_name(0)}")
         else:

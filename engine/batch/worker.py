@@ -25,12 +25,11 @@ THREADS_ENV = "LATENT_TORCH_THREADS"
 
 
 def _set_threads() -> None:
-    n = os.environ.get(THREADS_ENV)
-    if n:
-        import torch
+    """The cluster's per-worker thread count when it set one, else the machine's thread policy."""
+    from engine._shared.threads import apply_thread_policy
 
-        if torch.get_num_threads() != int(n):
-            torch.set_num_threads(int(n))
+    n = os.environ.get(THREADS_ENV)
+    apply_thread_policy(int(n) if n and n.isdigit() else None)
 
 
 def _device_label(device) -> str:

@@ -80,8 +80,26 @@ def _fit_window(lm, data: Signal):
     return dataclasses.replace(lm, meta={**lm.meta, "input": inp})
 
 
+def _folded(lm):
+    """*lm* with its network's Conv->BatchNorm pairs folded (a copy; the cached model is untouched)."""
+    import dataclasses
+
+    from engine.inference.optimize import fold_batchnorm
+
+    return dataclasses.replace(lm, module=fold_batchnorm(lm.module))
+
+
+def _thread_policy() -> dict:
+    """The torch thread choice this process runs with (set by the CLI/worker, else the default policy)."""
+    import torch
+
+    from engine._shared.threads import usable_cores
+
+    return {"intra_op_threads": int(torch.get_num_threads()), "usable_cores": usable_cores()}
+
+
 def denoise_task(data: Signal, *, model=None, device=None, mode: str = "replace", batch_size: int = 32,
-                 overlap: int | None = None, **options) -> Generator[Progress, None, DenoisedSignal]:
+                 overlap: int | None = None, fold_bn: bool = True, **options) -> Generator[Progress, None, DenoisedSignal]:
     """Denoise every channel of *data*; yields progress, returns a :class:`DenoisedSignal`.
 
     Parameters
@@ -97,6 +115,9 @@ def denoise_task(data: Signal, *, model=None, device=None, mode: str = "replace"
         Windows per forward pass.
     overlap : int, optional
         Window overlap in model samples (default: the model's).
+    fold_bn : bool
+        Fold BatchNorm into the preceding convolutions for inference (same outputs to
+        float rounding, about 1.2x faster); ``False`` runs the network as trained.
     """
     from engine.inference.windows import infer_signal, signal_anomaly
 
@@ -114,6 +135,9 @@ def denoise_task(data: Signal, *, model=None, device=None, mode: str = "replace"
         raise ModelError(f"{lm.name} has no anomaly calibration; use mode 'replace'")
     t_load = time.perf_counter() - t0
     lm = _fit_window(lm, data)
+    if fold_bn:
+        lm = _folded(lm)
+    threads = _thread_policy()
     yield Progress(0.0, f"denoising {len(data.channels)} channel(s) with {lm.name}")
     recon = yield from rescaled(infer_signal(lm, data, device=device, batch_size=batch_size, overlap=overlap),
                                 0.0, 0.95)
@@ -143,6 +167,7 @@ def denoise_task(data: Signal, *, model=None, device=None, mode: str = "replace"
     params = {"mode": mode, "window": inp.get("window"), "overlap": inp.get("overlap") if overlap is None else overlap,
               "model_sfreq": inp.get("sfreq"), "input_sfreq": float(data.sfreq), "per_channel": True,
               "batch_size": batch_size, "device": str(device or "auto"), "nan_samples_kept": nan_mask_samples,
+              "batchnorm_folded": bool(fold_bn), "threads": threads,
               "timings_s": {"load_model": round(t_load, 3), "total": round(time.perf_counter() - t0, 3)}}
     params.update(montage_params(data))  # the montage the recording was read through
     yield Progress(1.0, "denoised")
@@ -222,4 +247,5 @@ def summarize(result: DenoisedSignal, data: Signal, *, outputs=()) -> dict:
         "sfreq": float(result.signal.sfreq), "n_samples": int(result.signal.n_samples),
         "parameters": result.params, "outputs": [Path(p).name for p in outputs],
         "timings_s": dict(result.params.get("timings_s", {})),
+        "threads": result.params.get("threads"),
     }

@@ -1,0 +1,144 @@
+"""Speed of denoising a synthetic two-lead Holter (360 Hz) vs a read + band-pass + write process.
+
+    .venv/bin/python benchmarks/bench_holter_speed.py [--hours 2] [--repeats 1] [--full]
+
+The record is the synthetic Holter of ``bench_holter_memory.py`` (WFDB format 16). Every
+case runs in a fresh child process, which reports its wall time, peak RSS (``ru_maxrss``)
+and page faults (``resource.getrusage``, minor + major):
+
+* ``reference``: ``engine.io.read`` the record, 0.5-40 Hz zero-phase 4th-order
+  ``scipy.signal.sosfiltfilt`` per lead, write it with ``engine.export.signals.write_wfdb``.
+* ``denoise``: ``denoise_task`` + ``write_denoised`` (what ``python -m engine denoise`` runs)
+  with the levers on/off: intra-op threads (the thread policy's default vs 2) and BatchNorm
+  folding. OMP_WAIT_POLICY=PASSIVE is set by ``import engine`` in every case.
+
+Ratios are denoise / reference in the same run (medians over ``--repeats``). Targets (issue
+21): 24-h denoise <= 1.5x the reference (goal <= 1.0x), peak RSS < 1.5 GB.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+TARGET_RATIO = 1.5
+TARGET_RSS_MB = 1500.0
+
+
+def child(kind: str, record: str, out: str, threads: int, fold_bn: bool) -> None:
+    import numpy as np
+
+    from engine._shared.threads import apply_thread_policy
+    from engine.io import read
+
+    policy = apply_thread_policy(threads or None)
+    t0 = time.perf_counter()
+    data = read(record)
+    if kind == "reference":
+        from scipy.signal import butter, sosfiltfilt
+
+        from engine.data import Signal
+        from engine.export.signals import write_wfdb
+
+        sos = butter(4, [0.5, 40.0], btype="bandpass", fs=data.sfreq, output="sos")
+        y = np.stack([sosfiltfilt(sos, data.read(0, data.n_samples)[c]).astype(np.float32)
+                      for c in range(len(data.channels))])
+        write_wfdb(Signal.from_array(y, sfreq=data.sfreq, modality="ecg", channels=data.channels,
+                                     units=data.units), out, "reference", fmt="16")
+    else:
+        from engine.jobs import run_job
+        from engine.tasks.denoise import denoise_task, write_denoised
+
+        res = run_job(denoise_task(data, device="cpu", fold_bn=fold_bn))
+        write_denoised(res, data, out)
+    wall = time.perf_counter() - t0
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"wall_s": wall, "rss_mb": ru.ru_maxrss / 1024, "faults": ru.ru_minflt + ru.ru_majflt,
+                      "threads": policy.intra_op_threads}))
+
+
+def _run_child(kind, record, out, threads, fold_bn) -> dict:
+    cmd = [sys.executable, __file__, "--child", kind, record, out, str(threads), str(int(fold_bn))]
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=False)
+    if res.returncode:
+        raise RuntimeError(f"{kind} child failed: {res.stderr.strip()[-500:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+CASES = (  # name, kind, threads (0 = the policy's default), fold_bn
+    ("reference read+bandpass+write", "reference", 0, False),
+    ("denoise (policy threads, BN folded)", "denoise", 0, True),
+    ("denoise (policy threads, BN not folded)", "denoise", 0, False),
+    ("denoise (2 threads, BN folded)", "denoise", 2, True),
+)
+
+
+def measure(hours: float, repeats: int = 1, cases=CASES) -> list[dict]:
+    """Run every case *repeats* times on a fresh synthetic record; medians per case."""
+    from bench_holter_memory import write_record
+
+    with tempfile.TemporaryDirectory() as tmp:
+        hea = write_record(Path(tmp), hours)
+        record = os.fspath(hea.with_suffix(""))
+        rows = []
+        for name, kind, threads, fold in cases:
+            runs = []
+            for i in range(repeats):
+                out = Path(tmp) / f"out-{kind}-{threads}-{int(fold)}-{i}"
+                out.mkdir()
+                runs.append(_run_child(kind, record, os.fspath(out), threads, fold))
+            rows.append({"case": name, "kind": kind, "hours": hours,
+                         **{k: statistics.median(r[k] for r in runs) for k in runs[0]}})
+    ref = rows[0]["wall_s"]
+    for r in rows:
+        r["ratio"] = r["wall_s"] / ref
+    return rows
+
+
+def run_all_rows(quick: bool = True) -> list[dict]:
+    """Rows for ``benchmarks/run_all.py``: 2-h record (quick, one repeat) or 24-h (three repeats)."""
+    hours, repeats = (2.0, 1) if quick else (24.0, 3)
+    rows = measure(hours, repeats, CASES[:2])
+    ref, den = rows[0], rows[1]
+    return [
+        {"figure": f"ECG denoise {hours:g} h 2-lead (s)", "value": round(den["wall_s"], 2), "unit": "s",
+         "reference": round(ref["wall_s"], 2), "ratio": round(den["ratio"], 2), "target": f"<= {TARGET_RATIO}x"},
+        {"figure": f"ECG denoise {hours:g} h peak RSS", "value": round(den["rss_mb"]), "unit": "MB",
+         "reference": round(ref["rss_mb"]), "ratio": round(den["rss_mb"] / ref["rss_mb"], 2),
+         "target": f"< {TARGET_RSS_MB:g} MB"},
+    ]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hours", type=float, default=2.0)
+    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        kind, record, out, threads, fold = args.child
+        child(kind, record, out, int(threads), bool(int(fold)))
+        return 0
+    rows = measure(args.hours, args.repeats)
+    print(f"synthetic Holter {args.hours:g} h, 2 leads, 360 Hz; medians of {args.repeats} run(s); "
+          f"usable cores per engine._shared.threads")
+    print(f"{'case':42s} {'wall s':>8s} {'ratio':>6s} {'RSS MB':>7s} {'faults':>9s} {'thr':>4s}")
+    for r in rows:
+        print(f"{r['case']:42s} {r['wall_s']:8.2f} {r['ratio']:6.2f} {r['rss_mb']:7.0f} {r['faults']:9.0f} "
+              f"{r['threads']:4d}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
