@@ -49,3 +49,40 @@ def test_ct_anomaly_map_unchanged_on_lidc_slices(data_dir):
         # stated tolerance: 1e-3 on the calibrated scale (maps reach > 1), 0.5 HU on the reconstruction
         assert float(np.abs(amap - amap_ref).max()) <= 1e-3
         assert float(np.abs(rec - rec_ref).max()) <= 0.5
+
+
+def _scipy_disk_closing(mask, r):
+    from scipy import ndimage as ndi
+
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    return ndi.binary_closing(mask, structure=(yy * yy + xx * xx) <= r * r)
+
+
+@pytest.mark.parametrize("r", [1, 3, 14])
+def test_disk_closing_equals_scipy_binary_closing(r):
+    from engine.inference.anomaly import disk_closing
+
+    rng = np.random.default_rng(r)
+    for density in (0.02, 0.3, 0.7):
+        m = rng.random((90, 70)) < density
+        np.testing.assert_array_equal(disk_closing(m, r), _scipy_disk_closing(m, r))
+    empty = np.zeros((20, 20), bool)
+    np.testing.assert_array_equal(disk_closing(empty, r), _scipy_disk_closing(empty, r))
+
+
+def test_lung_mask_unchanged_on_lidc_slices(data_dir):
+    from engine.inference import anomaly
+    from engine.io import read
+
+    img = read(str(data_dir / "ct/lidc_idri/LIDC-IDRI-0001"))
+    n = img.array.shape[0]
+    for k in (5, n // 3, n // 2, (2 * n) // 3, n - 5):
+        new = anomaly.ct_lung_mask(img.array[k], spacing_mm=0.7, closing_mm=20.0)
+        try:
+            saved = anomaly.disk_closing
+            anomaly.disk_closing = _scipy_disk_closing
+            ref = anomaly.ct_lung_mask(img.array[k], spacing_mm=0.7, closing_mm=20.0)
+        finally:
+            anomaly.disk_closing = saved
+        assert ref.any()
+        np.testing.assert_array_equal(new, ref)
