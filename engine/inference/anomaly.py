@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 __all__ = ["error_map", "postprocess_image_error", "smooth_signal_error", "ct_body_mask", "ct_lung_mask",
-           "tissue_mask", "calibrate", "apply_calibration", "anomaly_stats", "CALIBRATION_PERCENTILES"]
+           "disk_closing", "tissue_mask", "calibrate", "apply_calibration", "anomaly_stats", "CALIBRATION_PERCENTILES"]
 
 CALIBRATION_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 
@@ -79,6 +79,23 @@ def ct_body_mask(hu: np.ndarray, *, threshold: float = -500.0) -> np.ndarray:
     return ndi.binary_fill_holes(body)
 
 
+def disk_closing(mask: np.ndarray, r: int) -> np.ndarray:
+    """``ndi.binary_closing(mask, structure=disk)`` for the disk ``y*y + x*x <= r*r``, exactly.
+
+    Dilation and erosion by a disk are thresholds of Euclidean distance transforms, which
+    cost the same for any radius (a 29x29 structuring element made the closing 0.13 s per
+    CT slice). As in scipy, pixels outside the array count as background in both steps.
+    """
+    mask = np.asarray(mask, bool)
+    if not mask.any():
+        return np.zeros_like(mask)
+    rr = float(r * r)
+    dilated = np.rint(ndi.distance_transform_edt(~mask) ** 2) <= rr  # nearest foreground within r
+    pad = r + 1
+    d2 = np.rint(ndi.distance_transform_edt(np.pad(dilated, pad)) ** 2)[pad:-pad, pad:-pad]
+    return d2 > rr  # no background (or outside) pixel within r
+
+
 def ct_lung_mask(hu: np.ndarray, *, threshold: float = -400.0, closing_mm: float = 10.0,
                  spacing_mm: float = 0.7) -> np.ndarray:
     """Lungs on an axial slice: air (< *threshold* HU) inside the body, closed and filled so
@@ -91,9 +108,7 @@ def ct_lung_mask(hu: np.ndarray, *, threshold: float = -400.0, closing_mm: float
     sizes = ndi.sum(air, lab, index=np.arange(1, n + 1))
     keep = np.isin(lab, 1 + np.flatnonzero(sizes >= max(500.0, 0.02 * air.sum())))
     r = max(1, int(round(closing_mm / spacing_mm / 2)))
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
-    disk = (yy * yy + xx * xx) <= r * r
-    closed = ndi.binary_closing(np.pad(keep, r), structure=disk)[r:-r, r:-r]
+    closed = disk_closing(np.pad(keep, r), r)[r:-r, r:-r]
     filled = np.zeros_like(closed)
     lab2, n2 = ndi.label(closed)
     for i in range(1, n2 + 1):  # fill each lung separately (filling both would add the mediastinum)

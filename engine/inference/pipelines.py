@@ -12,15 +12,22 @@ __all__ = ["image_pipeline"]
 
 
 def image_pipeline(loaded, image, *, device=None, batch_size: int | None = None, overlap: int | None = None,
-                   calibrated: bool = True, planes=None,
+                   calibrated: bool = True, planes=None, optimize: bool = True,
                    ) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Reconstruct a CT volume or an H&E image: yields Progress, returns ``(recon, anomaly, mask)``.
 
     ``recon`` is in model layout (CT: HU planes; H&E: ``(3, H, W)`` model units), ``anomaly`` on the
     calibrated scale (raw post-processed error with ``calibrated=False``), ``mask`` the foreground
-    (body or tissue). ``planes`` selects CT planes (None: all).
+    (body or tissue). ``planes`` selects CT planes (None: all). With *optimize* (the default) the
+    network runs with its BatchNorm folded and in channels_last (same maps to float rounding).
     """
     mod = image.modality
+    if optimize:
+        import dataclasses
+
+        from engine.inference.optimize import for_inference
+
+        loaded = dataclasses.replace(loaded, module=for_inference(loaded.module))
     if mod == "ct":
         from engine.inference.ct import reconstruct_ct
 

@@ -111,6 +111,7 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
     import torch
 
     from engine._shared.device import choose_device
+    from engine.inference.optimize import for_inference
     from engine.tasks.nuclei.core import detect_array, network_stride
 
     if getattr(data, "modality", None) != "histology":
@@ -153,7 +154,7 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
     tile = int(det.get("tile", DEFAULT_TILE) if tile is None else tile)
     margin = int(det.get("margin", DEFAULT_MARGIN) if margin is None else margin)
     dev = choose_device(device)
-    module = loaded.module.to(dev)
+    module = for_inference(loaded.module, dev)  # BatchNorm folded, channels_last: same detections
 
     rx, ry, rw, rh = _region(data, roi)
     rows, cols = int(data.shape[0]), int(data.shape[1])

@@ -56,7 +56,7 @@ def probability_map(module, x: torch.Tensor) -> torch.Tensor:
     if ph or pw:
         mode = "reflect" if h > ph and w > pw else "replicate"
         x = F.pad(x, (0, pw, 0, ph), mode=mode)
-    logit = module(x)[0, 0, :h, :w]
+    logit = module(x.contiguous(memory_format=torch.channels_last))[0, 0, :h, :w]
     return torch.sigmoid(logit)
 
 
