@@ -256,6 +256,9 @@ def _volume(where: str, uid: str, insts: list[Instance],
     vol = np.empty((len(planes), first.rows, first.cols), np.float32)
     for k, p in enumerate(planes):
         vol[k] = frames_of[p.inst.path][p.frame] * np.float64(p.slope) + np.float64(p.intercept)
+        if not np.isfinite(vol[k]).all():
+            raise CorruptFileError(p.inst.path, f"{os.path.basename(p.inst.path)}: the rescaled "
+                                                "values (RescaleSlope/Intercept) are not finite")
     return vol, planes, geo, bad
 
 
@@ -304,8 +307,9 @@ def _read_dicom(path: str | os.PathLike, series_uid: str | None) -> Image:
     if not scan.instances:
         reason = f"no DICOM files found (looked at {scan.n_files} file(s))"
         if scan.skipped:
-            f, why = scan.skipped[0]
-            reason = f"no readable DICOM files; {len(scan.skipped)} damaged, e.g. {why}"
+            _, why = scan.skipped[0]
+            raise CorruptFileError(where, f"no readable DICOM files; {len(scan.skipped)} damaged, "
+                                          f"e.g. {why}")
         raise ReadError(where, reason)
     groups = _group(scan)
     uid = _choose(scan, groups, series_uid)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.errors import CorruptFileError, ReadError, UnsupportedFormatError
+from engine.io.dicom.limits import check_image_header
 
 __all__ = ["Instance", "Scan", "scan_path", "read_header", "sop_name", "non_image_reason", "quiet_pydicom"]
 
@@ -183,6 +184,10 @@ def read_header(path: str, *, strict: bool) -> Instance | None:
     return Instance(path=path, ds=ds, forced=not has_marker, **info)
 
 
+#: Transfer syntaxes whose pixel data is stored raw (its size is bound by the file size).
+_UNCOMPRESSED_TS = ("1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2")
+
+
 def _instance_fields(ds, path: str) -> dict | None:
     meta = getattr(ds, "file_meta", None)
     sop = str(ds.get("SOPClassUID", "") or (meta.get("MediaStorageSOPClassUID", "") if meta else "") or "")
@@ -201,6 +206,10 @@ def _instance_fields(ds, path: str) -> dict | None:
         n_frames = int(ds.get("NumberOfFrames", 1) or 1)
     except (TypeError, ValueError):
         n_frames = 1
+    if reason is None:
+        ts = str(meta.get("TransferSyntaxUID", "") if meta is not None else "") or "1.2.840.10008.1.2"
+        compressed = ts not in _UNCOMPRESSED_TS
+        check_image_header(path, ds, n_frames, int(rows), int(cols), compressed)
     return dict(
         series_uid=str(ds.get("SeriesInstanceUID", "") or "(no SeriesInstanceUID)"),
         sop_class=sop,

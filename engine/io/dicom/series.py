@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.errors import CorruptFileError, ReadError, UnsupportedFormatError
+from engine.io.dicom.limits import check_positive, check_rescale
 from engine.io.dicom.scan import Instance, _one_line, quiet_pydicom
 
 __all__ = ["Plane", "planes_of", "order_planes", "decode_instance", "fg_item", "check_decodable"]
@@ -81,12 +82,37 @@ def fg_item(ds, frame: int, sequence: str):
     return None
 
 
-def _rescale(ds, modality: str) -> tuple[float, float]:
-    slope = _float(ds.get("RescaleSlope", 1.0))
-    intercept = _float(ds.get("RescaleIntercept", 0.0))
+def _raw_float(value, default: float) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _rescale(ds, modality: str, path: str) -> tuple[float, float]:
+    slope = _raw_float(ds.get("RescaleSlope", 1.0), 1.0)
+    intercept = _raw_float(ds.get("RescaleIntercept", 0.0), 0.0)
+    field = "RescaleSlope"
     if modality == "RTDOSE" and "DoseGridScaling" in ds:
-        slope = _float(ds.DoseGridScaling)
-    return (1.0 if slope is None else slope), (0.0 if intercept is None else intercept)
+        slope, field = _raw_float(ds.DoseGridScaling, 1.0), "DoseGridScaling"
+    check_rescale(path, slope, intercept, field)
+    return slope, intercept
+
+
+def _raw_floats(ds, keyword: str):
+    value = ds.get(keyword) if ds is not None else None
+    if value is None or value == "":
+        return None
+    try:
+        return tuple(float(v) for v in (value if not isinstance(value, (str, bytes)) and
+                                        hasattr(value, "__iter__") else (value,)))
+    except (TypeError, ValueError):
+        return None
+
+
+def _check_spacings(path: str, ds) -> None:
+    for keyword in ("PixelSpacing", "SliceThickness", "SpacingBetweenSlices"):
+        check_positive(path, keyword, _raw_floats(ds, keyword))
 
 
 def planes_of(inst: Instance) -> list[Plane]:
@@ -112,7 +138,8 @@ def _planes_of(inst: Instance, ds) -> list[Plane]:
     ps = _floats(ds.get("PixelSpacing"), 2) if "PixelSpacing" in ds else None
     thick = _float(ds.get("SliceThickness"))
     between = _float(ds.get("SpacingBetweenSlices"))
-    slope, intercept = _rescale(ds, inst.modality)
+    _check_spacings(inst.path, ds)
+    slope, intercept = _rescale(ds, inst.modality, inst.path)
     enhanced = "PerFrameFunctionalGroupsSequence" in ds or "SharedFunctionalGroupsSequence" in ds
     planes = []
     offsets = None
@@ -129,14 +156,15 @@ def _planes_of(inst: Instance, ds) -> list[Plane]:
                 ori = _floats(item.ImageOrientationPatient, 6)
             item = fg_item(ds, f, "PixelMeasuresSequence")
             if item is not None:
+                _check_spacings(inst.path, item)
                 spc = _floats(item.get("PixelSpacing"), 2) or spc
                 th = _float(item.get("SliceThickness")) or th
                 sb = _float(item.get("SpacingBetweenSlices")) or sb
             item = fg_item(ds, f, "PixelValueTransformationSequence")
             if item is not None:
-                sl = _float(item.get("RescaleSlope", sl))
-                ic = _float(item.get("RescaleIntercept", ic))
-                sl, ic = (1.0 if sl is None else sl), (0.0 if ic is None else ic)
+                sl = _raw_float(item.get("RescaleSlope", sl), sl)
+                ic = _raw_float(item.get("RescaleIntercept", ic), ic)
+                check_rescale(inst.path, sl, ic)
         elif inst.n_frames > 1:
             if offsets is not None and pos is not None and ori is not None:
                 n = np.cross(ori[:3], ori[3:])
