@@ -18,6 +18,7 @@ import numpy as np
 from engine.data import MAX_EAGER_PIXELS
 from engine.errors import CorruptFileError, ReadError, UnsupportedFormatError
 from engine.io.histology.common import to_rgb8
+from engine.io.histology.limits import PngRowCounter, check_jpeg_size
 from engine.io.histology.mpp import mpp_from_resolution
 
 __all__ = ["read_raster", "scan_png"]
@@ -37,6 +38,7 @@ def scan_png(path: str) -> dict:
     """
     info: dict = {}
     seen_idat = False
+    rows = None
     with open(path, "rb") as fh:
         if fh.read(8) != _PNG_SIG:
             raise CorruptFileError(path, "not a PNG file (bad signature)")
@@ -57,6 +59,8 @@ def scan_png(path: str) -> dict:
                 if not piece:
                     raise CorruptFileError(path, f"the PNG is truncated inside its {name} chunk")
                 crc = zlib.crc32(piece, crc)
+                if ctype == b"IDAT" and rows is not None:
+                    rows.feed(piece)
                 if keep:
                     body += piece
                 left -= len(piece)
@@ -70,6 +74,8 @@ def scan_png(path: str) -> dict:
                     raise CorruptFileError(path, "damaged PNG header (IHDR)")
                 w, h, depth, ctype_ = struct.unpack(">IIBB", body[:10])
                 info.update(width=w, height=h, bit_depth=depth, color_type=ctype_)
+                if w and h:
+                    rows = PngRowCounter(path, w, h, depth, ctype_, body[12])
             elif ctype == b"pHYs" and length == 9:
                 ppx, ppy, unit = struct.unpack(">IIB", body)
                 info["phys"] = (ppx, ppy, unit)
@@ -83,6 +89,7 @@ def scan_png(path: str) -> dict:
         raise CorruptFileError(path, "the PNG has no image data (IDAT)")
     if not info.get("width") or not info.get("height"):
         raise CorruptFileError(path, "the PNG header says the image is 0 pixels wide or high")
+    rows.check()
     return info
 
 
@@ -150,7 +157,7 @@ def read_raster(path: str, kind: str) -> tuple[np.ndarray, dict, tuple | None, s
     mpp : ``(row, col)`` µm per pixel or None
     mpp_note : where the mpp came from, or why the file's resolution was ignored
     """
-    from PIL import ImageOps, UnidentifiedImageError
+    from PIL import ImageFile, ImageOps, UnidentifiedImageError
 
     name = os.path.basename(path)
     meta: dict = {"format": kind.upper(), "reader": "pillow",
@@ -181,6 +188,8 @@ def read_raster(path: str, kind: str) -> tuple[np.ndarray, dict, tuple | None, s
         if rows == 0 or cols == 0:
             raise CorruptFileError(path, "the image is 0 pixels wide or high")
         _refuse_if_huge(path, rows, cols, kind.upper())
+        if kind == "jpeg":
+            check_jpeg_size(path, rows, cols)
         if im.info.get("Software"):
             meta["software"] = str(im.info["Software"])[:200]
         if kind == "jpeg":
@@ -193,7 +202,11 @@ def read_raster(path: str, kind: str) -> tuple[np.ndarray, dict, tuple | None, s
             if orientation not in (1, None):
                 meta["exif_orientation_applied"] = int(orientation)
         try:
-            im.load()
+            old_truncated, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+            try:  # a truncated file is an error, never zero-padded
+                im.load()
+            finally:
+                ImageFile.LOAD_TRUNCATED_IMAGES = old_truncated
             if kind == "jpeg" and meta.get("exif_orientation_applied"):
                 im = ImageOps.exif_transpose(im)
             rgb = _pil_to_rgb8(im, path, meta)

@@ -17,6 +17,7 @@ import numpy as np
 from engine.errors import CorruptFileError, LatentError, ReadError, UnsupportedFormatError
 from engine.io.histology import mpp as M
 from engine.io.histology.common import TileCache, to_rgb8
+from engine.io.histology.limits import check_tile_shape
 
 __all__ = ["TiffSlide"]
 
@@ -91,6 +92,7 @@ class _Level:
         self.spp = int(kf.samplesperpixel)
         if kf.is_tiled:
             self.seg_h, self.seg_w = int(kf.tilelength), int(kf.tilewidth)
+            check_tile_shape(path, self.seg_h, self.seg_w)
         else:
             self.seg_h, self.seg_w = max(1, min(int(kf.rowsperstrip), self.rows)), self.cols
         self.ny, self.nx = math.ceil(self.rows / self.seg_h), math.ceil(self.cols / self.seg_w)

@@ -1,0 +1,89 @@
+"""Sanity limits on PNG / JPEG / TIFF header fields, checked before decoding.
+
+Every limit is a named constant defined here once; a value outside its range raises
+:class:`~engine.errors.CorruptFileError` naming the file.
+"""
+from __future__ import annotations
+
+import os
+import zlib
+
+from engine.errors import CorruptFileError
+
+__all__ = ["MAX_JPEG_PIXELS_PER_BYTE", "MAX_TILE_SIDE", "PngRowCounter", "check_jpeg_size",
+           "check_tile_shape"]
+
+#: Most pixels one byte of a baseline/progressive JPEG can stand for. A flat 4:2:0 image
+#: costs about 3 bytes per 16x16 block (~85 px/byte); a header claiming far more than
+#: this is a damaged size or a decompression bomb (e.g. 44 KB claiming 23000 x 23000).
+MAX_JPEG_PIXELS_PER_BYTE = 1000
+#: Largest tile width or height accepted in a tiled TIFF (real slides use 128..4096).
+MAX_TILE_SIDE = 1 << 16
+#: Decompress IDAT in pieces of at most this many bytes (no bomb is ever held whole).
+_PIECE = 1 << 22
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+_ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+
+
+def _png_raw_bytes(width: int, height: int, depth: int, color: int, interlace: int) -> int:
+    bits = _PNG_CHANNELS.get(color, 4) * depth
+
+    def size(w: int, h: int) -> int:
+        return 0 if w == 0 or h == 0 else h * (1 + (w * bits + 7) // 8)
+
+    if not interlace:
+        return size(width, height)
+    return sum(size((width - x0 + dx - 1) // dx, (height - y0 + dy - 1) // dy)
+               for x0, y0, dx, dy in _ADAM7)
+
+
+class PngRowCounter:
+    """Counts the decompressed IDAT bytes of a PNG against what its IHDR promises.
+
+    Feed every IDAT piece to :meth:`feed`, then call :meth:`check`: fewer bytes than the
+    header's rows need is a truncated image (Pillow would pad it with zero rows).
+    """
+
+    def __init__(self, path: str, width: int, height: int, depth: int, color: int, interlace: int):
+        self.path = path
+        self.expected = _png_raw_bytes(width, height, depth, color, interlace)
+        self.got = 0
+        self._z = zlib.decompressobj()
+        self._height = height
+
+    def feed(self, data: bytes) -> None:
+        if self.got >= self.expected or self._z.eof:
+            return
+        try:
+            out = self._z.decompress(data, _PIECE)
+            self.got += len(out)
+            while self._z.unconsumed_tail and self.got < self.expected:
+                out = self._z.decompress(self._z.unconsumed_tail, _PIECE)
+                self.got += len(out)
+        except zlib.error as exc:
+            raise CorruptFileError(self.path, f"{os.path.basename(self.path)}: the PNG image data is "
+                                              f"damaged ({exc})") from None
+
+    def check(self) -> None:
+        if self.got < self.expected:
+            raise CorruptFileError(
+                self.path, f"{os.path.basename(self.path)}: the PNG is truncated: its header says "
+                           f"{self._height} rows ({self.expected} bytes of image data) but the data "
+                           f"holds {self.got} bytes")
+
+
+def check_jpeg_size(path: str, rows: int, cols: int) -> None:
+    """Refuse a JPEG whose header claims more pixels than its bytes can encode."""
+    size = os.path.getsize(path)
+    if rows * cols > MAX_JPEG_PIXELS_PER_BYTE * max(size, 1):
+        raise CorruptFileError(path, f"{os.path.basename(path)}: the JPEG header claims {cols} x {rows} "
+                                     f"pixels but the file has only {size} bytes (a damaged header or "
+                                     "a decompression bomb)")
+
+
+def check_tile_shape(path: str, tile_rows: int, tile_cols: int, level: int = 0) -> None:
+    """Refuse TIFF tiles of absurd size (e.g. width 2**32-1 or height = the file size)."""
+    for what, n in (("height", tile_rows), ("width", tile_cols)):
+        if not 1 <= n <= MAX_TILE_SIDE:
+            raise CorruptFileError(path, f"{os.path.basename(path)}: the TIFF tile {what} {n} of level "
+                                         f"{level} is outside 1..{MAX_TILE_SIDE}")
