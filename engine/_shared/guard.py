@@ -100,7 +100,15 @@ def bounded_call(fn: Callable[..., Any], *args, path, what: str,
     ctx = mp.get_context("fork")
     recv, send = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(send, fn, args, kwargs, int(memory_gb * 2**30)), daemon=True)
-    proc.start()
+    # a Dask/multiprocessing worker is itself daemonic, and multiprocessing refuses children
+    # there; the bounded worker is killed and joined below, so it cannot outlive its parent
+    config = mp.current_process()._config
+    was_daemon = config.get("daemon", False)
+    config["daemon"] = False
+    try:
+        proc.start()
+    finally:
+        config["daemon"] = was_daemon
     send.close()
     try:
         got = recv.poll(timeout_s)
