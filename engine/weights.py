@@ -253,16 +253,21 @@ def _check_safetensors(path: Path) -> int:
     raise WeightsError(f"{path}: not a safetensors file (bad header)")
 
 
-def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
-    """The metadata embedded in a safetensors weights file (no tensors are read)."""
-    path = Path(path)
+def _read_header(path: Path) -> tuple[int, Any]:
+    """The safetensors header of *path*: its length in bytes and its parsed JSON (not yet checked)."""
     n = _check_safetensors(path)
     with open(path, "rb") as fh:
         fh.seek(8)
         try:
-            header = json.loads(fh.read(n))
+            return n, json.loads(fh.read(n))
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise WeightsError(f"{path}: damaged safetensors header") from None
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
+    """The metadata embedded in a safetensors weights file (no tensors are read)."""
+    path = Path(path)
+    _, header = _read_header(path)
     md = header.get("__metadata__") if isinstance(header, dict) else None
     embedded = md.get("latent") if isinstance(md, dict) else None
     if embedded is None:
@@ -334,7 +339,7 @@ def load(name_or_path: str | os.PathLike, *, expected_sha256: str | None = None)
                            f"{expected_sha256[:12]}…; the file is damaged or was replaced")
     meta = check_metadata(path, meta)
     expected = plan_network(path, meta)  # on the meta device: shapes and the size cap, no allocation
-    check_header(path, _check_safetensors(path), expected)
+    check_header(path, *_read_header(path), expected)
     module = build_model(meta["architecture"], **meta["hparams"])
     try:
         state = load_file(str(path), device="cpu")

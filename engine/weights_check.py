@@ -13,7 +13,6 @@ refuses NaN/Inf values once the tensors are read. Every failure is a
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -90,15 +89,13 @@ def plan_network(path: Path, meta: dict[str, Any]) -> dict[str, tuple[str, tuple
     return {k: (str(t.dtype).removeprefix("torch."), tuple(t.shape)) for k, t in state.items()}
 
 
-def check_header(path: Path, header_len: int, expected: dict[str, tuple[str, tuple[int, ...]]]) -> None:
-    """Compare the safetensors header of *path* with *expected* before reading any tensor."""
+def check_header(path: Path, header_len: int, header: Any,
+                 expected: dict[str, tuple[str, tuple[int, ...]]]) -> None:
+    """Compare the parsed safetensors *header* of *path* (``header_len`` bytes) with *expected*.
+
+    Runs before any tensor is read.
+    """
     size = path.stat().st_size
-    with open(path, "rb") as fh:
-        fh.seek(8)
-        try:
-            header = json.loads(fh.read(header_len))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise WeightsError(f"{path}: damaged safetensors header") from None
     if not isinstance(header, dict):
         raise WeightsError(f"{path}: damaged safetensors header (not an object)")
     tensors = {k: v for k, v in header.items() if k != "__metadata__"}

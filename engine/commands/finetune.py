@@ -33,18 +33,17 @@ def register(sub) -> None:
     p.add_argument("--device", default=None, help="cpu or cuda (default: CUDA when available)")
     p.add_argument("--name", default=None, help="name of the adapted model (default <model>-adapted)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the thread policy, one on <= 2 usable cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: the thread policy, one on <= 2 usable cores)")
     p.add_argument("--install", action="store_true", help="also install the result into the user model folder")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from engine._shared.threads import apply_thread_policy
     from engine.commands._progress import install_or_print_json, run_with_bar
     from engine.training.finetune import finetune
 
-    apply_thread_policy(args.threads)  # --threads wins over the machine's default
     mpp = args.mpp if args.mpp is None or len(args.mpp) > 1 else args.mpp[0]
     summary = run_with_bar(f"finetune {args.model}", finetune(
         args.model, args.data, out_dir=args.out, name=args.name, steps=args.steps, epochs=args.epochs, lr=args.lr,

@@ -35,7 +35,8 @@ def register(sub) -> None:
     p.add_argument("--device", default=None)
     p.add_argument("--patience", type=int, default=5)
     p.add_argument("--resume", action="store_true", help="continue from OUT/<name>.ckpt/last.safetensors")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: the thread policy, one on <= 2 usable cores)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: the thread policy, one on <= 2 usable cores)")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
     p.set_defaults(func=run)
 
@@ -55,11 +56,9 @@ def _command(args) -> str:
 
 
 def run(args) -> int:
-    from engine._shared.threads import apply_thread_policy
     from engine.commands._progress import run_with_bar
     from engine.training.from_files import train_on_files
 
-    apply_thread_policy(args.threads)  # --threads wins over the machine's default
     name = args.name or f"{args.modality}-{args.family}"
     t0 = time.time()
     summary = run_with_bar(f"train {name}", train_on_files(

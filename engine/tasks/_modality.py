@@ -12,10 +12,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from engine.io import READERS
+
 __all__ = ["MODALITY_FREE_SUFFIXES", "reader_modality"]
 
-#: Signal files with no modality information (the text/NumPy reader's suffixes).
-MODALITY_FREE_SUFFIXES = (".txt", ".csv", ".tsv", ".asc", ".npy")
+#: Signal files with no modality information: the text/NumPy reader's extensions.
+MODALITY_FREE_SUFFIXES = READERS["text"].extensions
 
 
 def reader_modality(path: str | os.PathLike, needed: str, requested: str | None = None) -> str | None:
