@@ -15,7 +15,7 @@ import itertools
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-__all__ = ["count_batchnorm", "fold_batchnorm", "for_inference"]
+__all__ = ["count_batchnorm", "fold_batchnorm", "for_inference", "optimized"]
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -58,3 +58,11 @@ def for_inference(module: nn.Module, device=None) -> nn.Module:
     if any(isinstance(m, nn.Conv2d) for m in net.modules()):
         return net.to(device or "cpu", memory_format=torch.channels_last)
     return net.to(device or "cpu")
+
+
+def optimized(loaded):
+    """*loaded* (an :class:`engine.weights.LoadedModel`) with its network replaced by
+    :func:`for_inference`'s copy; the cached model keeps its original network."""
+    import dataclasses
+
+    return dataclasses.replace(loaded, module=for_inference(loaded.module))

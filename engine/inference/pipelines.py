@@ -23,11 +23,9 @@ def image_pipeline(loaded, image, *, device=None, batch_size: int | None = None,
     """
     mod = image.modality
     if optimize:
-        import dataclasses
+        from engine.inference.optimize import optimized
 
-        from engine.inference.optimize import for_inference
-
-        loaded = dataclasses.replace(loaded, module=for_inference(loaded.module))
+        loaded = optimized(loaded)
     if mod == "ct":
         from engine.inference.ct import reconstruct_ct
 

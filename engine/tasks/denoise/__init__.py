@@ -80,15 +80,6 @@ def _fit_window(lm, data: Signal):
     return dataclasses.replace(lm, meta={**lm.meta, "input": inp})
 
 
-def _folded(lm):
-    """*lm* with its network's Conv->BatchNorm pairs folded (a copy; the cached model is untouched)."""
-    import dataclasses
-
-    from engine.inference.optimize import fold_batchnorm
-
-    return dataclasses.replace(lm, module=fold_batchnorm(lm.module))
-
-
 def _thread_policy() -> dict:
     """The torch thread choice this process runs with (set by the CLI/worker, else the default policy)."""
     import torch
@@ -99,7 +90,8 @@ def _thread_policy() -> dict:
 
 
 def denoise_task(data: Signal, *, model=None, device=None, mode: str = "replace", batch_size: int = 32,
-                 overlap: int | None = None, fold_bn: bool = True, **options) -> Generator[Progress, None, DenoisedSignal]:
+                 overlap: int | None = None, fold_bn: bool = True,
+                 **options) -> Generator[Progress, None, DenoisedSignal]:
     """Denoise every channel of *data*; yields progress, returns a :class:`DenoisedSignal`.
 
     Parameters
@@ -136,7 +128,9 @@ def denoise_task(data: Signal, *, model=None, device=None, mode: str = "replace"
     t_load = time.perf_counter() - t0
     lm = _fit_window(lm, data)
     if fold_bn:
-        lm = _folded(lm)
+        from engine.inference.optimize import optimized
+
+        lm = optimized(lm)  # BatchNorm folded (a copy: the cached model is untouched)
     threads = _thread_policy()
     yield Progress(0.0, f"denoising {len(data.channels)} channel(s) with {lm.name}")
     recon = yield from rescaled(infer_signal(lm, data, device=device, batch_size=batch_size, overlap=overlap),
