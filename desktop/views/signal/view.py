@@ -230,6 +230,7 @@ class SignalView(PageDrawing, QWidget):
         self.lane_bar.blockSignals(False)
         self.lane_bar.setVisible(n > per)
         self.plot.setYRange(-(self.top + per - 1) - LANE_MARGIN, -self.top + LANE_MARGIN, padding=0)
+        self.plot.getPlotItem().getViewBox().updateMatrix()  # now, not mid-paint (see PageDrawing._place_x)
 
     def _scroll_lanes(self, top: int) -> None:
         self.top = int(top)
