@@ -17,6 +17,8 @@ __all__ = [
     "WeightsError",
     "ModalityMismatchError",
     "CancelledError",
+    "OutputError",
+    "DiskFullError",
 ]
 
 
@@ -63,3 +65,34 @@ class ModalityMismatchError(ModelError):
 
 class CancelledError(LatentError):
     """A long job was cancelled by the user."""
+
+
+class OutputError(LatentError):
+    """The outputs cannot be written where asked (no room, no permission...).
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The output folder.
+    reason : str
+        One line saying what is wrong.
+    """
+
+    def __init__(self, folder: str | os.PathLike, reason: str):
+        self.folder = os.fspath(folder)
+        self.reason = " ".join(str(reason).split())
+        super().__init__(f"{self.folder}: {self.reason}")
+
+
+class DiskFullError(OutputError):
+    """Not enough free disk space for a task's outputs (checked before anything is written)."""
+
+    def __init__(self, folder: str | os.PathLike, *, needed: int, free: int, estimate: int | None = None):
+        self.needed, self.free, self.estimate = int(needed), int(free), estimate
+        est = f" ({_mb(estimate)} of outputs plus a safety margin)" if estimate is not None else ""
+        super().__init__(folder, f"not enough free disk space for the outputs: about {_mb(needed)} needed{est}, "
+                                 f"{_mb(free)} free; free some space or write to another folder (--out)")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from engine._shared.files import atomic_path
+from engine._shared.output_set import output_set
 from engine.data import Annotation, Signal
 from engine.results import BeatScores, SegmentScores
 
@@ -77,9 +78,6 @@ def write_wfdb_annotations(annotations: list[Annotation], sfreq: float, out_dir:
     Path
         The annotation file.
     """
-    import shutil
-    import tempfile
-
     import wfdb
 
     out_dir = Path(out_dir)
@@ -88,16 +86,13 @@ def write_wfdb_annotations(annotations: list[Annotation], sfreq: float, out_dir:
     anns = sorted(annotations, key=lambda a: a.sample if a.sample is not None else round(a.onset * sfreq))
     samples = np.array([a.sample if a.sample is not None else round(a.onset * sfreq) for a in anns], np.int64)
     aux = [a.description + (f" dur={a.duration:.4g}s" if a.duration else "") for a in anns]
-    tmp = Path(tempfile.mkdtemp(prefix=f".{record_name}.", dir=out_dir))
-    try:
+    with output_set(out_dir, f"{record_name}.{extension}") as staged:  # fsynced, renamed into place
+        tmp = staged.dir
         if len(anns):
             wfdb.wrann(record_name, extension, samples, symbol=[_NOTE] * len(anns), aux_note=aux,
                        fs=float(sfreq), write_dir=str(tmp))
         else:  # wrann refuses an empty list; an empty annotation file is just its end marker
             (tmp / dest.name).write_bytes(b"\x00\x00")
-        os.replace(tmp / dest.name, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
