@@ -15,7 +15,7 @@ from engine.results import BeatScores, SegmentScores
 
 __all__ = ["score_annotations", "anomaly_runs", "write_wfdb_annotations", "write_edf_annotations",
            "write_score_annotations", "SCORE_FORMATS", "check_score_formats", "WFDB_EXTENSION",
-           "ANOMALY_THRESHOLD"]
+           "ANOMALY_THRESHOLD", "estimate_score_annotation_bytes"]
 
 #: ``--formats`` of the scoring tasks: the CSV table (default) and annotations in the input's family.
 SCORE_FORMATS = ("csv", "annotations")
@@ -130,6 +130,23 @@ def check_score_formats(formats, data) -> tuple[str, ...]:
                 raise LatentError(f"format 'annotations' needs a WFDB or EDF/BDF recording; {d.path} is "
                                   f"{fmt or 'a headerless file'}")
     return tuple(dict.fromkeys(names))
+
+
+#: Upper bound of the bytes of one score annotation (WFDB: code, skip, aux text; EDF+: its TAL entry).
+_SCORE_ANNOTATION_BYTES = 96
+
+
+def estimate_score_annotation_bytes(scores, data: Signal) -> int:
+    """Bytes :func:`write_score_annotations` writes: the annotations, plus (EDF/BDF input) the recording."""
+    n = len(score_annotations(scores, data.sfreq)) * _SCORE_ANNOTATION_BYTES + 1024
+    fmt = str(data.metadata.get("format", "")).upper()
+    if not fmt.startswith("WFDB"):  # the recording itself, 2 (EDF) or 3 (BDF) bytes per sample, + headers
+        from engine.export.signals import _record_layout
+
+        _, spr = _record_layout(float(data.sfreq), int(data.n_samples))
+        n_total = -(-int(data.n_samples) // spr) * spr  # whole data records
+        n += (3 if fmt == "BDF" else 2) * len(data.channels) * n_total + 256 * (len(data.channels) + 2)
+    return n
 
 
 def write_score_annotations(scores, data: Signal, out_dir: str | os.PathLike, stem: str) -> list[Path]:

@@ -227,7 +227,7 @@ def test_a_set_too_big_for_the_free_space_writes_nothing(sets, tmp_path):
     assert _which(sets, out) == "old" and not _staging(out)
 
 
-def test_estimates_match_the_bytes_written(data_dir, tmp_path):
+def test_estimates_match_the_bytes_written(data_dir, tmp_path, record_property):
     """Each task writer's estimate, from its result's shapes, against the files it then writes."""
     from engine.io import read
     from engine.jobs import run_job
@@ -246,12 +246,18 @@ def test_estimates_match_the_bytes_written(data_dir, tmp_path):
     sig = read(str(tmp_path / "in" / "rec"))
     res = run_job(denoise_task(sig, device="cpu"))
     rows.append(("denoise", estimate_denoised_bytes(res, sig), size(write_denoised(res, sig, tmp_path / "d"))))
+    from engine.tasks.score_beats import estimate_beat_scores_bytes, score_beats_task, write_beat_scores
+
+    beats = run_job(score_beats_task(sig, device="cpu"))
+    rows.append(("score-beats", estimate_beat_scores_bytes(beats, sig, "csv,annotations"),
+                 size(write_beat_scores(beats, sig, tmp_path / "b", formats="csv,annotations"))))
     img = read(str(data_dir / "histo/crchisto/img4/img4.png"))
     det = run_job(detect_task(img, mpp=0.5, device="cpu"))
     rows.append(("nuclei", estimate_detections_bytes(det), size(write_detections(det, img, tmp_path / "n"))))
     rec = run_job(reconstruct_task(img, device="cpu"))
     rows.append(("reconstruct", estimate_reconstruction_bytes(rec, img),
                  size(write_reconstruction(rec, img, tmp_path / "r"))))
+    record_property("estimates", rows)
     for name, est, actual in rows:
         # an upper bound, within a factor 2 (+ the fixed allowance for a summary JSON)
         assert actual <= est <= 2 * actual + (48 << 10), (name, est, actual)
