@@ -30,8 +30,9 @@ at the start of every :func:`output_set` into that folder, or by calling
 :func:`recover_output_sets`.
 
 Recovery touches only folders whose name matches the staging pattern (and, in the folder
-itself, only the member names its own journal lists); a folder whose process is still alive
-is left alone. Two processes writing the SAME set at the same time are not serialised.
+itself, only the member names its own journal lists) and files named like
+:func:`engine._shared.files.atomic_path`'s temporaries; one whose process is still alive is
+left alone. Two processes writing the SAME set at the same time are not serialised.
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-from engine._shared.files import _fsync_dir, _fsync_file
+from engine._shared.files import PART_PATTERN, _fsync_dir, _fsync_file
 from engine.errors import DiskFullError
 
 __all__ = ["output_set", "OutputSet", "recover_output_sets", "check_free_space", "required_bytes",
@@ -199,11 +200,12 @@ def _roll_forward(out: Path, stage: Path, names: list[str], replace: list[str], 
 
 
 def recover_output_sets(out_dir: str | os.PathLike) -> list[Path]:
-    """Finish or undo the output sets a killed run left in *out_dir*; return the staging folders handled.
+    """Finish or undo the output sets a killed run left in *out_dir*; return the paths handled.
 
     A staging folder whose journal says ``committing`` is rolled forward (its new set is put in
     place); any other (still ``writing``, or no journal yet) is deleted, which leaves the old set.
-    Folders of a live process, and every name not matching :data:`STAGING_PATTERN`, are left alone.
+    A single file's temporary (:data:`engine._shared.files.PART_PATTERN`) of a dead process is
+    deleted. Those of a live process, and every name matching neither pattern, are left alone.
     """
     out = Path(out_dir)
     done: list[Path] = []
@@ -212,6 +214,12 @@ def recover_output_sets(out_dir: str | os.PathLike) -> list[Path]:
     except OSError:
         return done
     for e in entries:
+        part = PART_PATTERN.match(e.name)
+        if part and e.is_file(follow_symlinks=False) and not _alive(int(part["pid"]), None):
+            with contextlib.suppress(OSError):  # a single file's temporary (atomic_path) of a killed run
+                os.unlink(e.path)
+                done.append(Path(e.path))
+            continue
         m = STAGING_PATTERN.match(e.name)
         if not m or not e.is_dir(follow_symlinks=False):
             continue

@@ -189,7 +189,7 @@ def test_recovery_leaves_live_runs_and_user_files_alone(sets, tmp_path):
         user = {  # names a user (or another program) may have: none matches the staging pattern exactly
             ".hidden": "file", f".{NAME}.latent-tmp-{dead}-XYZ": "dir", f".{NAME}.latent-tmp-{dead}": "dir",
             f"{NAME}.latent-tmp-{dead}-0123abcd": "dir", f".{NAME}.latent-tmp-{dead}-fedcba98": "file",
-            "notes.txt": "file",
+            "notes.txt": "file", f".notes.latent-part-{sleeper.pid}-abcd_123.part.txt": "file",  # a live writer's
         }
         for n, kind in user.items():
             (out / n).mkdir() if kind == "dir" else (out / n).write_text("user data")
@@ -204,6 +204,30 @@ def test_recovery_leaves_live_runs_and_user_files_alone(sets, tmp_path):
         sleeper.wait()
     recover_output_sets(out)  # its process is gone now: the folder is removed
     assert not live.exists()
+
+
+_PART_CHILD = r"""
+import os, signal, sys
+from engine._shared.files import atomic_path
+with atomic_path(sys.argv[1]) as tmp:
+    tmp.write_bytes(b"half a file")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_killed_single_file_write_leaves_a_temporary_the_next_run_removes(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "model.json").write_text("old")
+    r = subprocess.run([sys.executable, "-c", _PART_CHILD, str(out / "model.json")], cwd=REPO, timeout=60)
+    assert r.returncode == -signal.SIGKILL
+    left = [p.name for p in out.iterdir() if p.name != "model.json"]
+    assert len(left) == 1 and ".latent-part-" in left[0]
+    (out / ".model.latent-part-1-abc.part.json").write_text("not ours: the tag is not 8 characters")
+    with output_set(out, "x") as s:  # a set written into the folder cleans first
+        (s.dir / "x.txt").write_text("x")
+    assert sorted(p.name for p in out.iterdir()) == [".model.latent-part-1-abc.part.json", "model.json", "x.txt"]
+    assert (out / "model.json").read_text() == "old"
 
 
 def test_free_space_check_against_the_real_file_system(tmp_path):
