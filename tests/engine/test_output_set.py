@@ -286,3 +286,32 @@ def test_estimates_match_the_bytes_written(data_dir, tmp_path, record_property):
         # an upper bound, within a factor 2 (+ the fixed allowance for a summary JSON)
         assert actual <= est <= 2 * actual + (48 << 10), (name, est, actual)
     assert np.all([a > 0 for _, _, a in rows])
+
+
+def _small_fs_cli(folder: Path, size: str, argv: list[str]):
+    """Run ``python -m engine ...`` with *folder* a real tmpfs of *size* (a private mount namespace)."""
+    import shlex
+
+    script = (f"mount -t tmpfs -o size={size} tmpfs {shlex.quote(str(folder))} && exec "
+              + " ".join(shlex.quote(a) for a in [sys.executable, "-m", "engine", *argv]))
+    return subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.slow
+def test_cli_refuses_outputs_that_do_not_fit_a_small_file_system(sets, tmp_path):
+    """denoise onto a real 2 MB tmpfs: one ``error:`` line naming the folder, exit 2; on 64 MB it runs."""
+    out = tmp_path / "small"
+    out.mkdir()
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs {out}"],
+                           capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a private tmpfs here (unshare -rm): {probe.stderr.strip()}")
+    argv = ["denoise", str(sets["new_src"]), "--device", "cpu", "--out", str(out)]
+    r = _small_fs_cli(out, "2m", argv)
+    assert r.returncode == 2, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(out) in lines[0], r.stderr
+    assert "not enough free disk space" in lines[0] and "MB needed" in lines[0] and "MB free" in lines[0]
+    ok = _small_fs_cli(out, "64m", [*argv, "--json"])
+    assert ok.returncode == 0, ok.stderr  # the same outputs fit 64 MB (32 MiB margin + ~0.1 MB)
