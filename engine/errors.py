@@ -87,11 +87,12 @@ class OutputError(LatentError):
 class DiskFullError(OutputError):
     """Not enough free disk space for a task's outputs (checked before anything is written)."""
 
-    def __init__(self, folder: str | os.PathLike, *, needed: int, free: int, estimate: int | None = None):
-        self.needed, self.free, self.estimate = int(needed), int(free), estimate
+    def __init__(self, folder: str | os.PathLike, *, needed: int | None, free: int, estimate: int | None = None):
+        self.needed, self.free, self.estimate = needed, int(free), estimate
         est = f" ({_mb(estimate)} of outputs plus a safety margin)" if estimate is not None else ""
-        super().__init__(folder, f"not enough free disk space for the outputs: about {_mb(needed)} needed{est}, "
-                                 f"{_mb(free)} free; free some space or write to another folder (--out)")
+        what = f"about {_mb(needed)} needed{est}, " if needed is not None else "the disk filled up while writing, "
+        super().__init__(folder, f"not enough free disk space for the outputs: {what}{_mb(free)} free; nothing "
+                                 "was replaced; free some space or write to another folder (--out)")
 
 
 def _mb(n: int) -> str:

@@ -37,6 +37,7 @@ left alone. Two processes writing the SAME set at the same time are not serialis
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -130,7 +131,8 @@ def output_set(out_dir: str | os.PathLike, stem: str, *, index: Iterable[str] = 
     free_bytes : callable, optional
         Source of the free bytes of a folder's file system (default :func:`shutil.disk_usage`).
 
-    An exception inside the block deletes the staging folder and leaves *out_dir* as it was.
+    An exception inside the block deletes the staging folder and leaves *out_dir* as it was; a
+    full disk (``ENOSPC``) becomes :class:`~engine.errors.DiskFullError`.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -147,12 +149,16 @@ def output_set(out_dir: str | os.PathLike, stem: str, *, index: Iterable[str] = 
         _write_journal(stage, {"phase": "writing"})
         yield s
         _commit(s, stage)
-    except BaseException:
-        if _read_journal(stage) and _read_journal(stage).get("phase") == "committing":
+    except BaseException as exc:
+        if (_read_journal(stage) or {}).get("phase") == "committing":
             # renames failed half-way (an OS error): keep the folder, the next run finishes the set
             logger.warning("output set in %s not completed; the next run into this folder completes it", out)
             raise
         shutil.rmtree(stage, ignore_errors=True)
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:  # the disk filled up while writing
+            free = shutil.disk_usage(out).free if free_bytes is None else int(free_bytes(out))
+            raise DiskFullError(out, needed=None if estimate is None else required_bytes(estimate), free=free,
+                                estimate=estimate) from exc
         raise
     shutil.rmtree(stage, ignore_errors=True)
     if stage.exists():  # pragma: no cover - a file the OS refuses to delete; the next run retries

@@ -288,6 +288,15 @@ def test_estimates_match_the_bytes_written(data_dir, tmp_path, record_property):
     assert np.all([a > 0 for _, _, a in rows])
 
 
+def _need_private_tmpfs(folder: Path) -> None:
+    import shlex
+
+    cmd = f"mount -t tmpfs -o size=1m tmpfs {shlex.quote(str(folder))}"
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", cmd], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a private tmpfs here (unshare -rm): {probe.stderr.strip()}")
+
+
 def _small_fs_cli(folder: Path, size: str, argv: list[str]):
     """Run ``python -m engine ...`` with *folder* a real tmpfs of *size* (a private mount namespace)."""
     import shlex
@@ -303,10 +312,7 @@ def test_cli_refuses_outputs_that_do_not_fit_a_small_file_system(sets, tmp_path)
     """denoise onto a real 2 MB tmpfs: one ``error:`` line naming the folder, exit 2; on 64 MB it runs."""
     out = tmp_path / "small"
     out.mkdir()
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", f"mount -t tmpfs -o size=1m tmpfs {out}"],
-                           capture_output=True, text=True)
-    if probe.returncode != 0:
-        pytest.skip(f"cannot mount a private tmpfs here (unshare -rm): {probe.stderr.strip()}")
+    _need_private_tmpfs(out)
     argv = ["denoise", str(sets["new_src"]), "--device", "cpu", "--out", str(out)]
     r = _small_fs_cli(out, "2m", argv)
     assert r.returncode == 2, r.stderr
@@ -315,3 +321,33 @@ def test_cli_refuses_outputs_that_do_not_fit_a_small_file_system(sets, tmp_path)
     assert "not enough free disk space" in lines[0] and "MB needed" in lines[0] and "MB free" in lines[0]
     ok = _small_fs_cli(out, "64m", [*argv, "--json"])
     assert ok.returncode == 0, ok.stderr  # the same outputs fit 64 MB (32 MiB margin + ~0.1 MB)
+
+
+_ENOSPC_CHILD = r"""
+import sys
+from pathlib import Path
+from engine._shared.output_set import output_set
+from engine.errors import DiskFullError
+out = Path(sys.argv[1])
+(out / "x.dat").write_bytes(b"old")
+try:
+    with output_set(out, "x") as s:  # no estimate: the write itself hits the full disk
+        (s.dir / "x.dat").write_bytes(b"\0" * (4 << 20))
+except DiskFullError as e:
+    assert str(out) in str(e) and "filled up" in str(e), e
+    assert sorted(p.name for p in out.iterdir()) == ["x.dat"] and (out / "x.dat").read_bytes() == b"old"
+    print("refused")
+"""
+
+
+def test_a_disk_that_fills_up_while_writing_keeps_the_old_set(tmp_path):
+    """A real ENOSPC (a private 1 MB tmpfs): DiskFullError naming the folder, old file kept, no staging."""
+    import shlex
+
+    out = tmp_path / "tiny"
+    out.mkdir()
+    _need_private_tmpfs(out)
+    script = (f"mount -t tmpfs -o size=1m tmpfs {shlex.quote(str(out))} && exec "
+              f"{shlex.quote(sys.executable)} -c {shlex.quote(_ENOSPC_CHILD)} {shlex.quote(str(out))}")
+    r = subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip() == "refused", r.stderr
