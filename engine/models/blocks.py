@@ -109,10 +109,14 @@ def check_channels(name: str, value: Any) -> tuple[int, ...]:
 
 
 def init_weights(module: nn.Module) -> None:
-    """Kaiming init for convolutions/linear layers (deterministic under torch.manual_seed)."""
+    """Kaiming init for convolutions/linear layers (deterministic under torch.manual_seed).
+
+    Parameters on the ``meta`` device (a network built only to learn its shapes) are left
+    alone: they hold no values, and ``normal_`` on them imports ``torch._dynamo`` (~3-5 s).
+    """
     for m in module.modules():
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-                          nn.ConvTranspose3d, nn.Linear)):
+                          nn.ConvTranspose3d, nn.Linear)) and not m.weight.is_meta:
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
