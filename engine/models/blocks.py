@@ -15,7 +15,7 @@ from torch import nn
 
 from engine.errors import ModelError
 
-__all__ = ["conv_cls", "conv_transpose_cls", "norm_cls", "pool_cls", "activation", "ConvBlock",
+__all__ = ["conv_cls", "conv_transpose_cls", "norm_cls", "pool_cls", "activation", "ConvBlock", "PairConv",
            "check_choice", "check_int", "check_float", "ACTIVATIONS"]
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "none")
@@ -69,6 +69,36 @@ class ConvBlock(nn.Sequential):
             layers.append(norm_cls(spatial_dims)(out_ch))
         layers.append(activation(act))
         super().__init__(*layers)
+
+
+class PairConv(nn.Module):
+    """``conv(torch.cat([a, b], dim=1))`` for a pair ``(a, b)``, as two convolutions summed.
+
+    Built from a trained convolution by :func:`engine.inference.optimize.split_skip_convs` for
+    inference: the decoder of a network with skip connections then never makes the
+    concatenated copy (same function; float rounding of the sum differs, ~1e-6).
+    """
+
+    def __init__(self, conv: nn.Module, first_channels: int):
+        super().__init__()
+        c = int(first_channels)
+        if not 0 < c < conv.in_channels or conv.groups != 1:
+            raise ModelError(f"cannot split a {conv.in_channels}-channel convolution after channel {c}")
+        cls = type(conv)
+        kw = {"kernel_size": conv.kernel_size, "stride": conv.stride, "padding": conv.padding,
+              "dilation": conv.dilation, "padding_mode": conv.padding_mode}
+        w = conv.weight.detach()
+        self.first = cls(c, conv.out_channels, bias=conv.bias is not None, **kw).to(w.device, w.dtype)
+        self.second = cls(conv.in_channels - c, conv.out_channels, bias=False, **kw).to(w.device, w.dtype)
+        with torch.no_grad():
+            self.first.weight.copy_(w[:, :c])
+            self.second.weight.copy_(w[:, c:])
+            if conv.bias is not None:
+                self.first.bias.copy_(conv.bias.detach())
+
+    def forward(self, pair: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        a, b = pair
+        return self.first(a).add_(self.second(b))
 
 
 # --- validation helpers: every family validates its keyword-only options the same way ---

@@ -41,6 +41,9 @@ def test_ct_anomaly_map_unchanged_on_lidc_slices(data_dir):
     img = read(str(data_dir / "ct/lidc_idri/LIDC-IDRI-0001"))
     loaded = weights.load("ct-dae")
     fast = dataclasses.replace(loaded, module=for_inference(loaded.module))
+    from engine.models.blocks import PairConv
+
+    assert sum(isinstance(m, PairConv) for m in fast.module.modules()) == 4  # one per decoder level
     n = img.array.shape[0]
     for k in (n // 4, n // 2, (3 * n) // 4):
         rec_ref, amap_ref, mask_ref = run_job(ct_slice(loaded, img.array[k], img.spacing[1:]))
