@@ -1,8 +1,10 @@
 """CT speed: the 77-slice LIDC-IDRI-0001 series through ``python -m engine reconstruct`` vs a plain
 pydicom read of the same series (read every file + its pixel array), with a per-stage breakdown.
 
-Run: ``python benchmarks/bench_ct_speed.py [--full]``. The ratios are measured in the same run
-(the machine is shared and noisy); medians of the repeats are quoted. Target: <= 10x (goal <= 5x).
+Run: ``python benchmarks/bench_ct_speed.py [--full] [--compare OTHER_CHECKOUT]``. The ratios are
+measured in the same run (the machine is shared and noisy); medians of the repeats are quoted.
+Target: <= 10x (goal <= 5x). ``--compare`` runs the CLI of this checkout and of another one (e.g. the
+main branch before a change) alternately, with pydicom reads between runs, and prints both ratios.
 """
 from __future__ import annotations
 
@@ -32,13 +34,36 @@ def pydicom_read_s(series: Path = SERIES) -> float:
     return time.perf_counter() - t0
 
 
-def cli_reconstruct_s(series: Path = SERIES) -> float:
-    """Wall seconds of ``python -m engine reconstruct`` on *series* (process start included)."""
+def cli_reconstruct_s(series: Path = SERIES, *, repo: Path = REPO) -> float:
+    """Wall seconds of ``python -m engine reconstruct`` on *series* (process start included),
+    run in checkout *repo* (its ``engine`` package wins over an installed one)."""
     with tempfile.TemporaryDirectory(prefix="bench-ct-") as out:
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "engine", "reconstruct", str(series), "--out", out,
-                        "--device", "cpu"], check=True, cwd=REPO, capture_output=True)
+                        "--device", "cpu"], check=True, cwd=repo, capture_output=True)
         return time.perf_counter() - t0
+
+
+def compare_rows(other: Path, reps: int = 3) -> list[dict]:
+    """CLI seconds of this checkout and of *other*, alternating (ABBA...), pydicom reads in between."""
+    runs: dict[Path, list[float]] = {REPO: [], Path(other): []}
+    reads, floors = [pydicom_read_s()], []
+    for i in range(reps):
+        for repo in (REPO, Path(other)) if i % 2 == 0 else (Path(other), REPO):
+            reads += [pydicom_read_s(), pydicom_read_s()]
+            runs[repo].append(cli_reconstruct_s(repo=repo))
+        floors.append(import_floor_s())
+    base = statistics.median(reads)
+    rows = [{"figure": "CT 77 slices: pydicom read", "value": base, "unit": "s", "reference": "", "ratio": 1.0,
+             "target": ""}]
+    for repo, v in runs.items():
+        m = statistics.median(v)
+        rows.append({"figure": f"CLI reconstruct, {repo.name}", "value": m, "unit": "s",
+                     "reference": "pydicom read", "ratio": m / base, "target": "<= 10x (goal <= 5x)"})
+    f = statistics.median(floors)
+    rows.append({"figure": "python start + import torch, engine.cli", "value": f, "unit": "s",
+                 "reference": "pydicom read", "ratio": f / base, "target": ""})
+    return rows
 
 
 def import_floor_s() -> float:
@@ -127,7 +152,12 @@ def print_table(rows: list[dict]) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--full", action="store_true", help="three repeats instead of one")
+    ap.add_argument("--compare", type=Path, default=None, metavar="CHECKOUT",
+                    help="also time the CLI of another checkout, interleaved with this one's")
     args = ap.parse_args(argv)
+    if args.compare is not None:
+        print_table(compare_rows(args.compare, reps=3))
+        return 0
     print_table(run_all_rows(quick=not args.full))
     return 0
 
