@@ -17,7 +17,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 __all__ = ["error_map", "postprocess_image_error", "smooth_signal_error", "ct_body_mask", "ct_lung_mask",
-           "disk_closing", "tissue_mask", "calibrate", "apply_calibration", "anomaly_stats", "CALIBRATION_PERCENTILES"]
+           "disk_closing", "fill_holes", "tissue_mask", "calibrate", "apply_calibration", "anomaly_stats",
+           "CALIBRATION_PERCENTILES"]
 
 CALIBRATION_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 
@@ -46,7 +47,10 @@ def postprocess_image_error(err: np.ndarray, *, median_size: int = 0, smooth_sig
             raise ValueError(f"mask shape {m.shape} != error shape {out.shape}")
         out = out * m
     if median_size and median_size > 1:
-        out = ndi.median_filter(out, size=int(median_size), mode="reflect")
+        if m is None:
+            out = ndi.median_filter(out, size=int(median_size), mode="reflect")
+        else:
+            out = _median_near_mask(out, m, int(median_size), float(smooth_sigma or 0.0))
     if smooth_sigma and smooth_sigma > 0:
         out = ndi.gaussian_filter(out, float(smooth_sigma), mode="reflect")
         if m is not None:
@@ -57,6 +61,31 @@ def postprocess_image_error(err: np.ndarray, *, median_size: int = 0, smooth_sig
     return out.astype(np.float32)
 
 
+def _median_near_mask(err: np.ndarray, mask: np.ndarray, size: int, sigma: float) -> np.ndarray:
+    """``ndi.median_filter(err, size, mode="reflect")`` wherever a pixel of *mask* can see it.
+
+    The result is kept only inside *mask*, after a Gaussian of radius ``int(4 sigma + 0.5)``
+    (scipy's truncation), so only the mask's bounding box grown by that radius needs the
+    median; it is computed on that box grown by the median's half-width (or up to the
+    array edge, where ``reflect`` then behaves as on the whole array), so every kept value
+    equals the whole-array filter's. Elsewhere *err* is returned unfiltered. Slices with no
+    mask skip the filter (~40 ms a 257 x 257 CT slice at model resolution).
+    """
+    radius = int(4.0 * sigma + 0.5) if sigma > 0 else 0
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    out = err.copy()
+    if rows.size == 0:
+        return out
+    h, w = err.shape
+    y0, y1 = max(int(rows[0]) - radius, 0), min(int(rows[-1]) + 1 + radius, h)
+    x0, x1 = max(int(cols[0]) - radius, 0), min(int(cols[-1]) + 1 + radius, w)
+    cy0, cy1 = max(y0 - size // 2, 0), min(y1 + size // 2, h)
+    cx0, cx1 = max(x0 - size // 2, 0), min(x1 + size // 2, w)
+    med = ndi.median_filter(err[cy0:cy1, cx0:cx1], size=size, mode="reflect")
+    out[y0:y1, x0:x1] = med[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
+    return out
+
+
 def smooth_signal_error(err: np.ndarray, *, sfreq: float, smooth_s: float = 0.05) -> np.ndarray:
     """Moving average of a ``(channels, n)`` error over *smooth_s* seconds."""
     n = max(1, int(round(smooth_s * sfreq)))
@@ -65,18 +94,59 @@ def smooth_signal_error(err: np.ndarray, *, sfreq: float, smooth_s: float = 0.05
     return ndi.uniform_filter1d(np.asarray(err, np.float32), n, axis=-1, mode="nearest")
 
 
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``ndi.binary_fill_holes(mask)`` (default structure), exactly, by one labelling.
+
+    A hole is a background component (4-connected in 2-D, faces in n-D: scipy's default)
+    that does not touch the array's border. scipy finds them by dilating from the border
+    until nothing changes, which costs a full pass per pixel of the widest hole (~20 ms a
+    CT slice); labelling the background once costs one pass.
+    """
+    mask = np.asarray(mask, bool)
+    lab, n = ndi.label(~mask)
+    if n == 0:
+        return mask.copy()
+    outside = np.zeros(n + 1, bool)
+    for ax in range(mask.ndim):  # components with a pixel on any face of the array
+        outside[np.take(lab, 0, axis=ax)] = True
+        outside[np.take(lab, -1, axis=ax)] = True
+    outside[0] = False  # label 0 is the mask itself
+    return ~outside[lab]
+
+
+def _largest_component(fg: np.ndarray) -> np.ndarray:
+    lab, n = ndi.label(fg)
+    if n == 0:
+        return np.zeros(fg.shape, bool)
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    return lab == (1 + int(np.argmax(sizes)))
+
+
 def ct_body_mask(hu: np.ndarray, *, threshold: float = -500.0) -> np.ndarray:
     """The patient's body on an axial slice: the largest component above *threshold* HU, holes filled.
 
     Filling holes puts the lungs (air inside the chest wall) inside the body.
     """
     fg = ndi.binary_opening(hu > threshold, iterations=2)
-    lab, n = ndi.label(fg)
-    if n == 0:
-        return np.zeros(hu.shape, bool)
-    sizes = ndi.sum(fg, lab, index=np.arange(1, n + 1))
-    body = lab == (1 + int(np.argmax(sizes)))
-    return ndi.binary_fill_holes(body)
+    return fill_holes(_largest_component(fg))
+
+
+def _crop_box(mask: np.ndarray, margin: int) -> tuple[slice, ...] | None:
+    """The bounding box of *mask* grown by *margin* on every side (may extend past the array)."""
+    idx = [np.flatnonzero(mask.any(axis=tuple(a for a in range(mask.ndim) if a != ax)))
+           for ax in range(mask.ndim)]
+    if any(i.size == 0 for i in idx):
+        return None
+    return tuple(slice(int(i[0]) - margin, int(i[-1]) + 1 + margin) for i in idx)
+
+
+def _padded_crop(mask: np.ndarray, box: tuple[slice, ...]) -> np.ndarray:
+    """``mask[box]`` where parts of *box* outside the array read as background."""
+    out = np.zeros(tuple(b.stop - b.start for b in box), bool)
+    src = tuple(slice(max(b.start, 0), min(b.stop, n)) for b, n in zip(box, mask.shape))
+    dst = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(src, box))
+    out[dst] = mask[src]
+    return out
 
 
 def disk_closing(mask: np.ndarray, r: int) -> np.ndarray:
@@ -85,15 +155,23 @@ def disk_closing(mask: np.ndarray, r: int) -> np.ndarray:
     Dilation and erosion by a disk are thresholds of Euclidean distance transforms, which
     cost the same for any radius (a 29x29 structuring element made the closing 0.13 s per
     CT slice). As in scipy, pixels outside the array count as background in both steps.
+    Both transforms run on the mask's bounding box grown by what can matter (``2 r + 1``):
+    every pixel the closing can set, and every pixel that decides it, lies inside it.
     """
     mask = np.asarray(mask, bool)
-    if not mask.any():
+    box = _crop_box(mask, 2 * r + 1)
+    if box is None:
         return np.zeros_like(mask)
+    m = _padded_crop(mask, box)  # a background ring of >= r + 1 pixels around the dilation
+    src = tuple(slice(max(b.start, 0), min(b.stop, n)) for b, n in zip(box, mask.shape))
+    dst = tuple(slice(s.start - b.start, s.stop - b.start) for s, b in zip(src, box))
     rr = float(r * r)
-    dilated = np.rint(ndi.distance_transform_edt(~mask) ** 2) <= rr  # nearest foreground within r
-    pad = r + 1
-    d2 = np.rint(ndi.distance_transform_edt(np.pad(dilated, pad)) ** 2)[pad:-pad, pad:-pad]
-    return d2 > rr  # no background (or outside) pixel within r
+    dilated = np.zeros_like(m)  # nearest foreground within r, inside the array only (as scipy)
+    dilated[dst] = (np.rint(ndi.distance_transform_edt(~m) ** 2) <= rr)[dst]
+    closed = np.rint(ndi.distance_transform_edt(dilated) ** 2) > rr  # no background within r
+    out = np.zeros_like(mask)
+    out[src] = closed[dst]
+    return out
 
 
 def ct_lung_mask(hu: np.ndarray, *, threshold: float = -400.0, closing_mm: float = 10.0,
@@ -105,14 +183,17 @@ def ct_lung_mask(hu: np.ndarray, *, threshold: float = -400.0, closing_mm: float
     lab, n = ndi.label(air)
     if n == 0:
         return np.zeros(hu.shape, bool)
-    sizes = ndi.sum(air, lab, index=np.arange(1, n + 1))
-    keep = np.isin(lab, 1 + np.flatnonzero(sizes >= max(500.0, 0.02 * air.sum())))
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    big = sizes >= max(500.0, 0.02 * float(sizes[1:].sum()))
+    big[0] = False
+    keep = big[lab]
     r = max(1, int(round(closing_mm / spacing_mm / 2)))
     closed = disk_closing(np.pad(keep, r), r)[r:-r, r:-r]
     filled = np.zeros_like(closed)
     lab2, n2 = ndi.label(closed)
-    for i in range(1, n2 + 1):  # fill each lung separately (filling both would add the mediastinum)
-        filled |= ndi.binary_fill_holes(lab2 == i)
+    for i, sl in enumerate(ndi.find_objects(lab2), start=1):  # each lung separately (both would add the mediastinum)
+        grown = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in sl)  # its box + a background ring
+        filled[grown] |= fill_holes(lab2[grown] == i)
     return filled & body
 
 

@@ -6,6 +6,10 @@ convolution (inside an ``nn.Sequential``, which is how every network in
 ``nn.Identity`` in its place. The result computes the same function (to float
 rounding) with one pass over the activations fewer per block. Training code must
 keep the unfolded network: the folded copy has no running statistics to update.
+
+:func:`split_skip_convs` replaces the first convolution after each skip connection of a
+:class:`~engine.models.conv.ConvAE` by a :class:`~engine.models.blocks.PairConv`, so the
+decoder never copies ``torch.cat([up, skip])`` (it was ~10% of ct-dae's forward pass on CPU).
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import itertools
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-__all__ = ["count_batchnorm", "fold_batchnorm", "for_inference", "optimized"]
+__all__ = ["count_batchnorm", "fold_batchnorm", "split_skip_convs", "for_inference", "optimized"]
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -41,20 +45,38 @@ def fold_batchnorm(module: nn.Module, *, inplace: bool = False) -> nn.Module:
     return net
 
 
+def split_skip_convs(module: nn.Module) -> nn.Module:
+    """Give every skip-connected 2-D ConvAE decoder level of *module* (in place) a PairConv first convolution.
+
+    2-D only: that is where it was measured (ct-dae forward 0.106 -> 0.094 s for 4 tiles of 256 px,
+    1 thread); 1-D signal networks keep their concatenation.
+    """
+    from engine.models.blocks import PairConv
+    from engine.models.conv import ConvAE
+
+    for net in [m for m in module.modules() if isinstance(m, ConvAE) and m.skip_connections
+                and m.hparams["spatial_dims"] == 2]:
+        for up, dec in zip(net.up, net.dec):
+            block = dec[0]
+            if isinstance(block, nn.Sequential) and isinstance(block[0], _CONVS):
+                block[0] = PairConv(block[0], first_channels=up.out_channels)
+    return module
+
+
 def count_batchnorm(module: nn.Module) -> int:
     """How many BatchNorm layers *module* still has (0 once everything folded)."""
     return sum(isinstance(m, _NORMS) for m in module.modules())
 
 
 def for_inference(module: nn.Module, device=None) -> nn.Module:
-    """A folded copy of *module* on *device*, in channels_last when it holds 2-D convolutions.
+    """A folded copy of *module* (skip convolutions split) on *device*, channels_last for 2-D convolutions.
 
     The original network is left untouched (training code may still use it). Outputs equal
     the original's to float rounding (tested on real CRCHisto and LIDC images).
     """
     import torch
 
-    net = fold_batchnorm(module)
+    net = split_skip_convs(fold_batchnorm(module))
     if any(isinstance(m, nn.Conv2d) for m in net.modules()):
         return net.to(device or "cpu", memory_format=torch.channels_last)
     return net.to(device or "cpu")

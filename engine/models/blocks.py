@@ -15,7 +15,7 @@ from torch import nn
 
 from engine.errors import ModelError
 
-__all__ = ["conv_cls", "conv_transpose_cls", "norm_cls", "pool_cls", "activation", "ConvBlock",
+__all__ = ["conv_cls", "conv_transpose_cls", "norm_cls", "pool_cls", "activation", "ConvBlock", "PairConv",
            "check_choice", "check_int", "check_float", "ACTIVATIONS"]
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "gelu", "sigmoid", "tanh", "none")
@@ -71,6 +71,36 @@ class ConvBlock(nn.Sequential):
         super().__init__(*layers)
 
 
+class PairConv(nn.Module):
+    """``conv(torch.cat([a, b], dim=1))`` for a pair ``(a, b)``, as two convolutions summed.
+
+    Built from a trained convolution by :func:`engine.inference.optimize.split_skip_convs` for
+    inference: the decoder of a network with skip connections then never makes the
+    concatenated copy (same function; float rounding of the sum differs, ~1e-6).
+    """
+
+    def __init__(self, conv: nn.Module, first_channels: int):
+        super().__init__()
+        c = int(first_channels)
+        if not 0 < c < conv.in_channels or conv.groups != 1:
+            raise ModelError(f"cannot split a {conv.in_channels}-channel convolution after channel {c}")
+        cls = type(conv)
+        kw = {"kernel_size": conv.kernel_size, "stride": conv.stride, "padding": conv.padding,
+              "dilation": conv.dilation, "padding_mode": conv.padding_mode}
+        w = conv.weight.detach()
+        self.first = cls(c, conv.out_channels, bias=conv.bias is not None, **kw).to(w.device, w.dtype)
+        self.second = cls(conv.in_channels - c, conv.out_channels, bias=False, **kw).to(w.device, w.dtype)
+        with torch.no_grad():
+            self.first.weight.copy_(w[:, :c])
+            self.second.weight.copy_(w[:, c:])
+            if conv.bias is not None:
+                self.first.bias.copy_(conv.bias.detach())
+
+    def forward(self, pair: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        a, b = pair
+        return self.first(a).add_(self.second(b))
+
+
 # --- validation helpers: every family validates its keyword-only options the same way ---
 
 def check_choice(name: str, value: Any, choices: Iterable[Any]) -> Any:
@@ -109,10 +139,14 @@ def check_channels(name: str, value: Any) -> tuple[int, ...]:
 
 
 def init_weights(module: nn.Module) -> None:
-    """Kaiming init for convolutions/linear layers (deterministic under torch.manual_seed)."""
+    """Kaiming init for convolutions/linear layers (deterministic under torch.manual_seed).
+
+    Parameters on the ``meta`` device (a network built only to learn its shapes) are left
+    alone: they hold no values, and ``normal_`` on them imports ``torch._dynamo`` (~3-5 s).
+    """
     for m in module.modules():
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d,
-                          nn.ConvTranspose3d, nn.Linear)):
+                          nn.ConvTranspose3d, nn.Linear)) and not m.weight.is_meta:
             nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)

@@ -20,6 +20,7 @@ from engine.errors import ModelError
 from engine.models.blocks import (
     ACTIVATIONS,
     ConvBlock,
+    PairConv,
     activation,
     as_tensor_shape,
     check_channels,
@@ -154,7 +155,9 @@ class ConvAE(nn.Module):
             else:
                 h = up(F.interpolate(h, scale_factor=2.0, mode=self._interp, align_corners=False))
             if self.skip_connections:
-                h = torch.cat([h, skips[len(skips) - 1 - j]], dim=1)
+                skip = skips[len(skips) - 1 - j]
+                # an inference copy may take the pair as is (PairConv: no concatenated copy)
+                h = (h, skip) if isinstance(dec[0][0], PairConv) else torch.cat([h, skip], dim=1)
             h = dec(h)
         return self.head(h)
 

@@ -41,6 +41,9 @@ def test_ct_anomaly_map_unchanged_on_lidc_slices(data_dir):
     img = read(str(data_dir / "ct/lidc_idri/LIDC-IDRI-0001"))
     loaded = weights.load("ct-dae")
     fast = dataclasses.replace(loaded, module=for_inference(loaded.module))
+    from engine.models.blocks import PairConv
+
+    assert sum(isinstance(m, PairConv) for m in fast.module.modules()) == 4  # one per decoder level
     n = img.array.shape[0]
     for k in (n // 4, n // 2, (3 * n) // 4):
         rec_ref, amap_ref, mask_ref = run_job(ct_slice(loaded, img.array[k], img.spacing[1:]))
@@ -86,3 +89,105 @@ def test_lung_mask_unchanged_on_lidc_slices(data_dir):
             anomaly.disk_closing = saved
         assert ref.any()
         np.testing.assert_array_equal(new, ref)
+
+
+# --- the previous (plain scipy) CT mask and error code, kept here as the reference -----------------
+
+def _ref_body_mask(hu, threshold=-500.0):
+    from scipy import ndimage as ndi
+
+    fg = ndi.binary_opening(hu > threshold, iterations=2)
+    lab, n = ndi.label(fg)
+    if n == 0:
+        return np.zeros(hu.shape, bool)
+    sizes = ndi.sum(fg, lab, index=np.arange(1, n + 1))
+    return ndi.binary_fill_holes(lab == (1 + int(np.argmax(sizes))))
+
+
+def _ref_lung_mask(hu, *, threshold=-400.0, closing_mm=10.0, spacing_mm=0.7):
+    from scipy import ndimage as ndi
+
+    body = _ref_body_mask(hu)
+    air = (hu < threshold) & ndi.binary_erosion(body, iterations=3)
+    lab, n = ndi.label(air)
+    if n == 0:
+        return np.zeros(hu.shape, bool)
+    sizes = ndi.sum(air, lab, index=np.arange(1, n + 1))
+    keep = np.isin(lab, 1 + np.flatnonzero(sizes >= max(500.0, 0.02 * air.sum())))
+    r = max(1, int(round(closing_mm / spacing_mm / 2)))
+    closed = _scipy_disk_closing(np.pad(keep, r), r)[r:-r, r:-r]
+    filled = np.zeros_like(closed)
+    lab2, n2 = ndi.label(closed)
+    for i in range(1, n2 + 1):
+        filled |= ndi.binary_fill_holes(lab2 == i)
+    return filled & body
+
+
+def _ref_postprocess(err, *, median_size, smooth_sigma, mask):
+    from scipy import ndimage as ndi
+
+    out = ndi.median_filter(err * mask, size=median_size, mode="reflect")
+    out = ndi.gaussian_filter(out, smooth_sigma, mode="reflect")
+    w = ndi.gaussian_filter(mask.astype(np.float32), smooth_sigma, mode="reflect")
+    return (out / np.maximum(w, 1e-3) * mask).astype(np.float32)
+
+
+def test_fill_holes_equals_scipy():
+    from scipy import ndimage as ndi
+
+    from engine.inference.anomaly import fill_holes
+
+    rng = np.random.default_rng(7)
+    for shape in ((60, 80), (15, 20, 25)):
+        for density in (0.3, 0.55, 0.8):
+            m = rng.random(shape) < density
+            filled = fill_holes(m)
+            assert (filled & ~m).any() or density < 0.5  # dense random masks do have holes
+            np.testing.assert_array_equal(filled, ndi.binary_fill_holes(m))
+    for m in (np.zeros((9, 9), bool), np.ones((9, 9), bool)):
+        np.testing.assert_array_equal(fill_holes(m), ndi.binary_fill_holes(m))
+
+
+def test_body_and_lung_masks_equal_previous_code_on_every_lidc_slice(data_dir):
+    from engine.inference import anomaly
+    from engine.io import read
+
+    img = read(str(data_dir / "ct/lidc_idri/LIDC-IDRI-0001"))
+    n_lung = 0
+    for k in range(img.array.shape[0]):
+        hu = img.array[k]
+        np.testing.assert_array_equal(anomaly.ct_body_mask(hu), _ref_body_mask(hu))
+        new = anomaly.ct_lung_mask(hu, spacing_mm=0.7, closing_mm=20.0)
+        np.testing.assert_array_equal(new, _ref_lung_mask(hu, spacing_mm=0.7, closing_mm=20.0))
+        n_lung += bool(new.any())
+    assert n_lung > img.array.shape[0] // 2  # the series is a chest CT: most slices have lung
+
+
+def test_masked_error_postprocessing_equals_whole_array_filters(data_dir):
+    """The median computed only near the mask keeps every value inside it (real LIDC errors)."""
+    from engine import weights
+    from engine.inference.anomaly import ct_lung_mask, postprocess_image_error
+    from engine.inference.ct import _resize
+    from engine.inference.preprocess import ct_to_model, resample_slice
+    from engine.inference.tiles import tiled_reconstruct
+    from engine.io import read
+    from engine.jobs import run_job
+
+    if "ct-dae" not in {r["name"] for r in weights.list_bundled()}:
+        pytest.skip("bundled ct-dae not installed")
+    loaded = weights.load("ct-dae")
+    prep, inp = loaded.meta["preprocessing"], loaded.meta["input"]
+    img = read(str(data_dir / "ct/lidc_idri/LIDC-IDRI-0001"))
+    n = img.array.shape[0]
+    for k in (2, n // 2, n - 3):
+        hu = img.array[k]
+        x = resample_slice(ct_to_model(hu, prep), img.spacing[1:], prep["target_spacing_mm"])
+        rec = run_job(tiled_reconstruct(loaded.module, lambda y0, x0, y1, x1: x[None, y0:y1, x0:x1],
+                                        *x.shape, tile=int(inp["tile"]), overlap=int(inp["overlap"]),
+                                        size_multiple=int(inp["size_multiple"])))
+        err = np.abs(x - rec[0])
+        lung = _resize(ct_lung_mask(hu, spacing_mm=0.7, closing_mm=20.0).astype(np.float32), x.shape) > 0.5
+        for m in (lung, np.zeros_like(lung), np.pad(np.ones((5, 5), bool), [(0, x.shape[0] - 5), (x.shape[1] - 5, 0)])):
+            got = postprocess_image_error(err, median_size=9, smooth_sigma=2.0, mask=m)
+            np.testing.assert_allclose(got, _ref_postprocess(err, median_size=9, smooth_sigma=2.0, mask=m),
+                                       rtol=0, atol=1e-6)
