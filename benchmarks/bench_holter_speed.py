@@ -9,8 +9,9 @@ and page faults (``resource.getrusage``, minor + major):
 * ``reference``: ``engine.io.read`` the record, 0.5-40 Hz zero-phase 4th-order
   ``scipy.signal.sosfiltfilt`` per lead, write it with ``engine.export.signals.write_wfdb``.
 * ``denoise``: ``denoise_task`` + ``write_denoised`` (what ``python -m engine denoise`` runs)
-  with the levers on/off: intra-op threads (the thread policy's default vs 2) and BatchNorm
-  folding. OMP_WAIT_POLICY=PASSIVE is set by ``import engine`` in every case.
+  with the levers on/off: intra-op threads (the thread policy's default vs 2), BatchNorm
+  folding and the malloc policy (:mod:`engine._shared.memory`, which the CLI applies; off =
+  ``LATENT_MALLOC=default``). OMP_WAIT_POLICY=PASSIVE is set by ``import engine`` in every case.
 
 Ratios are denoise / reference in the same run (medians over ``--repeats``). Targets (issue
 21): 24-h denoise <= 1.5x the reference (goal <= 1.0x), peak RSS < 1.5 GB.
@@ -39,10 +40,12 @@ TARGET_RSS_MB = 1500.0
 def child(kind: str, record: str, out: str, threads: int, fold_bn: bool) -> None:
     import numpy as np
 
+    from engine._shared.memory import apply_malloc_policy
     from engine._shared.threads import apply_thread_policy
     from engine.io import read
 
     policy = apply_thread_policy(threads or None)
+    apply_malloc_policy()  # as the CLI's main does (LATENT_MALLOC=default switches it off)
     t0 = time.perf_counter()
     data = read(record)
     if kind == "reference":
@@ -68,19 +71,23 @@ def child(kind: str, record: str, out: str, threads: int, fold_bn: bool) -> None
                       "threads": policy.intra_op_threads}))
 
 
-def _run_child(kind, record, out, threads, fold_bn) -> dict:
+def _run_child(kind, record, out, threads, fold_bn, malloc=True) -> dict:
     cmd = [sys.executable, __file__, "--child", kind, record, out, str(threads), str(int(fold_bn))]
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=False)
+    env = {k: v for k, v in os.environ.items() if k != "LATENT_MALLOC"}
+    if not malloc:
+        env["LATENT_MALLOC"] = "default"
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=False, env=env)
     if res.returncode:
         raise RuntimeError(f"{kind} child failed: {res.stderr.strip()[-500:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-CASES = (  # name, kind, threads (0 = the policy's default), fold_bn
-    ("reference read+bandpass+write", "reference", 0, False),
-    ("denoise (policy threads, BN folded)", "denoise", 0, True),
-    ("denoise (policy threads, BN not folded)", "denoise", 0, False),
-    ("denoise (2 threads, BN folded)", "denoise", 2, True),
+CASES = (  # name, kind, threads (0 = the policy's default), fold_bn, malloc policy
+    ("reference read+bandpass+write", "reference", 0, False, True),
+    ("denoise (policy threads, BN folded)", "denoise", 0, True, True),
+    ("denoise (policy threads, BN folded, malloc default)", "denoise", 0, True, False),
+    ("denoise (policy threads, BN not folded)", "denoise", 0, False, True),
+    ("denoise (2 threads, BN folded)", "denoise", 2, True, True),
 )
 
 
@@ -92,12 +99,12 @@ def measure(hours: float, repeats: int = 1, cases=CASES) -> list[dict]:
         hea = write_record(Path(tmp), hours)
         record = os.fspath(hea.with_suffix(""))
         rows = []
-        for name, kind, threads, fold in cases:
+        for j, (name, kind, threads, fold, malloc) in enumerate(cases):
             runs = []
             for i in range(repeats):
-                out = Path(tmp) / f"out-{kind}-{threads}-{int(fold)}-{i}"
+                out = Path(tmp) / f"out-{j}-{i}"
                 out.mkdir()
-                runs.append(_run_child(kind, record, os.fspath(out), threads, fold))
+                runs.append(_run_child(kind, record, os.fspath(out), threads, fold, malloc))
             rows.append({"case": name, "kind": kind, "hours": hours,
                          **{k: statistics.median(r[k] for r in runs) for k in runs[0]}})
     ref = rows[0]["wall_s"]
@@ -133,9 +140,9 @@ def main(argv=None) -> int:
     rows = measure(args.hours, args.repeats)
     print(f"synthetic Holter {args.hours:g} h, 2 leads, 360 Hz; medians of {args.repeats} run(s); "
           f"usable cores per engine._shared.threads")
-    print(f"{'case':42s} {'wall s':>8s} {'ratio':>6s} {'RSS MB':>7s} {'faults':>9s} {'thr':>4s}")
+    print(f"{'case':52s} {'wall s':>8s} {'ratio':>6s} {'RSS MB':>7s} {'faults':>9s} {'thr':>4s}")
     for r in rows:
-        print(f"{r['case']:42s} {r['wall_s']:8.2f} {r['ratio']:6.2f} {r['rss_mb']:7.0f} {r['faults']:9.0f} "
+        print(f"{r['case']:52s} {r['wall_s']:8.2f} {r['ratio']:6.2f} {r['rss_mb']:7.0f} {r['faults']:9.0f} "
               f"{r['threads']:4d}")
     return 0
 
