@@ -51,7 +51,8 @@ def load_detector(model=None):
             _CACHE[key] = loaded
     if loaded.meta.get("architecture") != "nuclei-net" or "detector" not in loaded.meta:
         raise ModelError(f"model {loaded.name!r} ({loaded.meta.get('architecture')}) is not a nucleus "
-                         f"detector; use {default_model('detect-nuclei', 'histology')!r} or another detect-nuclei model")
+                         f"detector; use {default_model('detect-nuclei', 'histology')!r} or another "
+                         f"detect-nuclei model")
     return loaded
 
 
@@ -75,6 +76,22 @@ def _region(data: Image, roi) -> tuple[int, int, int, int]:
     if x1 <= x0 or y1 <= y0:
         raise LatentError(f"ROI {x},{y},{w},{h} lies outside the {cols}x{rows} image")
     return x0, y0, x1 - x0, y1 - y0
+
+
+def _core_owner(core, origin):
+    """``keep(xy)`` for :func:`~engine.tasks.nuclei.core.detect_array`: the points (in the pixels of
+    a tile box at *origin*) that the tile *core* ``(x0, y0, x1, y1)`` owns.
+
+    Each point belongs to the one tile core whose pixel range contains its rounded position, so
+    nothing is counted twice across tile borders; only those are outlined (the margin is context).
+    """
+    (x0, y0, x1, y1), (bx0, by0) = core, origin
+
+    def keep(xy: np.ndarray) -> np.ndarray:
+        x, y = xy[:, 0] + bx0, xy[:, 1] + by0
+        return (x >= x0 - 0.5) & (x < x1 - 0.5) & (y >= y0 - 0.5) & (y < y1 - 0.5)
+
+    return keep
 
 
 def detect_task(data: Image, *, model=None, device=None, mpp: float | None = None, roi=None,
@@ -176,18 +193,16 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
             bx1, by1 = min(cx1 + pad, cols), min(cy1 + pad, rows)
             rgb = np.asarray(data.read_region(0, bx0, by0, bx1 - bx0, by1 - by0))
             out = detect_array(module, rgb, scale=scale, threshold=thr, min_distance=md, device=dev,
-                               outlines=outlines, model_mpp=model_mpp)
-            xy, sc = out[0] + (bx0, by0), out[1]
-            # Each point belongs to the one tile core whose pixel range contains its rounded position.
-            own = ((xy[:, 0] >= tx - 0.5) & (xy[:, 0] < cx1 - 0.5)
-                   & (xy[:, 1] >= ty - 0.5) & (xy[:, 1] < cy1 - 0.5))
-            xys.append(xy[own])
-            scores.append(sc[own])
+                               outlines=outlines, model_mpp=model_mpp,
+                               keep=_core_owner((tx, ty, cx1, cy1), (bx0, by0)))
+            xys.append(out[0] + (bx0, by0))
+            scores.append(out[1])
             if outlines:
-                areas.append(out[2][own])
-                polys.extend(p + (bx0, by0) for p, keep in zip(out[3], own) if keep)
-            total += int(own.sum())
-            yield Progress((i + 1) / len(tiles), f"tile {i + 1}/{len(tiles)}: {int(own.sum())} nuclei, "
+                areas.append(out[2])
+                polys.extend(p + (bx0, by0) for p in out[3])
+            n_own = len(out[0])
+            total += n_own
+            yield Progress((i + 1) / len(tiles), f"tile {i + 1}/{len(tiles)}: {n_own} nuclei, "
                            f"{total} in total", {"tile": i + 1, "tiles": len(tiles), "total": total})
     finally:
         if dev.type == "cuda":
