@@ -45,6 +45,8 @@ def approximate_polygon(coords: np.ndarray, tolerance: float) -> np.ndarray:
     stack = [(0, n - 1)]
     while stack:
         start, end = stack.pop()
+        if end - start < 2:  # no point in between: nothing to test (skimage finds none either)
+            continue
         r0, c0 = pts[start]
         r1, c1 = pts[end]
         dr, dc = r1 - r0, c1 - c0
@@ -58,7 +60,7 @@ def approximate_polygon(coords: np.ndarray, tolerance: float) -> np.ndarray:
             if dr0 * dr + dc0 * dc > 0 and -dr1 * dr - dc1 * dc > 0:
                 d = abs(r * cos_a + c * sin_a - seg)
             else:
-                d = min(math.sqrt(dc0 ** 2 + dr0 ** 2), math.sqrt(dc1 ** 2 + dr1 ** 2))
+                d = min(math.sqrt(dc0 * dc0 + dr0 * dr0), math.sqrt(dc1 * dc1 + dr1 * dr1))  # numpy's x**2
             if d > best_d:
                 best, best_d = k, d
         if best >= 0 and best_d > tolerance:
@@ -144,12 +146,14 @@ def outline_nuclei(rgb: np.ndarray, xy: np.ndarray, *, mpp: float, hematoxylin_o
             keep = lab[sr, sc] if lab[sr, sc] else int(np.argmax(np.bincount(lab.ravel())[1:]) + 1)
             sub = lab == keep
             areas[i] = float(sub.sum())
-        pad = np.pad(sub, 1).astype(np.float32)
+        pad = np.zeros((sub.shape[0] + 2, sub.shape[1] + 2), np.float32)
+        pad[1:-1, 1:-1] = sub
         cs = find_contours(pad, 0.5)
         c = max(cs, key=len) if cs else np.zeros((0, 2))
         if len(c) >= 4:
             c = approximate_polygon(c, tolerance=simplify)
-        if len(c) > 1 and np.allclose(c[0], c[-1]):
+        # a closed contour repeats its first vertex exactly (its points lie on the half-pixel grid)
+        if len(c) > 1 and c[0, 0] == c[-1, 0] and c[0, 1] == c[-1, 1]:
             c = c[:-1]
         # contour (row, col) in padded sub coordinates -> x, y in rgb pixels
         polys.append(np.stack([c[:, 1] - 1 + x0, c[:, 0] - 1 + y0], 1) if len(c) else xy[i:i + 1].copy())
