@@ -97,7 +97,7 @@ def _core_owner(core, origin):
 def detect_task(data: Image, *, model=None, device=None, mpp: float | None = None, roi=None,
                 tile: int | None = None, margin: int | None = None, threshold: float | None = None,
                 min_distance: int | None = None, outlines: bool = True, estimate_scale: bool = True,
-                **options) -> Generator[Progress, None, Detections]:
+                bf16: bool | None = False, **options) -> Generator[Progress, None, Detections]:
     """Detect nuclei in a histology image; yields Progress per tile, returns :class:`Detections`.
 
     Parameters
@@ -124,11 +124,17 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
         Outline each nucleus (seeded watershed of the hematoxylin channel) and measure its area.
     estimate_scale : bool
         When the pixel size is unknown, estimate it (default); False assumes the model's own.
+    bf16 : bool or None
+        Run the network under bfloat16 autocast: about 2x faster network on a CPU with native
+        bf16, but not the same detections (about 0.1% of points differ; pooled F1 on the 10
+        CRCHisto validation images 0.7859 -> 0.7855, tune images 0.8254 -> 0.8248), so the
+        default is float32 (``False``). ``None``: bf16 where the CPU has it natively
+        (:func:`engine.inference.optimize.resolve_bf16`).
     """
     import torch
 
     from engine._shared.device import choose_device
-    from engine.inference.optimize import for_inference
+    from engine.inference.optimize import for_inference, resolve_bf16
     from engine.tasks.nuclei.core import detect_array, network_stride
 
     if getattr(data, "modality", None) != "histology":
@@ -171,7 +177,8 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
     tile = int(det.get("tile", DEFAULT_TILE) if tile is None else tile)
     margin = int(det.get("margin", DEFAULT_MARGIN) if margin is None else margin)
     dev = choose_device(device)
-    module = for_inference(loaded.module, dev)  # BatchNorm folded, channels_last: same detections
+    use_bf16 = resolve_bf16(bf16, dev)
+    module = for_inference(loaded.module, dev, bf16=use_bf16)  # BatchNorm folded, channels_last
 
     rx, ry, rw, rh = _region(data, roi)
     rows, cols = int(data.shape[0]), int(data.shape[1])
@@ -222,6 +229,7 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
         "mpp_source": source, "scale": scale, "tile_model_px": tile, "margin_model_px": margin,
         "tiles": len(tiles), "roi": [rx, ry, rw, rh], "device": str(dev),
         "match_radius_model_px": det.get("radius_px"), "outlines": bool(outlines),
+        "precision": "bf16 autocast" if use_bf16 else "float32",
         "timings_s": {"load_model": round(t_load, 4), "total": round(t_total, 4)},
     }
     if source == "estimated":
