@@ -117,9 +117,9 @@ def measure(hours: float, repeats: int = 1, cases=CASES) -> list[dict]:
     return rows
 
 
-def run_all_rows(quick: bool = True) -> list[dict]:
+def run_all_rows(quick: bool = True, repeats: int | None = None) -> list[dict]:
     """Rows for ``benchmarks/run_all.py``: 2-h record (quick, one repeat) or 24-h (three repeats)."""
-    hours, repeats = (2.0, 1) if quick else (24.0, 3)
+    hours, repeats = (2.0 if quick else 24.0), (repeats or (1 if quick else 3))
     rows = measure(hours, repeats, CASES[:2])
     ref, den = rows[0], rows[1]
     return [

@@ -150,9 +150,9 @@ def measure(side: int, repeats: int = 1, cases=CASES, data: Path = DEFAULT_DATA)
     return rows
 
 
-def run_all_rows(quick: bool = True) -> list[dict]:
+def run_all_rows(quick: bool = True, side: int | None = None, repeats: int | None = None) -> list[dict]:
     """Rows for ``benchmarks/run_all.py``: a 2000^2 region, one repeat (quick) or 4000^2, three."""
-    side, repeats = (2000, 1) if quick else (4000, 3)
+    side, repeats = (side or (2000 if quick else 4000)), (repeats or (1 if quick else 3))
     rows = measure(side, repeats, CASES[:4])
     log, cli, det, bf = rows
     name = f"Nuclei {side}x{side} @0.5 um/px"
