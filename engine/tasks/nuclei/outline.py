@@ -99,6 +99,7 @@ def outline_nuclei(rgb: np.ndarray, xy: np.ndarray, *, mpp: float, hematoxylin_o
     from scipy import ndimage as ndi
     from skimage.filters import threshold_otsu
     from skimage.measure import find_contours
+    from skimage.measure import label as skimage_label
     from skimage.segmentation import watershed
 
     from engine.tasks.nuclei.stain import hematoxylin
@@ -129,6 +130,13 @@ def outline_nuclei(rgb: np.ndarray, xy: np.ndarray, *, mpp: float, hematoxylin_o
     areas = np.bincount(labels.ravel(), minlength=n + 1)[1:].astype(np.float64)
     polys: list[np.ndarray] = []
     objs = ndi.find_objects(labels, max_label=n)
+    # 4-connected pieces of every label at once (pixels join only pixels of the same label): only a
+    # label in more than one piece needs its own ndi.label below, which finds the same pieces (its
+    # bounding box holds all of its pixels)
+    parts = skimage_label(labels, background=0, connectivity=1)
+    label_of_part = np.zeros(int(parts.max()) + 1, np.int64)
+    label_of_part[parts.ravel()] = labels.ravel()
+    split = np.bincount(label_of_part[1:], minlength=n + 1) > 1
     for i in chosen:
         sl = objs[i]
         if sl is None:
@@ -140,7 +148,7 @@ def outline_nuclei(rgb: np.ndarray, xy: np.ndarray, *, mpp: float, hematoxylin_o
         y0, x0 = max(sl[0].start - 1, 0), max(sl[1].start - 1, 0)
         y1, x1 = min(sl[0].stop + 1, rows), min(sl[1].stop + 1, cols)
         sub = labels[y0:y1, x0:x1] == i + 1
-        lab, k = ndi.label(sub)
+        lab, k = ndi.label(sub) if split[i + 1] else (None, 1)
         if k > 1:  # a region split by its neighbours: keep the piece holding the seed (else the largest)
             sr, sc = rc[i, 0] - y0, rc[i, 1] - x0
             keep = lab[sr, sc] if lab[sr, sc] else int(np.argmax(np.bincount(lab.ravel())[1:]) + 1)
