@@ -28,6 +28,37 @@ def _protect_bool_singletons() -> None:
 _protect_bool_singletons()
 
 
+class _SkipPyqtgraphCudaProbe:
+    """An import hook that answers pyqtgraph's optional ``cuda.bindings.runtime`` probe with "absent".
+
+    pyqtgraph's ``RawImageWidget`` (a widget the app does not use) imports CUDA Python at import
+    time for its GL interop; in a CUDA install that loaded the CUDA driver bindings (~65-100 ms of
+    the viewers' first import here). Only that probe, while that module runs, is refused;
+    pyqtgraph then takes its own no-CUDA path (``cudart = None``), and any later import of
+    ``cuda.bindings.runtime`` (torch's, say) is left alone.
+    """
+
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        if name == "cuda.bindings.runtime":
+            import sys
+
+            probe = sys.modules.get("pyqtgraph.widgets.RawImageWidget")
+            if probe is not None and not hasattr(probe, "cudart"):  # in the middle of its import
+                raise ModuleNotFoundError("skipped for pyqtgraph (desktop/__init__.py)", name=name)
+        return None
+
+
+def _install_import_hooks() -> None:
+    import sys
+
+    if not any(isinstance(f, _SkipPyqtgraphCudaProbe) for f in sys.meta_path):
+        sys.meta_path.insert(0, _SkipPyqtgraphCudaProbe())
+
+
+_install_import_hooks()
+
+
 def main(argv=None) -> int:
     from desktop.app import main as _main
 

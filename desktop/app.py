@@ -3,6 +3,7 @@
 ``python -m desktop [FILE] [--task TASK] [--screenshot PNG] [--quit] [--sfreq HZ]`` opens FILE,
 runs TASK with its default model, waits for the result, saves a screenshot of the
 main window and (with ``--quit``) exits 0; any failure prints ``error: ...`` and exits 2.
+``python -m desktop --quit`` without FILE exits 0 as soon as the empty main window has been shown.
 ``--save-session S.json`` saves a session when done; ``--session S.json`` restores one instead of FILE.
 """
 from __future__ import annotations
@@ -36,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--series-uid", help="DICOM SeriesInstanceUID to open from a folder with several series")
     p.add_argument("--timeout", type=float, default=900.0, metavar="S", help="give up after S seconds (automation)")
     p.add_argument("--size", default="1366x768", metavar="WxH", help="window size for automation (default 1366x768)")
-    p.add_argument("--save-session", metavar="JSON", help="save a session (input sha256, model, results, view) when done")
+    p.add_argument("--save-session", metavar="JSON",
+                   help="save a session (input sha256, model, results, view) when done")
     p.add_argument("--session", metavar="JSON", help="open a saved session instead of FILE")
     p.add_argument("--selftest", action="store_true", help="check the installation and exit")
     return p
@@ -212,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.task or args.screenshot or args.save_session:
         print("error: --task and --screenshot need a FILE to open", file=sys.stderr)
         return EXIT_FAILURE
+    elif args.quit:  # start-up check (benchmarks/bench_viewer.py): exit once the window is shown and painted
+        QTimer.singleShot(0, lambda: (app.processEvents(), window.close(), app.exit(0)))
     window.show()
     code = app.exec()
     if automation is not None and automation.exit_code is not None:

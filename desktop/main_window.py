@@ -31,9 +31,7 @@ from desktop.panels.export import ExportPanel
 from desktop.panels.results import ResultsPanel
 from desktop.session import Session
 from desktop.session_actions import SessionActions
-from desktop.views.ct_view import CtView
-from desktop.views.signal import SignalView, truncation_notice
-from desktop.views.slide_view import SlideView
+from desktop.views.signal.notices import truncation_notice
 
 logger = logging.getLogger("desktop")
 
@@ -94,15 +92,30 @@ class MainWindow(QMainWindow):
             wl.addWidget(b, 0, Qt.AlignmentFlag.AlignHCenter)
         wl.addStretch(2)
         self.welcome = welcome
-        self.ct_view = CtView(self.session)
-        self.slide_view = SlideView(self.session)
-        self.signal_view = SignalView(self.session)
-        for w in (welcome, self.ct_view, self.slide_view, self.signal_view):
-            self.stack.addWidget(w)
-        self.slide_view.scaleRequested.connect(lambda mpp: self.ask_mpp(mpp))
-        for v in (self.ct_view, self.slide_view, self.signal_view):
-            v.statusMessage.connect(lambda msg: self.statusBar().showMessage(msg, 4000))
+        self.stack.addWidget(welcome)
+        self._views: tuple | None = None  # (ct, slide, signal): built when first needed
+        # the viewers (and pyqtgraph, ~0.4 s to import) wait for the first file: the empty window shows sooner
+        self.session.dataAboutToChange.connect(self._ensure_views)
         self.setCentralWidget(self.stack)
+
+    def _ensure_views(self) -> tuple:
+        """The CT, slide and signal viewers, built (and pyqtgraph imported) on first use."""
+        if self._views is None:
+            from desktop.views.ct_view import CtView
+            from desktop.views.signal import SignalView
+            from desktop.views.slide_view import SlideView
+
+            views = (CtView(self.session), SlideView(self.session), SignalView(self.session))
+            self._views = views
+            for v in views:
+                self.stack.addWidget(v)
+                v.statusMessage.connect(lambda msg: self.statusBar().showMessage(msg, 4000))
+            views[1].scaleRequested.connect(lambda mpp: self.ask_mpp(mpp))
+        return self._views
+
+    ct_view = property(lambda self: self._ensure_views()[0])
+    slide_view = property(lambda self: self._ensure_views()[1])
+    signal_view = property(lambda self: self._ensure_views()[2])
 
     def _dock(self, title: str, widget: QWidget, name: str) -> QDockWidget:
         dock = QDockWidget(title, self)
@@ -310,8 +323,8 @@ class MainWindow(QMainWindow):
 
     def _on_data(self) -> None:
         data, modality = self.session.data, self.session.modality
-        view = {"ct": self.ct_view, "histology": self.slide_view, "ecg": self.signal_view,
-                "eeg": self.signal_view}.get(modality, self.welcome)
+        name = {"ct": "ct_view", "histology": "slide_view", "ecg": "signal_view", "eeg": "signal_view"}.get(modality)
+        view = getattr(self, name) if name else self.welcome
         self.stack.setCurrentWidget(view)
         if data is None:
             self.setWindowTitle("Latent")
@@ -335,7 +348,7 @@ class MainWindow(QMainWindow):
         view = self.current_view()
         if hasattr(view, "fit"):
             view.fit()
-        elif view is self.signal_view:
+        elif hasattr(view, "auto_scale"):  # the signal view
             view.auto_scale()
 
     def toggle_compare(self) -> None:
@@ -382,7 +395,8 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         """Stop every worker thread (cancel, then wait)."""
-        for obj in (self.analysis, self.opener, self.export, self.signal_view):
+        views = () if self._views is None else (self._views[2],)  # the signal view runs workers
+        for obj in (self.analysis, self.opener, self.export, *views):
             obj.runner.shutdown()
 
 

@@ -59,6 +59,9 @@ class Session(QObject):
         :attr:`montage` changed (EEG); :attr:`analysis_data` is the recording through it.
     roiChanged()
         :attr:`roi` (the level-0 ``(x, y, w, h)`` that limits detection, or None) changed.
+    dataAboutToChange()
+        New data (not None) is about to be set: emitted before anything changes, so that the
+        main window can build the viewers (imported when first needed) before ``dataChanged``.
     """
 
     dataChanged = Signal()
@@ -68,6 +71,7 @@ class Session(QObject):
     focusRequested = Signal(float, float)
     montageChanged = Signal()
     roiChanged = Signal()
+    dataAboutToChange = Signal()
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -86,6 +90,8 @@ class Session(QObject):
         return None if self.data is None else getattr(self.data, "modality", None)
 
     def set_data(self, data: Any, path: str, options: dict[str, Any] | None = None) -> None:
+        if data is not None:
+            self.dataAboutToChange.emit()
         old = self.data
         self.results.clear()
         self.resultsCleared.emit()

@@ -17,6 +17,8 @@ __all__ = [
     "WeightsError",
     "ModalityMismatchError",
     "CancelledError",
+    "OutputError",
+    "DiskFullError",
 ]
 
 
@@ -63,3 +65,35 @@ class ModalityMismatchError(ModelError):
 
 class CancelledError(LatentError):
     """A long job was cancelled by the user."""
+
+
+class OutputError(LatentError):
+    """The outputs cannot be written where asked (no room, no permission...).
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The output folder.
+    reason : str
+        One line saying what is wrong.
+    """
+
+    def __init__(self, folder: str | os.PathLike, reason: str):
+        self.folder = os.fspath(folder)
+        self.reason = " ".join(str(reason).split())
+        super().__init__(f"{self.folder}: {self.reason}")
+
+
+class DiskFullError(OutputError):
+    """Not enough free disk space for a task's outputs (checked before anything is written)."""
+
+    def __init__(self, folder: str | os.PathLike, *, needed: int | None, free: int, estimate: int | None = None):
+        self.needed, self.free, self.estimate = needed, int(free), estimate
+        est = f" ({_mb(estimate)} of outputs plus a safety margin)" if estimate is not None else ""
+        what = f"about {_mb(needed)} needed{est}, " if needed is not None else "the disk filled up while writing, "
+        super().__init__(folder, f"not enough free disk space for the outputs: {what}{_mb(free)} free; nothing "
+                                 "was replaced; free some space or write to another folder (--out)")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"

@@ -5,11 +5,15 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-__all__ = ["atomic_path", "write_json_atomic", "sha256_file", "stem_of"]
+__all__ = ["atomic_path", "write_json_atomic", "sha256_file", "stem_of", "PART_PATTERN"]
+
+#: Name of :func:`atomic_path`'s temporary file: ``.<stem>.latent-part-<pid>-<8 chars>.part<suffix>``.
+PART_PATTERN = re.compile(r"^\.(?P<stem>.*)\.latent-part-(?P<pid>\d+)-(?P<tag>[a-z0-9_]{8})\.part(\..*)?$")
 
 
 @contextlib.contextmanager
@@ -24,7 +28,10 @@ def atomic_path(dest: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     sfx = dest.suffix if suffix is None else suffix
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=".part" + sfx, dir=dest.parent)
+    # the pid in the name lets the next run into this folder remove what a killed one left
+    # (engine._shared.output_set.recover_output_sets; PART_PATTERN)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.stem}.latent-part-{os.getpid()}-", suffix=".part" + sfx,
+                               dir=dest.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     # mkstemp makes the file private (0600); outputs get the usual permissions under the umask

@@ -30,7 +30,7 @@ from engine.errors import LatentError
 from engine.results import ReconstructionResult
 
 __all__ = ["parse_formats", "IMAGE_FORMATS", "SIGNAL_FORMATS", "DEFAULT_IMAGE_FORMATS", "DEFAULT_SIGNAL_FORMATS",
-           "check_formats", "export_extra"]
+           "check_formats", "export_extra", "estimate_export_bytes"]
 
 IMAGE_FORMATS = ("tiff", "nifti", "dicom-pm", "dicom-seg", "dicom-sc", "ome-tiff")
 SIGNAL_FORMATS = ("native", "npy")
@@ -114,6 +114,44 @@ def export_extra(result: ReconstructionResult, data, out_dir: str | os.PathLike,
             paths += _native_signal(result, data, out, stem)
     paths.append(write_provenance(out / f"{stem}.export.json", prov, paths))
     return paths
+
+
+#: Upper bounds (bytes): a provenance record; per DICOM frame (its functional-group items); per file header.
+_PROVENANCE_BYTES, _DICOM_FRAME_BYTES, _HEADER_BYTES = 16 << 10, 2 << 10, 64 << 10
+
+
+def estimate_export_bytes(result: ReconstructionResult, data, formats: Sequence[str]) -> int:
+    """Upper bound of the bytes :func:`export_extra` writes for *formats*, from the arrays' shapes.
+
+    Uncompressed formats are counted exactly up to their headers; ``nifti`` (``.nii.gz``) and the
+    compressed pyramid are counted at their raw size, which bounds the compressed one.
+    """
+    import numpy as np
+
+    extra = [f for f in formats if f not in ("tiff", "npy")]
+    if not extra:
+        return 0
+    rec, an = np.shape(result.reconstruction.array), np.shape(result.anomaly.array)
+    n_rec, n_an = int(np.prod(rec, dtype=np.int64)), int(np.prod(an, dtype=np.int64))
+    planes = int(an[0]) if len(an) == 3 else 1
+    total = _PROVENANCE_BYTES
+    for f in extra:
+        if f == "nifti":
+            total += 4 * (n_rec + n_an) + 2 * _HEADER_BYTES
+        elif f == "dicom-pm":
+            total += 4 * n_an + planes * _DICOM_FRAME_BYTES + _HEADER_BYTES
+        elif f == "dicom-seg":
+            total += -(-n_an // 8) + planes * _DICOM_FRAME_BYTES + _HEADER_BYTES  # 1 bit per voxel
+        elif f == "dicom-sc":
+            total += 3 * int(an[-2]) * int(an[-1]) + _HEADER_BYTES  # one RGB plane
+        elif f == "ome-tiff":
+            total += 4 * n_an * 4 // 3 + _HEADER_BYTES  # levels halve each side: <= 4/3 of level 0
+        elif f == "native":  # WFDB format 16 or EDF: 2 bytes per sample, + the anomaly runs as annotations
+            from engine.export.signal_annotations import score_annotations
+
+            n_runs = len(score_annotations(result.anomaly.array, data.sfreq))
+            total += 2 * n_rec + 3 * _HEADER_BYTES + 96 * n_runs
+    return int(total)
 
 
 def _native_signal(result: ReconstructionResult, data, out: Path, stem: str) -> list[Path]:

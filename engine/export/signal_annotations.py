@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from engine._shared.files import atomic_path
+from engine._shared.output_set import output_set
 from engine.data import Annotation, Signal
 from engine.results import BeatScores, SegmentScores
 
 __all__ = ["score_annotations", "anomaly_runs", "write_wfdb_annotations", "write_edf_annotations",
            "write_score_annotations", "SCORE_FORMATS", "check_score_formats", "WFDB_EXTENSION",
-           "ANOMALY_THRESHOLD"]
+           "ANOMALY_THRESHOLD", "estimate_score_annotation_bytes"]
 
 #: ``--formats`` of the scoring tasks: the CSV table (default) and annotations in the input's family.
 SCORE_FORMATS = ("csv", "annotations")
@@ -77,9 +78,6 @@ def write_wfdb_annotations(annotations: list[Annotation], sfreq: float, out_dir:
     Path
         The annotation file.
     """
-    import shutil
-    import tempfile
-
     import wfdb
 
     out_dir = Path(out_dir)
@@ -88,16 +86,13 @@ def write_wfdb_annotations(annotations: list[Annotation], sfreq: float, out_dir:
     anns = sorted(annotations, key=lambda a: a.sample if a.sample is not None else round(a.onset * sfreq))
     samples = np.array([a.sample if a.sample is not None else round(a.onset * sfreq) for a in anns], np.int64)
     aux = [a.description + (f" dur={a.duration:.4g}s" if a.duration else "") for a in anns]
-    tmp = Path(tempfile.mkdtemp(prefix=f".{record_name}.", dir=out_dir))
-    try:
+    with output_set(out_dir, f"{record_name}.{extension}") as staged:  # fsynced, renamed into place
+        tmp = staged.dir
         if len(anns):
             wfdb.wrann(record_name, extension, samples, symbol=[_NOTE] * len(anns), aux_note=aux,
                        fs=float(sfreq), write_dir=str(tmp))
         else:  # wrann refuses an empty list; an empty annotation file is just its end marker
             (tmp / dest.name).write_bytes(b"\x00\x00")
-        os.replace(tmp / dest.name, dest)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
 
@@ -135,6 +130,23 @@ def check_score_formats(formats, data) -> tuple[str, ...]:
                 raise LatentError(f"format 'annotations' needs a WFDB or EDF/BDF recording; {d.path} is "
                                   f"{fmt or 'a headerless file'}")
     return tuple(dict.fromkeys(names))
+
+
+#: Upper bound of the bytes of one score annotation (WFDB: code, skip, aux text; EDF+: its TAL entry).
+_SCORE_ANNOTATION_BYTES = 96
+
+
+def estimate_score_annotation_bytes(scores, data: Signal) -> int:
+    """Bytes :func:`write_score_annotations` writes: the annotations, plus (EDF/BDF input) the recording."""
+    n = len(score_annotations(scores, data.sfreq)) * _SCORE_ANNOTATION_BYTES + 1024
+    fmt = str(data.metadata.get("format", "")).upper()
+    if not fmt.startswith("WFDB"):  # the recording itself, 2 (EDF) or 3 (BDF) bytes per sample, + headers
+        from engine.export.signals import _record_layout
+
+        _, spr = _record_layout(float(data.sfreq), int(data.n_samples))
+        n_total = -(-int(data.n_samples) // spr) * spr  # whole data records
+        n += (3 if fmt == "BDF" else 2) * len(data.channels) * n_total + 256 * (len(data.channels) + 2)
+    return n
 
 
 def write_score_annotations(scores, data: Signal, out_dir: str | os.PathLike, stem: str) -> list[Path]:

@@ -2,7 +2,9 @@
 
 Both writers read the signal window by window (never more than one window of
 float samples in memory besides the integer output) and write atomically: into a
-temporary name first, then renamed into place, so a crash leaves nothing half-written.
+temporary name first, then renamed into place, so a crash leaves nothing half-written;
+a WFDB record's ``.hea``/``.dat``/``.atr`` are published as one set
+(:func:`engine._shared.output_set.output_set`).
 
 Precision
 ---------
@@ -24,14 +26,13 @@ import logging
 import math
 import os
 import re
-import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from engine._shared.files import atomic_path
+from engine._shared.output_set import output_set
 from engine.data import Signal
 
 __all__ = ["write_wfdb", "write_edf", "choose_gain"]
@@ -141,8 +142,10 @@ def write_wfdb(signal: Signal, out_dir: str | os.PathLike, record_name: str, *, 
     bases = np.array([b for _, b in params], dtype=np.int64)
     invalid = _WFDB_LIMITS[fmt][1]
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{record_name}.", dir=out_dir))
-    try:
+    names = [f"{record_name}.{ext}" for ext in ("hea", "dat", "atr")]
+    # .hea/.dat/.atr are published as one set (an old .atr the new record lacks goes with the old set)
+    with output_set(out_dir, record_name, index=names[:1], family=names) as staged:
+        tmp = staged.dir
         checksum = np.zeros(n_ch, np.int64)
         init = None
         with open(tmp / f"{record_name}.dat", "wb") as fh:
@@ -169,13 +172,8 @@ def write_wfdb(signal: Signal, out_dir: str | os.PathLike, record_name: str, *, 
             comments=list(comments) if comments else None,
         )
         rec.wrheader(write_dir=str(tmp))
-        wrote_atr = annotations and _write_atr(signal, tmp, record_name)
-        os.replace(tmp / f"{record_name}.dat", out_dir / f"{record_name}.dat")
-        if wrote_atr:
-            os.replace(tmp / f"{record_name}.atr", out_dir / f"{record_name}.atr")
-        os.replace(tmp / f"{record_name}.hea", out_dir / f"{record_name}.hea")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if annotations:
+            _write_atr(signal, tmp, record_name)
     return out_dir / f"{record_name}.hea"
 
 

@@ -62,8 +62,10 @@ app = QApplication([])
 from desktop.main_window import MainWindow
 w = MainWindow(); w.show(); app.processEvents()
 shown = time.perf_counter() - t0
-heavy = sorted(m for m in ("torch", "mne", "wfdb", "pydicom", "openslide", "engine.tasks.reconstruct", "engine.tasks.nuclei",
-                           "engine.tasks.score_beats", "engine.tasks.score_segments", "engine.tasks.denoise", "scipy.signal") if m in sys.modules)
+heavy = sorted(m for m in ("torch", "mne", "wfdb", "pydicom", "openslide", "engine.tasks.reconstruct",
+                           "engine.tasks.nuclei", "engine.tasks.score_beats", "engine.tasks.score_segments",
+                           "engine.tasks.denoise", "scipy.signal", "pyqtgraph", "cuda.bindings.runtime")
+               if m in sys.modules)
 print(f"{shown:.3f}", ",".join(heavy))
 w.shutdown()
 """
@@ -78,6 +80,39 @@ def test_startup_is_fast_and_imports_nothing_heavy(tmp_path):
     assert heavy == "", f"imported at start-up: {heavy}"
     # 2 s on a normal machine; this shared 2-core box can be slower, so allow some slack
     assert float(seconds) < 5.0, f"window took {seconds} s to show"
+
+
+VIEWERS_ON_DEMAND = r"""
+import sys
+from PySide6.QtWidgets import QApplication
+app = QApplication([])
+from desktop.main_window import MainWindow
+w = MainWindow(); w.show(); app.processEvents()
+assert "pyqtgraph" not in sys.modules and w._views is None  # the empty window needs no viewer
+view = w.signal_view  # first use builds the viewers
+assert "pyqtgraph" in sys.modules and w.stack.indexOf(view) > 0 and w.stack.indexOf(w.ct_view) > 0
+import pyqtgraph.widgets.RawImageWidget as raw
+assert raw.cudart is None  # pyqtgraph's CUDA probe was answered "absent" ...
+try:
+    import cuda.bindings.runtime  # ... and CUDA Python still imports for anyone else
+    print("cuda-ok")
+except ImportError:
+    print("no-cuda")  # not installed in this environment
+w.shutdown()
+"""
+
+
+def test_viewers_and_pyqtgraph_wait_for_first_use(tmp_path):
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", LATENT_SETTINGS_DIR=str(tmp_path / "s"))
+    r = subprocess.run([sys.executable, "-c", VIEWERS_ON_DEMAND], cwd=REPO, env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[-1] in ("cuda-ok", "no-cuda")
+
+
+def test_quit_without_a_file_exits_once_the_window_is_shown(tmp_path):
+    r = _run(["--quit"], tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
 
 
 @pytest.mark.parametrize("flag", ["--help"])

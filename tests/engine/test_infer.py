@@ -144,7 +144,7 @@ def test_disk_backed_accumulators_and_tiled_tiff(tmp_path, monkeypatch):
     disk = run_job(tiled_reconstruct(m, read, 300, 260, tile=128, overlap=64, size_multiple=4))
     assert isinstance(disk, np.memmap)
     np.testing.assert_array_equal(np.asarray(disk), ref)
-    monkeypatch.setattr(infer, "BIG_TIFF_BYTES", 1000)
+    monkeypatch.setattr(infer.write, "BIG_TIFF_BYTES", 1000)
     rgb = rng.random((300, 260, 3), dtype=np.float32) * 255
     data = Image(modality="histology", shape=rgb.shape, spacing=None, units="RGB8", path=str(tmp_path / "x.png"),
                  array=rgb.astype(np.uint8))

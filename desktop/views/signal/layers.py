@@ -8,7 +8,8 @@ from PySide6.QtCore import QRectF
 from desktop.session import OverlaySettings
 from desktop.views.overlays import heat_rgba
 
-__all__ = ["draw_heat", "annotation_lines", "fmt_time", "replace_items", "MAX_MARKERS_PER_PAGE", "MAX_HEAT_COLUMNS"]
+__all__ = ["draw_heat", "annotation_lines", "annotations_on_page", "marker_line", "set_marker_text", "fmt_time",
+           "replace_items", "MAX_MARKERS_PER_PAGE", "MAX_HEAT_COLUMNS"]
 
 MAX_MARKERS_PER_PAGE = 150
 MAX_HEAT_COLUMNS = 2000
@@ -56,18 +57,37 @@ def draw_heat(item: pg.ImageItem, anomaly: np.ndarray | None, signal, s0: int, s
     item.setRect(QRectF(s0 / sf, -len(vis) + 0.5, (s1 - s0) / sf, len(vis)))
 
 
-def annotation_lines(annotations, t0: float, t1: float) -> list[pg.InfiniteLine]:
-    """Vertical labelled lines for the annotations in ``[t0, t1)`` (at most MAX_MARKERS_PER_PAGE)."""
-    out = []
+def annotations_on_page(annotations, t0: float, t1: float) -> list:
+    """The annotations with onsets in ``[t0, t1)``, thinned to at most MAX_MARKERS_PER_PAGE."""
     anns = [a for a in annotations if t0 <= a.onset < t1]
     if len(anns) > MAX_MARKERS_PER_PAGE:
         anns = anns[:: int(np.ceil(len(anns) / MAX_MARKERS_PER_PAGE))]
-    pen = pg.mkPen((40, 110, 230, 160), width=1)
-    for a in anns:
-        label = (a.description or "").strip()[:12]
-        out.append(pg.InfiniteLine(pos=a.onset, angle=90, movable=False, pen=pen, label=label or None,
-                                   labelOpts={"position": 0.97, "color": (20, 80, 200),
-                                              # text just right of the line: centred, the line struck
-                                              # through it and a label at the page start was cut in half
-                                              "anchors": [(-0.05, 0), (-0.05, 0)]}))
-    return out
+    return anns
+
+
+def _label_format(text: str) -> str:
+    # pyqtgraph formats the label with str.format(value=...): braces in a description stay text
+    return text.replace("{", "{{").replace("}", "}}")
+
+
+def marker_line(onset: float, text: str) -> pg.InfiniteLine:
+    """A vertical annotation marker at *onset* (s) labelled *text* (it always has a label item,
+    so that a kept line can be relabelled)."""
+    return pg.InfiniteLine(pos=onset, angle=90, movable=False, pen=pg.mkPen((40, 110, 230, 160), width=1),
+                           label=_label_format(text),
+                           labelOpts={"position": 0.97, "color": (20, 80, 200),
+                                      # text just right of the line: centred, the line struck
+                                      # through it and a label at the page start was cut in half
+                                      "anchors": [(-0.05, 0), (-0.05, 0)]})
+
+
+def set_marker_text(line: pg.InfiniteLine, text: str) -> None:
+    """Relabel a marker made by :func:`marker_line` (nothing happens when the text is the same)."""
+    fmt = _label_format(text)
+    if line.label.format != fmt:
+        line.label.setFormat(fmt)
+
+
+def annotation_lines(annotations, t0: float, t1: float) -> list[pg.InfiniteLine]:
+    """Vertical labelled lines for the annotations in ``[t0, t1)`` (at most MAX_MARKERS_PER_PAGE)."""
+    return [marker_line(a.onset, (a.description or "").strip()[:12]) for a in annotations_on_page(annotations, t0, t1)]

@@ -11,8 +11,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from desktop.views.signal.filters import PAD_SECONDS, apply_display_filters
-from desktop.views.signal.layers import annotation_lines, draw_heat, fmt_time, replace_items
-from desktop.views.signal.scale_bars import calibration_items, paper_grid_items
+from desktop.views.signal.layers import draw_heat, fmt_time, replace_items
 
 __all__ = ["PageDrawing", "GUTTER_PX"]
 
@@ -44,6 +43,7 @@ class PageDrawing:
             return
         sf = self.signal.sfreq
         s0, s1 = self._page_samples()
+        self.overview.set_page(self.start, self.start + self.window)
         pad = int(PAD_SECONDS * sf) if self.filters.active else 0
         page = self._read_page(self.signal, s0, s1, pad)
         self.reads += 1
@@ -53,6 +53,7 @@ class PageDrawing:
         k_of = {ch: k for k, ch in enumerate(vis)}
         factor = self.lanes.factors()[:, None]
         y = (page - centre) * factor
+        self._place_x()  # first: clip-to-view then clips the new data to the new page, once
         for ch, curve in enumerate(self.curves):
             if ch in k_of:
                 curve.setData(t, y[ch] - k_of[ch])
@@ -60,39 +61,48 @@ class PageDrawing:
             else:
                 curve.setVisible(False)
         self._draw_overlay_traces(t, s0, s1, pad, centre, factor, k_of)
-        self._place_x()
         self._draw_calibration()
         self._draw_paper_grid(len(vis))
         draw_heat(self.heat, self.anomaly, self.signal, s0, s1, vis, self.session.overlay)
-        self.markers = replace_items(self.plot, self.markers,
-                                     annotation_lines(self.signal.annotations, s0 / sf, s1 / sf))
-        self.overview.set_page(self.start, self.start + self.window)
+        self.marker_lines.show(self.signal.annotations, s0 / sf, s1 / sf)
         dur = self.signal.duration
         self.pos_label.setText(f"{fmt_time(self.start)} – {fmt_time(self.start + self.window)} / {fmt_time(dur)}")
         self.pageChanged.emit(self.start, self.start + self.window)
 
     def _place_x(self) -> None:
         self.plot.setXRange(self.start, self.start + self.window + self.gutter_seconds(), padding=0)
+        # pyqtgraph applies a new range to the item transforms just before it paints; that moved
+        # every item in the middle of the paint and cost a second repaint of the plot: apply it now
+        self.plot.getPlotItem().getViewBox().updateMatrix()
+
+    def _set_title(self, title: str | None) -> None:
+        if title != self.plot_title:  # setTitle relays the plot out: only when it changes
+            self.plot_title = title
+            self.plot.setTitle(title, size="9pt")
 
     def _draw_overlay_traces(self, t, s0, s1, pad, centre, factor, k_of) -> None:
-        self.overlay_curves = replace_items(self.plot, self.overlay_curves)
         if self.overlay_signal is None or not self.session.overlay.show_reconstruction:
-            self.plot.setTitle(None)
+            self.overlay_curves = replace_items(self.plot, self.overlay_curves)
+            self._set_title(None)
             return
-        self.plot.setTitle(f"<span style='color:#141414'>— original</span>&nbsp;&nbsp;&nbsp;"
-                           f"<span style='color:#dc2828'>— {self.overlay_name}</span>", size="9pt")
+        self._set_title(f"<span style='color:#141414'>— original</span>&nbsp;&nbsp;&nbsp;"
+                        f"<span style='color:#dc2828'>— {self.overlay_name}</span>")
         over = self._read_page(self.overlay_signal, s0, s1, pad)
         if over.shape[0] != len(self.curves):
+            self.overlay_curves = replace_items(self.plot, self.overlay_curves)
             return
         y = (over - centre) * factor
-        pen = pg.mkPen((220, 40, 40), width=1.3)
-        for ch, k in k_of.items():
-            c = pg.PlotDataItem(pen=pen)  # data after addItem: pyqtgraph's clip-to-view needs the ViewBox
-            c.setDownsampling(auto=True, method="peak")
-            c.setClipToView(True)
-            self.plot.addItem(c)
+        if len(self.overlay_curves) != len(k_of):  # a curve per visible lane, kept across page turns
+            pen = pg.mkPen((220, 40, 40), width=1.3)
+            self.overlay_curves = replace_items(self.plot, self.overlay_curves)
+            for _ in k_of:
+                c = pg.PlotDataItem(pen=pen)  # data after addItem: pyqtgraph's clip-to-view needs the ViewBox
+                c.setDownsampling(auto=True, method="peak")
+                c.setClipToView(True)
+                self.plot.addItem(c)
+                self.overlay_curves.append(c)
+        for c, (ch, k) in zip(self.overlay_curves, k_of.items()):
             c.setData(t[: y.shape[1]], y[ch] - k)
-            self.overlay_curves.append(c)
 
     def bar_lanes(self) -> dict[int, int]:
         """Channel -> lane of the on-screen lanes that carry a calibration bar: the first lane at the
@@ -115,23 +125,24 @@ class PageDrawing:
         if self.signal is None:
             return
         x = self.start + self.window + 0.12 * self.gutter_seconds()
-        self.calibration = replace_items(self.plot, self.calibration, calibration_items(
-            self.lanes.factors(), self.bar_lanes(), self.signal.units, x))
+        self.cal_bars.show(self.lanes.factors(), self.bar_lanes(), self.signal.units, x)
 
     def paper_grid_on(self) -> bool:
         """Whether the ECG paper time grid is shown (ECG only, tool-bar check box)."""
         return self.signal is not None and self.signal.modality == "ecg" and self.grid_box.isChecked()
 
     def _draw_paper_grid(self, lanes: int) -> None:
-        """ECG paper time lines (0.2 s major, 0.04 s minor) behind the traces, in place of the axis grid."""
-        on = self.paper_grid_on()
-        self.plot.getPlotItem().showGrid(x=not on, y=False, alpha=0.25)
-        new = []
-        if on:
-            width_px = max(1.0, float(self.plot.getPlotItem().getViewBox().width()) - GUTTER_PX)
-            new = paper_grid_items(self.start, self.start + self.window, width_px / self.window,
-                                   0.6, -max(lanes, 1) + 0.4)
-        self.grid_items = replace_items(self.plot, self.grid_items, new)
+        """ECG paper time lines (0.2 s major, 0.04 s minor) behind the traces, or else the time grid at
+        the axis ticks."""
+        vb = self.plot.getPlotItem().getViewBox()
+        if not self.paper_grid_on():
+            self.paper_grid.clear()
+            (x0, x1), _ = vb.viewRange()
+            self.time_grid.show(x0, x1, float(vb.width()), 1.0, -max(lanes, 1))
+            return
+        self.time_grid.hide()
+        width_px = max(1.0, float(vb.width()) - GUTTER_PX)
+        self.paper_grid.show(self.start, self.start + self.window, width_px / self.window, 0.6, -max(lanes, 1) + 0.4)
 
     def _on_hover(self, pos) -> None:
         if self.signal is None:

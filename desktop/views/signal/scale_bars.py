@@ -19,7 +19,7 @@ from PySide6.QtGui import QFont
 from desktop.views.scales import nice_length
 
 __all__ = ["amplitude_bar", "calibration_items", "BAR_LANE_FRACTION", "paper_grid_times",
-           "paper_grid_items", "ECG_MAJOR_S", "ECG_MINOR_S"]
+           "paper_grid_item", "paper_grid_items", "ECG_MAJOR_S", "ECG_MINOR_S"]
 
 #: The bar is at most this fraction of a lane (lanes are 1 plot unit apart).
 BAR_LANE_FRACTION = 0.5
@@ -93,17 +93,21 @@ def paper_grid_times(t0: float, t1: float, px_per_s: float) -> tuple[np.ndarray,
     return major, minor
 
 
+GRID_STYLE = {"minor": ((250, 214, 214), -10), "major": ((238, 160, 160), -9)}  # ECG-paper red, z
+
+
+def paper_grid_item(times: np.ndarray, level: str, y0: float, y1: float) -> pg.PlotCurveItem:
+    """The lines of one grid *level* ("minor" or "major") at *times*, spanning *y0*..*y1*."""
+    colour, z = GRID_STYLE[level]
+    item = pg.PlotCurveItem(np.repeat(times, 2), np.tile([y0, y1], len(times)), connect="pairs",
+                            pen=pg.mkPen(colour, width=1))
+    item.setZValue(z)
+    item.level, item.times = level, times  # what the tests read back
+    return item
+
+
 def paper_grid_items(t0: float, t1: float, px_per_s: float, y0: float, y1: float) -> list:
     """Plot items (one line set per level, ECG-paper red) spanning *y0*..*y1* behind the traces."""
-    items = []
     major, minor = paper_grid_times(t0, t1, px_per_s)
-    for times, colour, level in ((minor, (250, 214, 214), "minor"), (major, (238, 160, 160), "major")):
-        if not len(times):
-            continue
-        x = np.repeat(times, 2)
-        y = np.tile([y0, y1], len(times))
-        item = pg.PlotCurveItem(x, y, connect="pairs", pen=pg.mkPen(colour, width=1))
-        item.setZValue(-10 if level == "minor" else -9)
-        item.level, item.times = level, times  # what the tests read back
-        items.append(item)
-    return items
+    return [paper_grid_item(times, level, y0, y1) for times, level in ((minor, "minor"), (major, "major"))
+            if len(times)]

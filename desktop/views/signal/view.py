@@ -20,6 +20,7 @@ from desktop.presenters import presenter_for
 from desktop.session import Session
 from desktop.views.signal.amplitude import LaneScale
 from desktop.views.signal.filters import FilterSettings, envelope_job, robust_scale
+from desktop.views.signal.kept_items import CalibrationBars, MarkerLines, PaperGrid, TimeGrid
 from desktop.views.signal.lanes import ChannelPanel, clamp_top, lanes_that_fit
 from desktop.views.signal.layers import replace_items
 from desktop.views.signal.notices import NoticeBar, truncation_notice
@@ -56,9 +57,6 @@ class SignalView(PageDrawing, QWidget):
         self.filters = FilterSettings()
         self.curves: list[pg.PlotDataItem] = []
         self.overlay_curves: list[pg.PlotDataItem] = []
-        self.markers: list = []
-        self.calibration: list = []  # amplitude bars in the gutter (pyqtgraph items)
-        self.grid_items: list = []  # ECG paper time lines (pyqtgraph items)
         self.overlay_signal = None  # denoised Signal or reconstruction array
         self.overlay_name = ""
         self.hot_times = np.zeros(0)
@@ -78,6 +76,10 @@ class SignalView(PageDrawing, QWidget):
     gain = property(lambda self: self.lanes.gain)
     scale = property(lambda self: self.lanes.ranges)
     global_gain = property(lambda self: self.lanes.global_gain)
+    # the items drawn on the page, kept across page turns (desktop/views/signal/kept_items.py)
+    calibration = property(lambda self: self.cal_bars.items)  # amplitude bars and labels in the gutter
+    markers = property(lambda self: self.marker_lines.items)  # annotation lines of the page
+    grid_items = property(lambda self: self.paper_grid.items)  # ECG paper time lines
 
     # ---- construction ----------------------------------------------------------------
     def _build(self) -> None:
@@ -92,7 +94,6 @@ class SignalView(PageDrawing, QWidget):
         self.plot.hideButtons()
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.getPlotItem().getAxis("left").setWidth(70)
-        self.plot.getPlotItem().showGrid(x=True, y=False, alpha=0.25)
         self.plot.setLabel("bottom", "time", units="s")
         self.plot.getPlotItem().getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.scene().sigMouseMoved.connect(self._on_hover)
@@ -101,6 +102,11 @@ class SignalView(PageDrawing, QWidget):
         self.heat = pg.ImageItem()  # per-channel anomaly behind the traces
         self.heat.setZValue(-5)
         self.plot.addItem(self.heat)
+        self.cal_bars = CalibrationBars(self.plot)
+        self.marker_lines = MarkerLines(self.plot)
+        self.paper_grid = PaperGrid(self.plot)
+        self.plot_title: str | None = None  # what setTitle was last given (set only when it changes)
+        self.time_grid = TimeGrid(self.plot)  # in place of pyqtgraph's (slow) axis grid
         self.lane_bar = QScrollBar(Qt.Orientation.Vertical)
         self.lane_bar.setToolTip("Channel groups (Up / Down)")
         self.lane_bar.valueChanged.connect(self._scroll_lanes)
@@ -144,8 +150,10 @@ class SignalView(PageDrawing, QWidget):
         self._load(self.session.analysis_data, keep_page=False)
 
     def _load(self, data, *, keep_page: bool) -> None:
-        replace_items(self.plot, self.curves + self.overlay_curves + self.calibration + self.grid_items + self.markers)
-        self.curves, self.overlay_curves, self.calibration, self.grid_items, self.markers = [], [], [], [], []
+        replace_items(self.plot, self.curves + self.overlay_curves)
+        self.curves, self.overlay_curves = [], []
+        for kept in (self.cal_bars, self.marker_lines, self.paper_grid):
+            kept.clear()
         if data is None or getattr(data, "modality", None) not in ("ecg", "eeg"):
             self.signal = None
             return
@@ -222,6 +230,7 @@ class SignalView(PageDrawing, QWidget):
         self.lane_bar.blockSignals(False)
         self.lane_bar.setVisible(n > per)
         self.plot.setYRange(-(self.top + per - 1) - LANE_MARGIN, -self.top + LANE_MARGIN, padding=0)
+        self.plot.getPlotItem().getViewBox().updateMatrix()  # now, not mid-paint (see PageDrawing._place_x)
 
     def _scroll_lanes(self, top: int) -> None:
         self.top = int(top)

@@ -35,8 +35,9 @@ from engine.io.montages import montage_params
 from engine.jobs import Progress, rescaled
 from engine.results import DenoisedSignal
 from engine.tasks._models import resolve_model
+from engine.tasks.denoise.write import estimate_denoised_bytes, write_denoised
 
-__all__ = ["denoise_task", "write_denoised", "summarize", "gate_weights"]
+__all__ = ["denoise_task", "write_denoised", "estimate_denoised_bytes", "summarize", "gate_weights"]
 
 logger = logging.getLogger("engine")
 
@@ -181,71 +182,6 @@ def denoise_task(data: Signal, *, model=None, device=None, mode: str = "replace"
     params.update(montage_params(data))  # the montage the recording was read through
     yield Progress(1.0, "denoised")
     return DenoisedSignal(signal=out, model=lm.name, sha256=lm.sha256, params=params)
-
-
-def _write_npy(path: Path, sig: Signal) -> None:
-    """Stream ``(channels, samples)`` float32 to a C-order ``.npy`` (no memory map: bounded RSS)."""
-    from engine._shared.files import atomic_path
-
-    step = 1 << 20
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.lib.format.write_array_header_1_0(
-                fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
-                     "shape": tuple(int(v) for v in sig.shape)})
-            for c in range(len(sig.channels)):
-                for a in range(0, sig.n_samples, step):
-                    fh.write(np.ascontiguousarray(sig.read(a, a + step)[c], dtype="<f4").tobytes())
-
-
-def _refuse_non_finite(sig: Signal, source) -> None:
-    """Refuse to write a denoised signal holding NaN/Inf (names the input and the first such channel)."""
-    from engine.errors import CorruptFileError
-
-    step = 1 << 20
-    for a in range(0, sig.n_samples, step):
-        block = np.asarray(sig.read(a, a + step))
-        bad = ~np.isfinite(block).all(axis=1)
-        if bad.any():
-            ch = sig.channels[int(np.argmax(bad))]
-            raise CorruptFileError(source, f"channel {ch!r} gives non-finite values (NaN/Inf) through denoise "
-                                           "(non-finite samples or an absurd physical range in the input); "
-                                           "nothing was written")
-
-
-def write_denoised(result: DenoisedSignal, data: Signal, out_dir: str | os.PathLike) -> list[Path]:
-    """Write the denoised recording in the input's format, as ``.npy``, and a summary JSON.
-
-    WFDB input -> the WFDB record ``out_dir/<record>_denoised`` (format 16, same channel
-    names, rate, length and units, with the input's annotations); EDF/BDF input -> ``.edf``
-    /``.bdf``; other inputs -> ``.npy`` only. Always ``<stem>_denoised.npy``
-    (channels x samples, float32, in the input's units) and ``<stem>_denoised.summary.json``.
-    """
-    from engine._shared.files import stem_of, write_json_atomic
-    from engine.export.signals import write_edf, write_wfdb
-
-    t0 = time.perf_counter()
-    _refuse_non_finite(result.signal, data.path)  # before any file, so no NaN set with finite summaries
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    stem = stem_of(data.path)
-    name = f"{stem}_denoised"
-    written: list[Path] = []
-    fmt = str(data.metadata.get("format", "")).upper()
-    if fmt.startswith("WFDB"):
-        hea = write_wfdb(result.signal, out_dir, name, fmt="16")
-        written += [hea, hea.with_suffix(".dat")]
-        if hea.with_suffix(".atr").exists():
-            written.append(hea.with_suffix(".atr"))
-    elif fmt in ("EDF", "BDF"):
-        written.append(write_edf(result.signal, out_dir / f"{name}.{fmt.lower()}"))
-    npy = out_dir / f"{name}.npy"
-    _write_npy(npy, result.signal)
-    written.append(npy)
-    summary = summarize(result, data, outputs=written)
-    summary["timings_s"]["write"] = round(time.perf_counter() - t0, 3)
-    written.append(write_json_atomic(out_dir / f"{name}.summary.json", summary))
-    return written
 
 
 def summarize(result: DenoisedSignal, data: Signal, *, outputs=()) -> dict:

@@ -21,9 +21,9 @@ from engine.errors import LatentError, ModalityMismatchError, ModelError
 from engine.jobs import Progress
 from engine.results import Detections
 from engine.tasks import default_model
-from engine.tasks.nuclei.write import summarize, write_detections
+from engine.tasks.nuclei.write import estimate_detections_bytes, summarize, write_detections
 
-__all__ = ["detect_task", "write_detections", "summarize", "load_detector", "parse_roi"]
+__all__ = ["detect_task", "write_detections", "estimate_detections_bytes", "summarize", "load_detector", "parse_roi"]
 
 logger = logging.getLogger("engine")
 

@@ -20,15 +20,17 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from engine._shared.files import atomic_path, stem_of, write_json_atomic
+from engine._shared.output_set import output_set
 from engine.data import Image
 from engine.results import Detections
 
-__all__ = ["write_detections", "detections_geojson", "summarize", "CSV_HEADER", "CSV_HEADER_AREAS", "CLASS_NAME"]
+__all__ = ["write_detections", "estimate_detections_bytes", "detections_geojson", "summarize", "CSV_HEADER",
+           "CSV_HEADER_AREAS", "CLASS_NAME"]
 
 CSV_HEADER = "x,y,score"
 CSV_HEADER_AREAS = "x,y,score,area_px,area_um2"
@@ -109,11 +111,34 @@ def summarize(result: Detections, data: Image | None, *, outputs=()) -> dict[str
     return out
 
 
-def write_detections(result: Detections, data: Image | None, out_dir: str | os.PathLike) -> list[Path]:
-    """Write ``<stem>.nuclei.csv``, ``<stem>.nuclei.geojson`` and ``<stem>.summary.json`` into *out_dir*."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+#: Upper bounds of the bytes per CSV row / GeoJSON feature (without outline) / outline vertex / summary.
+_CSV_ROW_BYTES, _FEATURE_BYTES, _VERTEX_BYTES, _SUMMARY_BYTES = 48, 320, 24, 16 << 10
+
+
+def estimate_detections_bytes(result: Detections) -> int:
+    """Bytes :func:`write_detections` writes: per nucleus a CSV row and a GeoJSON feature (with its outline)."""
+    n = int(result.count)
+    vertices = sum(len(o) + 1 for o in result.outlines) if result.outlines is not None else 0
+    return 64 + n * (_CSV_ROW_BYTES + _FEATURE_BYTES) + vertices * _VERTEX_BYTES + _SUMMARY_BYTES
+
+
+def write_detections(result: Detections, data: Image | None, out_dir: str | os.PathLike, *,
+                     free_bytes: Callable[[Path], int] | None = None) -> list[Path]:
+    """Write ``<stem>.nuclei.csv``, ``<stem>.nuclei.geojson`` and ``<stem>.summary.json`` into *out_dir*.
+
+    The three are one output set (:func:`engine._shared.output_set.output_set`): a kill leaves the
+    previous complete set or the new one. Free space is checked first (*free_bytes*: the source
+    of the free bytes, default :func:`shutil.disk_usage`).
+    """
     stem = stem_of(getattr(data, "path", None) or "detections")
+    names = [f"{stem}.summary.json", f"{stem}.nuclei.csv", f"{stem}.nuclei.geojson"]
+    with output_set(out_dir, f"{stem}.nuclei", index=names[:1], family=names,
+                    estimate=estimate_detections_bytes(result), free_bytes=free_bytes) as staged:
+        paths = _write_detection_files(result, data, staged.dir, stem)
+    return staged.finals(paths)
+
+
+def _write_detection_files(result: Detections, data: Image | None, out_dir: Path, stem: str) -> list[Path]:
     csv_path = out_dir / f"{stem}.nuclei.csv"
     with atomic_path(csv_path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="\n") as fh:

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import Any, Generator
 
 import numpy as np
 
-from engine._shared.files import atomic_path, stem_of, write_json_atomic
 from engine.data import Image
 from engine.errors import ModalityMismatchError
 from engine.inference.pipelines import image_pipeline
@@ -29,12 +27,12 @@ from engine.io.montages import montage_params
 from engine.jobs import Progress
 from engine.results import AnomalyMap, Reconstruction, ReconstructionResult
 from engine.tasks._models import resolve_model
+from engine.tasks.reconstruct.write import estimate_reconstruction_bytes, write_reconstruction
 
-__all__ = ["reconstruct_task", "write_reconstruction", "infer_image", "infer_signal", "check_modality", "summarize"]
+__all__ = ["reconstruct_task", "write_reconstruction", "estimate_reconstruction_bytes", "infer_image", "infer_signal",
+           "check_modality", "summarize"]
 
 logger = logging.getLogger("engine")
-#: Above this size a TIFF is written tile by tile (BigTIFF, 512 px tiles) from a possibly disk-backed array.
-BIG_TIFF_BYTES = 1 << 30
 
 
 def check_modality(loaded, data) -> None:
@@ -133,66 +131,6 @@ def reconstruct_task(data, *, model=None, device=None, batch_size: int | None = 
                     model=loaded.name, sha256=loaded.sha256, mask=mask, stats=stats)
     yield Progress(1.0, "done")
     return ReconstructionResult(reconstruction=rec, anomaly=an, summary=summary)
-
-
-def _write_tiff(path: Path, arr: np.ndarray) -> None:
-    import tifffile
-
-    big = arr.size * 4 > BIG_TIFF_BYTES
-    with atomic_path(path) as tmp:
-        if not big:
-            tifffile.imwrite(tmp, np.ascontiguousarray(arr, dtype=np.float32), photometric="minisblack"
-                             if arr.ndim != 3 or arr.shape[-1] != 3 else "rgb")
-            return
-        tile = 512
-        h, w = arr.shape[0], arr.shape[1]
-
-        def tiles():
-            for y in range(0, h, tile):
-                for x in range(0, w, tile):
-                    t = np.zeros((tile, tile) + arr.shape[2:], np.float32)
-                    blk = arr[y:y + tile, x:x + tile]
-                    t[: blk.shape[0], : blk.shape[1]] = blk
-                    yield t
-
-        tifffile.imwrite(tmp, tiles(), shape=arr.shape, dtype=np.float32, tile=(tile, tile), bigtiff=True,
-                         photometric="rgb" if arr.ndim == 3 and arr.shape[-1] == 3 else "minisblack")
-
-
-def write_reconstruction(result: ReconstructionResult, data, out_dir, formats=None) -> list[Path]:
-    """Write ``<stem>.recon.*``, ``<stem>.anomaly.*`` and ``<stem>.summary.json`` atomically into *out_dir*.
-
-    Images: float32 TIFF with the input's (slices x) height x width (x 3). Signals: ``.npy``
-    ``(channels, samples)`` float32 like the input. *formats*: see :mod:`engine.export` (None: these).
-    """
-    from engine.export import check_formats, export_extra
-
-    formats = check_formats(formats, data)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = stem_of(data.path)
-    paths: list[Path] = []
-    if isinstance(data, Image):
-        for kind, arr in (("recon", result.reconstruction.array), ("anomaly", result.anomaly.array))[
-                :2 * ("tiff" in formats)]:
-            p = out / f"{stem}.{kind}.tif"
-            _write_tiff(p, arr)
-            paths.append(p)
-    else:
-        for kind, arr in (("recon", result.reconstruction.array), ("anomaly", result.anomaly.array))[
-                :2 * ("npy" in formats)]:
-            p = out / f"{stem}.{kind}.npy"
-            with atomic_path(p) as tmp:
-                with open(tmp, "wb") as fh:
-                    np.save(fh, np.asarray(arr, np.float32))
-            paths.append(p)
-    paths += export_extra(result, data, out, formats, stem=stem)
-    summary = dict(result.summary)
-    summary["outputs"] = [p.name for p in paths] + [f"{stem}.summary.json"]
-    p = out / f"{stem}.summary.json"
-    write_json_atomic(p, summary)
-    paths.append(p)
-    return paths
 
 
 def summarize(result: ReconstructionResult, data=None, *, outputs=()) -> dict[str, Any]:

@@ -40,8 +40,8 @@ from engine.results import BeatScores
 from engine.tasks._models import resolve_model
 from engine.tasks.score_beats.beats import BEAT_LEN, beats_from_annotations, detect_qrs, extract_beats, rr_features
 
-__all__ = ["score_beats_task", "write_beat_scores", "summarize", "beat_scale", "combine_scores", "reference_beats",
-           "latent_distance",
+__all__ = ["score_beats_task", "write_beat_scores", "estimate_beat_scores_bytes", "summarize",
+           "beat_scale", "combine_scores", "reference_beats", "latent_distance",
            "baseline_corr_scores"]
 
 logger = logging.getLogger("engine")
@@ -213,29 +213,47 @@ def score_beats_task(data: Signal, *, model=None, device=None, channel: int | No
                       threshold=score_cfg.get("threshold"), params=params)
 
 
-def write_beat_scores(result: BeatScores, data: Signal, out_dir: str | os.PathLike, formats=None) -> list[Path]:
+#: Upper bounds (bytes) of the beats CSV header, one row (``sample,symbol,score``) and the summary JSON.
+_CSV_HEADER_BYTES, _CSV_ROW_BYTES, _SUMMARY_BYTES = 32, 32, 16 << 10
+
+
+def estimate_beat_scores_bytes(result: BeatScores, data: Signal, formats=None) -> int:
+    """Bytes :func:`write_beat_scores` writes: a CSV row per beat, the summary, the annotations if asked."""
+    from engine.export.signal_annotations import check_score_formats, estimate_score_annotation_bytes
+
+    n = _CSV_HEADER_BYTES + _CSV_ROW_BYTES * len(result.sample) + _SUMMARY_BYTES
+    if "annotations" in check_score_formats(formats, data):
+        n += estimate_score_annotation_bytes(result, data)
+    return n
+
+
+def write_beat_scores(result: BeatScores, data: Signal, out_dir: str | os.PathLike, formats=None, *,
+                      free_bytes=None) -> list[Path]:
     """Write ``<record>.beats.csv`` (``sample,symbol,score``) and ``<record>.beats.summary.json``.
 
     The CSV is always written; *formats* with ``annotations`` adds the scores as annotations
     viewers show (:func:`engine.export.signal_annotations.write_score_annotations`).
     """
     from engine._shared.files import atomic_path, stem_of, write_json_atomic
+    from engine._shared.output_set import output_set
     from engine.export.signal_annotations import check_score_formats, write_score_annotations
 
     formats = check_score_formats(formats, data)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     stem = stem_of(data.path)
-    csv_path = out_dir / f"{stem}.beats.csv"
-    with atomic_path(csv_path) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as fh:
-            w = csv.writer(fh, lineterminator="\n")
-            w.writerow(["sample", "symbol", "score"])
-            for s, sym, sc in zip(result.sample, result.symbol, result.score):
-                w.writerow([int(s), sym, "" if not np.isfinite(sc) else f"{float(sc):.6g}"])
-    extra = write_score_annotations(result, data, out_dir, stem) if "annotations" in formats else []
-    js = write_json_atomic(out_dir / f"{stem}.beats.summary.json", summarize(result, data))
-    return [csv_path, *extra, js]
+    names = [f"{stem}.beats.summary.json", f"{stem}.beats.csv"]
+    with output_set(out_dir, f"{stem}.beats", index=names[:1], family=names,
+                    estimate=estimate_beat_scores_bytes(result, data, formats), free_bytes=free_bytes) as staged:  # the CSV, annotations and summary as one set
+        d = staged.dir
+        csv_path = d / f"{stem}.beats.csv"
+        with atomic_path(csv_path) as tmp:
+            with open(tmp, "w", newline="", encoding="utf-8") as fh:
+                w = csv.writer(fh, lineterminator="\n")
+                w.writerow(["sample", "symbol", "score"])
+                for s, sym, sc in zip(result.sample, result.symbol, result.score):
+                    w.writerow([int(s), sym, "" if not np.isfinite(sc) else f"{float(sc):.6g}"])
+        extra = write_score_annotations(result, data, d, stem) if "annotations" in formats else []
+        js = write_json_atomic(d / f"{stem}.beats.summary.json", summarize(result, data))
+    return staged.finals([csv_path, *extra, js])
 
 
 def summarize(result: BeatScores, data: Signal, *, outputs=()) -> dict:

@@ -40,7 +40,8 @@ from engine.jobs import Progress
 from engine.results import SegmentScores
 from engine.tasks import default_model
 
-__all__ = ["score_segments_task", "write_segment_scores", "summarize", "read_segments", "model_sfreq", "seizure_scores"]
+__all__ = ["score_segments_task", "write_segment_scores", "estimate_segment_scores_bytes", "summarize", "read_segments",
+           "model_sfreq", "seizure_scores"]
 
 logger = logging.getLogger("engine")
 
@@ -202,18 +203,47 @@ def score_segments_task(data, *, model=None, device=None, method: str = "auto",
                          threshold=thr, names=tuple(os.fspath(datas[i].path) for i in idx), params=params)
 
 
-def write_segment_scores(result: SegmentScores, data, out_dir: str | os.PathLike, formats=None) -> list[Path]:
-    """Write ``segments.csv`` (``file,score,seizure``: one row per file, the maximum over its
-    windows), ``windows.csv`` when a file had several windows (``file,start_s,stop_s,score,label``)
-    and ``segments.summary.json``."""
-    from engine.export.signal_annotations import check_score_formats, write_score_annotations
+#: Upper bounds (bytes): a CSV row (a file path and numbers), a CSV header, the summary JSON.
+_ROW_BYTES, _HEADER_BYTES, _SUMMARY_BYTES = 96, 64, 16 << 10
 
-    formats = check_score_formats(formats, data)
-    from engine._shared.files import atomic_path, stem_of, write_json_atomic
+
+def estimate_segment_scores_bytes(result: SegmentScores, data, formats=None) -> int:
+    """Bytes :func:`write_segment_scores` writes: a row per file and per window (paths counted as they
+    are), the summary, and the annotations of every file when asked."""
+    from engine.export.signal_annotations import check_score_formats, estimate_score_annotation_bytes
 
     datas = _as_list(data)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [len(os.fspath(d.path).encode()) for d in datas]
+    n = 2 * _HEADER_BYTES + _SUMMARY_BYTES + sum(paths) + _ROW_BYTES * len(datas)
+    if len(result.score) > len(datas):
+        idx = _file_index(result)
+        n += sum(paths[i] for i in idx) + _ROW_BYTES * len(idx)
+    if "annotations" in check_score_formats(formats, data):
+        idx = _file_index(result)
+        n += sum(estimate_score_annotation_bytes(_file_part(result, idx == i), d) for i, d in enumerate(datas))
+    return int(n)
+
+
+def write_segment_scores(result: SegmentScores, data, out_dir: str | os.PathLike, formats=None, *,
+                         free_bytes=None) -> list[Path]:
+    """Write ``segments.csv`` (``file,score,seizure``: one row per file, the maximum over its
+    windows), ``windows.csv`` when a file had several windows (``file,start_s,stop_s,score,label``)
+    and ``segments.summary.json``, as one output set (:func:`engine._shared.output_set.output_set`)."""
+    from engine._shared.output_set import output_set
+    from engine.export.signal_annotations import check_score_formats
+
+    formats = check_score_formats(formats, data)
+    names = ["segments.summary.json", "segments.csv", "windows.csv"]
+    with output_set(out_dir, "segments", index=names[:1], family=names,
+                    estimate=estimate_segment_scores_bytes(result, data, formats), free_bytes=free_bytes) as staged:
+        written = _write_segment_files(result, _as_list(data), staged.dir, formats)
+    return staged.finals(written)
+
+
+def _write_segment_files(result: SegmentScores, datas: list, out_dir: Path, formats) -> list[Path]:
+    from engine._shared.files import atomic_path, stem_of, write_json_atomic
+    from engine.export.signal_annotations import write_score_annotations
+
     idx = _file_index(result)
     written = []
     seg = out_dir / "segments.csv"
@@ -237,14 +267,17 @@ def write_segment_scores(result: SegmentScores, data, out_dir: str | os.PathLike
     if "annotations" in formats:  # the CSV files are always written
         idx = _file_index(result)
         for i, d in enumerate(datas):
-            keep = idx == i
-            part = dataclasses.replace(result, start=result.start[keep], stop=result.stop[keep],
-                                       score=result.score[keep], label=result.label[keep],
-                                       names=tuple(np.asarray(result.names, dtype=object)[keep])
-                                       if len(result.names) == len(keep) else ())
-            written += write_score_annotations(part, d, out_dir, stem_of(d.path))
+            written += write_score_annotations(_file_part(result, idx == i), d, out_dir, stem_of(d.path))
     written.append(write_json_atomic(out_dir / "segments.summary.json", summarize(result, datas, outputs=written)))
     return written
+
+
+def _file_part(result: SegmentScores, keep: np.ndarray) -> SegmentScores:
+    """The windows of one input file (*keep*: its mask over the windows)."""
+    return dataclasses.replace(result, start=result.start[keep], stop=result.stop[keep],
+                               score=result.score[keep], label=result.label[keep],
+                               names=tuple(np.asarray(result.names, dtype=object)[keep])
+                               if len(result.names) == len(keep) else ())
 
 
 def _as_list(data) -> list:
