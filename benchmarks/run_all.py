@@ -77,10 +77,10 @@ def run_section(name: str, quick: bool, **options) -> list[dict]:
                      "value": "", "unit": "", "reference": "", "ratio": "", "target": "", "pass": None,
                      "section": name}]
         raise
-    accepted = inspect.signature(module.run_all_rows).parameters
-    options = {k: v for k, v in options.items() if v is not None and k in accepted}
     t0 = time.perf_counter()
     try:
+        accepted = inspect.signature(module.run_all_rows).parameters
+        options = {k: v for k, v in options.items() if v is not None and k in accepted}
         rows = module.run_all_rows(quick=quick, **options)
     except Exception as exc:  # one broken section must not hide the others
         traceback.print_exc(file=sys.stderr)
