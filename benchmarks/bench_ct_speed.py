@@ -111,12 +111,12 @@ def stage_breakdown(series: Path = SERIES, *, optimize: bool = True) -> dict[str
     return {"engine read": t_read, **spent, "model + rest": total - sum(spent.values()), "pipeline": total}
 
 
-def run_all_rows(quick: bool = True) -> list[dict]:
+def run_all_rows(quick: bool = True, repeats: int | None = None) -> list[dict]:
     """Rows for ``benchmarks/run_all.py``: keys figure, value, unit, reference, ratio, target."""
     from engine._shared.threads import apply_thread_policy
 
     apply_thread_policy(None)
-    reps = 1 if quick else 3
+    reps = repeats or (1 if quick else 3)
     base = statistics.median(pydicom_read_s() for _ in range(reps + 1))
     cli = statistics.median(cli_reconstruct_s() for _ in range(reps))
     floor = statistics.median(import_floor_s() for _ in range(reps))

@@ -9,8 +9,10 @@ and page faults (``resource.getrusage``, minor + major):
 * ``reference``: ``engine.io.read`` the record, 0.5-40 Hz zero-phase 4th-order
   ``scipy.signal.sosfiltfilt`` per lead, write it with ``engine.export.signals.write_wfdb``.
 * ``denoise``: ``denoise_task`` + ``write_denoised`` (what ``python -m engine denoise`` runs)
-  with the levers on/off: intra-op threads (the thread policy's default vs 2) and BatchNorm
-  folding. OMP_WAIT_POLICY=PASSIVE is set by ``import engine`` in every case.
+  with the levers on/off: intra-op threads (the thread policy's default vs 2), BatchNorm
+  folding, the malloc policy (:mod:`engine._shared.memory`, which the CLI applies; off =
+  ``LATENT_MALLOC=default``) and the precision (``auto``: bf16 autocast on a CPU with native
+  bf16, the CLI's default for ECG; ``float32``). OMP_WAIT_POLICY=PASSIVE is set by ``import engine`` in every case.
 
 Ratios are denoise / reference in the same run (medians over ``--repeats``). Targets (issue
 21): 24-h denoise <= 1.5x the reference (goal <= 1.0x), peak RSS < 1.5 GB.
@@ -36,13 +38,15 @@ TARGET_RATIO = 1.5
 TARGET_RSS_MB = 1500.0
 
 
-def child(kind: str, record: str, out: str, threads: int, fold_bn: bool) -> None:
+def child(kind: str, record: str, out: str, threads: int, fold_bn: bool, bf16: str = "auto") -> None:
     import numpy as np
 
+    from engine._shared.memory import apply_malloc_policy
     from engine._shared.threads import apply_thread_policy
     from engine.io import read
 
     policy = apply_thread_policy(threads or None)
+    apply_malloc_policy()  # as the CLI's main does (LATENT_MALLOC=default switches it off)
     t0 = time.perf_counter()
     data = read(record)
     if kind == "reference":
@@ -60,27 +64,34 @@ def child(kind: str, record: str, out: str, threads: int, fold_bn: bool) -> None
         from engine.jobs import run_job
         from engine.tasks.denoise import denoise_task, write_denoised
 
-        res = run_job(denoise_task(data, device="cpu", fold_bn=fold_bn))
+        res = run_job(denoise_task(data, device="cpu", fold_bn=fold_bn,
+                                   bf16={"auto": None, "float32": False, "bf16": True}[bf16]))
         write_denoised(res, data, out)
     wall = time.perf_counter() - t0
     ru = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"wall_s": wall, "rss_mb": ru.ru_maxrss / 1024, "faults": ru.ru_minflt + ru.ru_majflt,
-                      "threads": policy.intra_op_threads}))
+                      "threads": policy.intra_op_threads,
+                      "bf16": int(kind != "reference" and res.params["precision"].startswith("bf16"))}))
 
 
-def _run_child(kind, record, out, threads, fold_bn) -> dict:
-    cmd = [sys.executable, __file__, "--child", kind, record, out, str(threads), str(int(fold_bn))]
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=False)
+def _run_child(kind, record, out, threads, fold_bn, malloc=True, bf16="auto") -> dict:
+    cmd = [sys.executable, __file__, "--child", kind, record, out, str(threads), str(int(fold_bn)), bf16]
+    env = {k: v for k, v in os.environ.items() if k != "LATENT_MALLOC"}
+    if not malloc:
+        env["LATENT_MALLOC"] = "default"
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, check=False, env=env)
     if res.returncode:
         raise RuntimeError(f"{kind} child failed: {res.stderr.strip()[-500:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
-CASES = (  # name, kind, threads (0 = the policy's default), fold_bn
-    ("reference read+bandpass+write", "reference", 0, False),
-    ("denoise (policy threads, BN folded)", "denoise", 0, True),
-    ("denoise (policy threads, BN not folded)", "denoise", 0, False),
-    ("denoise (2 threads, BN folded)", "denoise", 2, True),
+CASES = (  # name, kind, threads (0 = the policy's default), fold_bn, malloc policy, precision
+    ("reference read+bandpass+write", "reference", 0, False, True, "auto"),
+    ("denoise (defaults: CLI's policies, BN folded, auto)", "denoise", 0, True, True, "auto"),
+    ("denoise (defaults, float32)", "denoise", 0, True, True, "float32"),
+    ("denoise (defaults, float32, malloc default)", "denoise", 0, True, False, "float32"),
+    ("denoise (float32, BN not folded)", "denoise", 0, False, True, "float32"),
+    ("denoise (2 threads, float32)", "denoise", 2, True, True, "float32"),
 )
 
 
@@ -92,12 +103,12 @@ def measure(hours: float, repeats: int = 1, cases=CASES) -> list[dict]:
         hea = write_record(Path(tmp), hours)
         record = os.fspath(hea.with_suffix(""))
         rows = []
-        for name, kind, threads, fold in cases:
+        for j, (name, kind, threads, fold, malloc, bf16) in enumerate(cases):
             runs = []
             for i in range(repeats):
-                out = Path(tmp) / f"out-{kind}-{threads}-{int(fold)}-{i}"
+                out = Path(tmp) / f"out-{j}-{i}"
                 out.mkdir()
-                runs.append(_run_child(kind, record, os.fspath(out), threads, fold))
+                runs.append(_run_child(kind, record, os.fspath(out), threads, fold, malloc, bf16))
             rows.append({"case": name, "kind": kind, "hours": hours,
                          **{k: statistics.median(r[k] for r in runs) for k in runs[0]}})
     ref = rows[0]["wall_s"]
@@ -106,9 +117,9 @@ def measure(hours: float, repeats: int = 1, cases=CASES) -> list[dict]:
     return rows
 
 
-def run_all_rows(quick: bool = True) -> list[dict]:
+def run_all_rows(quick: bool = True, repeats: int | None = None) -> list[dict]:
     """Rows for ``benchmarks/run_all.py``: 2-h record (quick, one repeat) or 24-h (three repeats)."""
-    hours, repeats = (2.0, 1) if quick else (24.0, 3)
+    hours, repeats = (2.0 if quick else 24.0), (repeats or (1 if quick else 3))
     rows = measure(hours, repeats, CASES[:2])
     ref, den = rows[0], rows[1]
     return [
@@ -124,19 +135,19 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--hours", type=float, default=2.0)
     ap.add_argument("--repeats", type=int, default=1)
-    ap.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    ap.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
-        kind, record, out, threads, fold = args.child
-        child(kind, record, out, int(threads), bool(int(fold)))
+        kind, record, out, threads, fold, bf16 = args.child
+        child(kind, record, out, int(threads), bool(int(fold)), bf16)
         return 0
     rows = measure(args.hours, args.repeats)
     print(f"synthetic Holter {args.hours:g} h, 2 leads, 360 Hz; medians of {args.repeats} run(s); "
           f"usable cores per engine._shared.threads")
-    print(f"{'case':42s} {'wall s':>8s} {'ratio':>6s} {'RSS MB':>7s} {'faults':>9s} {'thr':>4s}")
+    print(f"{'case':52s} {'wall s':>8s} {'ratio':>6s} {'RSS MB':>7s} {'faults':>9s} {'thr':>4s} {'bf16':>4s}")
     for r in rows:
-        print(f"{r['case']:42s} {r['wall_s']:8.2f} {r['ratio']:6.2f} {r['rss_mb']:7.0f} {r['faults']:9.0f} "
-              f"{r['threads']:4d}")
+        print(f"{r['case']:52s} {r['wall_s']:8.2f} {r['ratio']:6.2f} {r['rss_mb']:7.0f} {r['faults']:9.0f} "
+              f"{r['threads']:4.0f} {r['bf16']:4.0f}")
     return 0
 
 

@@ -166,6 +166,49 @@ def profile_step(view, pages: int = 30, top: int = 15) -> None:
     pstats.Stats(prof).sort_stats("tottime").print_stats(top)
 
 
+def measure(pages: int = 12, repeats: int = 5, starts: int = 5, profile: bool = False) -> dict:
+    """Interleaved paging fps (ours, plain), first-window seconds and the heavy start-up modules."""
+    os.environ.setdefault("LATENT_SETTINGS_DIR", tempfile.mkdtemp(prefix="bench-viewer-"))
+    app = _app()
+    win, view, opened = open_ours(EEG)
+    vb = view.plot.getPlotItem().getViewBox()
+    size = (view.plot.width(), view.plot.height())
+    yrange = tuple(vb.viewRange()[1])
+    plain = PlainPager(view.signal, size, yrange, float(view.lanes.factors()[0]))
+    ours_fps, plain_fps = [], []
+    for _ in range(repeats):  # interleaved: both sides see the same machine load
+        ours_fps.append(page_ours(view, pages))
+        plain_fps.append(plain.page(pages))
+    if profile:
+        profile_step(view)
+    bars = sum(hasattr(it, "amplitude") for it in view.calibration)
+    plain.plot.close()
+    win.shutdown()
+    win.close()
+    app.processEvents()
+    starts = first_window_s(starts)
+    heavy = heavy_modules_at_start()
+
+    return {"ours_fps": ours_fps, "plain_fps": plain_fps, "starts": starts, "heavy": heavy, "bars": bars,
+            "opened": opened, "size": size}
+
+
+def run_all_rows(quick: bool = True, repeats: int | None = None) -> list[dict]:
+    """Rows for ``benchmarks/run_all.py``: paging fps vs plain pyqtgraph, first window."""
+    if not EEG.exists():
+        raise FileNotFoundError(f"{EEG} not found (the shared data set, eeg/eegmmidb)")
+    r = measure(pages=12, repeats=repeats or (3 if quick else 5), starts=3 if quick else 5)
+    mo, mp = statistics.median(r["ours_fps"]), statistics.median(r["plain_fps"])
+    fw = statistics.median(r["starts"])
+    return [
+        {"figure": "EEG paging 64 ch, 10-s pages (fps)", "value": round(mo, 1), "unit": "fps",
+         "reference": f"plain pyqtgraph {mp:.1f} fps", "ratio": round(mo / mp, 2), "target": f">= {FPS_TARGET}x"},
+        {"figure": "desktop first window (python -m desktop --quit)", "value": round(fw, 2), "unit": "s",
+         "reference": f"{FIRST_WINDOW_TARGET_S} s", "ratio": round(fw / FIRST_WINDOW_TARGET_S, 2),
+         "target": f"<= {FIRST_WINDOW_TARGET_S:g} s", "pass": fw <= FIRST_WINDOW_TARGET_S},
+    ]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pages", type=int, default=12, help="page turns per repeat")
@@ -176,27 +219,9 @@ def main(argv=None) -> int:
     if not EEG.exists():
         print(f"error: {EEG} not found (the shared data set, eeg/eegmmidb)", file=sys.stderr)
         return 2
-    os.environ.setdefault("LATENT_SETTINGS_DIR", tempfile.mkdtemp(prefix="bench-viewer-"))
-    app = _app()
-    win, view, opened = open_ours(EEG)
-    vb = view.plot.getPlotItem().getViewBox()
-    size = (view.plot.width(), view.plot.height())
-    yrange = tuple(vb.viewRange()[1])
-    plain = PlainPager(view.signal, size, yrange, float(view.lanes.factors()[0]))
-    ours_fps, plain_fps = [], []
-    for _ in range(args.repeats):  # interleaved: both sides see the same machine load
-        ours_fps.append(page_ours(view, args.pages))
-        plain_fps.append(plain.page(args.pages))
-    if args.profile:
-        profile_step(view)
-    bars = sum(hasattr(it, "amplitude") for it in view.calibration)
-    plain.plot.close()
-    win.shutdown()
-    win.close()
-    app.processEvents()
-    starts = first_window_s(args.starts)
-    heavy = heavy_modules_at_start()
-
+    r = measure(args.pages, args.repeats, args.starts, args.profile)
+    ours_fps, plain_fps, starts, heavy = r["ours_fps"], r["plain_fps"], r["starts"], r["heavy"]
+    bars, opened, size = r["bars"], r["opened"], r["size"]
     mo, mp = statistics.median(ours_fps), statistics.median(plain_fps)
     fw = statistics.median(starts)
     print(f"\nSignal viewer ({EEG.name}: 64 channels, {PAGE_S:g}-s pages, {size[0]}x{size[1]} px trace plot, "

@@ -10,7 +10,9 @@ is scored with a point chosen on itself. One row per model::
     .venv/bin/python benchmarks/eval_nuclei_unseen.py [--data ../shared/data] [MODEL ...]
 
 MODEL: bundled name or ``.safetensors`` path (default ``histo-nuclei``). Pooled F1 at
-r = 6 px, Hungarian matching, CPU.
+r = 6 px, Hungarian matching, CPU. ``--precision bf16`` runs the network as detect-nuclei's
+bf16 path does (BatchNorm folded, channels_last, bfloat16 autocast); ``float32`` (default)
+as trained.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ def main(argv=None) -> int:
     ap.add_argument("models", nargs="*", default=["histo-nuclei"])
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--precision", choices=("float32", "bf16"), default="float32")
     args = ap.parse_args(argv)
 
     import torch
@@ -50,15 +53,20 @@ def main(argv=None) -> int:
         sets[key] = [(np.asarray(PILImage.open(root / n / f"{n}.png").convert("RGB")),
                       crchisto_truth(root / n / f"{n}_detection.mat")) for n in names]
     print(f"CRCHisto images not trained on: {len(tune_names)} tune + {len(val_names)} validation; "
-          f"pooled F1 at r = 6 px")
+          f"pooled F1 at r = 6 px; network in {args.precision}")
     print("| model | shipped point | validation @ shipped | tune @ shipped | validation @ tune-chosen | "
           "tune @ validation-chosen | 20 images cross-tuned |")
     print("|---|---|---|---|---|---|---|")
     for name in args.models:
         loaded = load(name)
         net = loaded.module.eval()
+        if args.precision == "bf16":
+            from engine.inference.optimize import for_inference
+
+            net = for_inference(net, bf16=True)
         det = loaded.meta.get("detector", {})
-        maps = {k: [probability_map(net, to_tensor(im)).numpy() for im, _ in items] for k, items in sets.items()}
+        maps = {k: [probability_map(net, to_tensor(im)).float().numpy() for im, _ in items]
+                for k, items in sets.items()}
         truths = {k: [t for _, t in items] for k, items in sets.items()}
         th0, md0 = float(det.get("threshold", 0.35)), int(det.get("min_distance", 3))
         at_shipped = {k: pooled_counts(maps[k], truths[k], threshold=th0, min_distance=md0, radius=6.0)

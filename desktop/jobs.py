@@ -70,12 +70,14 @@ class JobThread(QThread):
         return self._cancel
 
     def run(self) -> None:  # runs in the worker thread
+        from engine._shared.memory import apply_malloc_policy
         from engine._shared.threads import apply_thread_policy
         from engine.errors import CancelledError
         from engine.jobs import run_job
 
         try:
             apply_thread_policy()  # one intra-op thread on small machines (idle OpenMP threads spin)
+            apply_malloc_policy()  # once per process: buffers reused instead of page-faulted afresh
             job = self._make_job()
             if inspect.isgenerator(job):
                 result = run_job(job, on_progress=self._on_progress, should_cancel=lambda: self._cancel)

@@ -34,7 +34,8 @@ COMMANDS = (
 )
 
 EXIT_USER_ERROR = 2
-#: Sub-commands that run models: the thread policy (engine._shared.threads) is applied before them.
+#: Sub-commands that run models: the thread policy (engine._shared.threads) and the malloc policy
+#: (engine._shared.memory) are applied before them.
 COMPUTE_COMMANDS = frozenset({"calibrate", "denoise", "detect-nuclei", "evaluate-nuclei", "finetune",
                               "reconstruct", "score-beats", "score-segments", "sys-info", "train"})
 
@@ -56,9 +57,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         if args.command in COMPUTE_COMMANDS:
+            from engine._shared.memory import apply_malloc_policy
             from engine._shared.threads import apply_thread_policy
 
             apply_thread_policy(getattr(args, "threads", None))  # a --threads option wins
+            apply_malloc_policy()  # activation buffers reused, not page-faulted afresh per window/tile
         return int(args.func(args) or 0)
     except LatentError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -31,6 +31,10 @@ def sys_info() -> str:
         cores = usable_cores()
         lines.append(f"torch threads: {torch.get_num_threads()} (policy default {default_threads(cores)} "
                      f"for {cores} usable cores; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})")
+        from engine._shared.memory import malloc_policy
+
+        mp = malloc_policy()
+        lines.append(f"malloc policy: {mp.describe() if mp else 'not applied in this process'}")
         if torch.cuda.is_available():
             lines.append(f"CUDA: {torch.version.cuda}, device: {torch.cuda.get_device_name(0)}")
         else:

@@ -25,11 +25,14 @@ THREADS_ENV = "LATENT_TORCH_THREADS"
 
 
 def _set_threads() -> None:
-    """The cluster's per-worker thread count when it set one, else the machine's thread policy."""
+    """The cluster's per-worker thread count when it set one, else the machine's thread policy;
+    and the malloc policy (:mod:`engine._shared.memory`)."""
+    from engine._shared.memory import apply_malloc_policy
     from engine._shared.threads import apply_thread_policy
 
     n = os.environ.get(THREADS_ENV)
     apply_thread_policy(int(n) if n and n.isdigit() else None)
+    apply_malloc_policy()
 
 
 def _device_label(device) -> str:

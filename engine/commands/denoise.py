@@ -16,6 +16,9 @@ def register(sub) -> None:
                         "except where the calibrated anomaly exceeds the normal p99")
     add_device(p)
     p.add_argument("--batch-size", type=int, default=32, help="windows per forward pass")
+    p.add_argument("--precision", choices=("auto", "float32", "bf16"), default="auto",
+                   help="network arithmetic. auto (default): bfloat16 autocast for ECG on CPUs with native bf16 "
+                        "(output SNR within 0.04 dB of float32), else float32")
     add_outputs(p, run)
 
 
@@ -27,7 +30,9 @@ def run(args) -> int:
     opts = {k: v for k, v in (("sfreq", args.sfreq), ("modality", args.modality)) if v is not None}
     with opened(args.record, **opts) as data:
         result = run_with_bar("denoise", denoise_task(data, model=args.model, device=args.device,
-                                                      mode=args.mode, batch_size=args.batch_size))
+                                                      mode=args.mode, batch_size=args.batch_size,
+                                                      bf16={"auto": None, "float32": False,
+                                                            "bf16": True}[args.precision]))
         paths = write_denoised(result, data, args.out)
         summary = summarize(result, data, outputs=paths[:-1])
     report(args.json, summary, paths, lambda: [

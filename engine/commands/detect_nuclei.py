@@ -16,6 +16,10 @@ def register(sub) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, ... (default: best available)")
     p.add_argument("--threshold", type=float, default=None, help="override the model's peak score threshold")
     p.add_argument("--tile", type=int, default=None, help="tile size in model pixels (default: the model's, 1024)")
+    p.add_argument("--precision", choices=("float32", "bf16", "auto"), default="float32",
+                   help="network arithmetic (default float32). bf16: bfloat16 autocast, about 2x faster network on "
+                        "CPUs with native bf16, ~0.1%% of detections differ (pooled validation F1 0.786 -> 0.785); "
+                        "auto: bf16 only where the CPU has it natively")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     p.set_defaults(func=run)
@@ -41,7 +45,8 @@ def run(args) -> int:
                 print(f"\r[{p.fraction * 100:5.1f}%] {p.message}\033[K", end="", file=sys.stderr, flush=True)
 
         job = detect_task(data, model=args.model, device=args.device, mpp=args.mpp, roi=roi,
-                          tile=args.tile, threshold=args.threshold)
+                          tile=args.tile, threshold=args.threshold,
+                          bf16={"auto": None, "float32": False, "bf16": True}[args.precision])
         result = run_job(job, on_progress)
         if show:
             print(file=sys.stderr)

@@ -10,16 +10,28 @@ keep the unfolded network: the folded copy has no running statistics to update.
 :func:`split_skip_convs` replaces the first convolution after each skip connection of a
 :class:`~engine.models.conv.ConvAE` by a :class:`~engine.models.blocks.PairConv`, so the
 decoder never copies ``torch.cat([up, skip])`` (it was ~10% of ct-dae's forward pass on CPU).
+
+:class:`Bf16Autocast` runs a network under bfloat16 autocast (float32 in, float32 out).
+That is *not* the same function to float rounding, so a task turns it on only where its
+accuracy benchmark showed no loss, and only on CPUs that compute bf16 natively
+(:func:`cpu_has_bf16`: AVX512-BF16 or AMX); elsewhere autocast is emulated and slower.
 """
 from __future__ import annotations
 
 import copy
 import itertools
+import sys
+from functools import lru_cache
+from pathlib import Path
 
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-__all__ = ["count_batchnorm", "fold_batchnorm", "split_skip_convs", "for_inference", "optimized"]
+__all__ = ["Bf16Autocast", "count_batchnorm", "cpu_has_bf16", "fold_batchnorm", "split_skip_convs", "for_inference",
+           "optimized", "resolve_bf16"]
+
+#: /proc/cpuinfo flags that mean the CPU computes bf16 dot products natively.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -68,23 +80,76 @@ def count_batchnorm(module: nn.Module) -> int:
     return sum(isinstance(m, _NORMS) for m in module.modules())
 
 
-def for_inference(module: nn.Module, device=None) -> nn.Module:
-    """A folded copy of *module* (skip convolutions split) on *device*, channels_last for 2-D convolutions.
+@lru_cache(maxsize=1)
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bf16 arithmetic (Linux: the /proc/cpuinfo flags; else False)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        with Path("/proc/cpuinfo").open() as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return any(f in flags for f in BF16_CPU_FLAGS)
+    except OSError:
+        pass
+    return False
 
-    The original network is left untouched (training code may still use it). Outputs equal
-    the original's to float rounding (tested on real CRCHisto and LIDC images).
+
+def resolve_bf16(requested: bool | None, device) -> bool:
+    """*requested* when given; otherwise (``None``, a task's "auto") True on a CPU with native bf16.
+
+    CUDA stays float32 unless asked: the accuracy checks behind "auto" ran on CPU.
+    """
+    if requested is not None:
+        return bool(requested)
+    return getattr(device, "type", str(device or "cpu")).startswith("cpu") and cpu_has_bf16()
+
+
+class Bf16Autocast(nn.Module):
+    """*inner* under bfloat16 autocast on its device; float32 in, float32 out.
+
+    Attributes the tasks read from a network (``stride``, ``gate_level`` ...) are the inner's.
+    """
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def __getattr__(self, name):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["inner"], name)
+
+    def forward(self, x):
+        import torch
+
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
+            out = self.inner(x)
+        return out.float()
+
+
+def for_inference(module: nn.Module, device=None, *, bf16: bool = False) -> nn.Module:
+    """A folded copy of *module* (skip convolutions split) on *device*, in channels_last when it holds
+    2-D convolutions, under bf16 autocast when *bf16* (see :class:`Bf16Autocast`).
+
+    The original network is left untouched (training code may still use it). Without *bf16*
+    outputs equal the original's to float rounding (tested on real CRCHisto and LIDC images).
     """
     import torch
 
     net = split_skip_convs(fold_batchnorm(module))
     if any(isinstance(m, nn.Conv2d) for m in net.modules()):
-        return net.to(device or "cpu", memory_format=torch.channels_last)
-    return net.to(device or "cpu")
+        net = net.to(device or "cpu", memory_format=torch.channels_last)
+    else:
+        net = net.to(device or "cpu")
+    return Bf16Autocast(net).eval() if bf16 else net
 
 
-def optimized(loaded):
+def optimized(loaded, *, bf16: bool = False):
     """*loaded* (an :class:`engine.weights.LoadedModel`) with its network replaced by
     :func:`for_inference`'s copy; the cached model keeps its original network."""
     import dataclasses
 
-    return dataclasses.replace(loaded, module=for_inference(loaded.module))
+    return dataclasses.replace(loaded, module=for_inference(loaded.module, bf16=bf16))

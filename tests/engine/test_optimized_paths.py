@@ -191,3 +191,46 @@ def test_masked_error_postprocessing_equals_whole_array_filters(data_dir):
             got = postprocess_image_error(err, median_size=9, smooth_sigma=2.0, mask=m)
             np.testing.assert_allclose(got, _ref_postprocess(err, median_size=9, smooth_sigma=2.0, mask=m),
                                        rtol=0, atol=1e-6)
+def test_polygon_simplification_equals_skimage_on_real_outlines(data_dir):
+    """The Python-float Douglas-Peucker keeps exactly skimage's vertices on real nucleus contours."""
+    from PIL import Image as PILImage
+    from scipy import ndimage as ndi
+    from skimage.measure import approximate_polygon as skimage_dp
+    from skimage.measure import find_contours
+
+    from engine.tasks.nuclei.outline import approximate_polygon
+    from engine.tasks.nuclei.stain import hematoxylin
+
+    n = 0
+    for name in ("img1", "img4", "img20"):
+        rgb = PILImage.open(data_dir / f"histo/crchisto/{name}/{name}.png").convert("RGB")
+        lab, _ = ndi.label(ndi.gaussian_filter(hematoxylin(np.asarray(rgb)), 1) > 0.08)
+        for i, sl in enumerate(ndi.find_objects(lab)):
+            for c in find_contours(np.pad(lab[sl] == i + 1, 1).astype(np.float32), 0.5):
+                for tol in (0.5, 1.0, 2.0):
+                    np.testing.assert_array_equal(approximate_polygon(c, tol), skimage_dp(c, tol))
+                    n += 1
+    assert n > 600  # many real contours, not a handful
+    line = np.array([[0.0, 0.0], [0.2, 1.0], [0.0, 2.0], [3.0, 2.0]])
+    np.testing.assert_array_equal(approximate_polygon(line, 0.5), line[[0, 2, 3]])
+    np.testing.assert_array_equal(approximate_polygon(line, 0), line)
+
+
+def test_outlines_of_selected_nuclei_equal_the_full_run(data_dir):
+    """``select`` outlines a subset; every centre still bounds its neighbours, so the subset's
+    areas and polygons equal those of the run without it."""
+    from PIL import Image as PILImage
+
+    from engine.tasks.nuclei import load_detector
+    from engine.tasks.nuclei.core import detect_array
+    from engine.tasks.nuclei.outline import outline_nuclei
+
+    rgb = np.asarray(PILImage.open(data_dir / "histo/crchisto/img4/img4.png").convert("RGB"))
+    xy, _ = detect_array(load_detector("histo-nuclei").module, rgb, threshold=0.35, min_distance=3)
+    select = xy[:, 0] < 250  # the left half, as a tile core would own
+    area, polys = outline_nuclei(rgb, xy, mpp=0.5)
+    area_s, polys_s = outline_nuclei(rgb, xy, mpp=0.5, select=select)
+    assert 20 < select.sum() < len(xy) and len(polys_s) == len(area_s) == select.sum()
+    np.testing.assert_array_equal(area_s, area[select])
+    for p, q in zip(polys_s, [p for p, s in zip(polys, select) if s]):
+        np.testing.assert_array_equal(p, q)

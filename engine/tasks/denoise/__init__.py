@@ -59,6 +59,12 @@ def gate_weights(anomaly: np.ndarray, *, sfreq: float, smooth_s: float = 0.1) ->
     return g
 
 
+#: Where ``bf16=None`` may use bfloat16 autocast: ECG, whose output SNR moved by at most 0.036 dB
+#: per noise condition (mean over 6 MIT-BIH records, 12 conditions + the clean floor; mean gain
+#: 9.470 -> 9.481 dB) against float32. EEG was not measured, so it stays float32.
+BF16_AUTO_MODALITIES = ("ecg",)
+
+
 def _fit_window(lm, data: Signal):
     """A recording shorter than the model's window gets a window of its own length.
 
@@ -91,7 +97,7 @@ def _thread_policy() -> dict:
 
 
 def denoise_task(data: Signal, *, model=None, device=None, mode: str = "replace", batch_size: int = 32,
-                 overlap: int | None = None, fold_bn: bool = True,
+                 overlap: int | None = None, fold_bn: bool = True, bf16: bool | None = None,
                  **options) -> Generator[Progress, None, DenoisedSignal]:
     """Denoise every channel of *data*; yields progress, returns a :class:`DenoisedSignal`.
 
@@ -111,6 +117,10 @@ def denoise_task(data: Signal, *, model=None, device=None, mode: str = "replace"
     fold_bn : bool
         Fold BatchNorm into the preceding convolutions for inference (same outputs to
         float rounding, about 1.2x faster); ``False`` runs the network as trained.
+    bf16 : bool or None
+        Run the network under bfloat16 autocast (with *fold_bn*). ``None`` (default): for
+        the modalities in :data:`BF16_AUTO_MODALITIES`, on CPUs with native bf16
+        (:func:`engine.inference.optimize.resolve_bf16`); float32 otherwise.
     """
     from engine.inference.windows import infer_signal, signal_anomaly
 
@@ -128,10 +138,14 @@ def denoise_task(data: Signal, *, model=None, device=None, mode: str = "replace"
         raise ModelError(f"{lm.name} has no anomaly calibration; use mode 'replace'")
     t_load = time.perf_counter() - t0
     lm = _fit_window(lm, data)
+    use_bf16 = False
     if fold_bn:
-        from engine.inference.optimize import optimized
+        from engine._shared.device import choose_device
+        from engine.inference.optimize import optimized, resolve_bf16
 
-        lm = optimized(lm)  # BatchNorm folded (a copy: the cached model is untouched)
+        auto = None if data.modality in BF16_AUTO_MODALITIES else False
+        use_bf16 = resolve_bf16(auto if bf16 is None else bf16, choose_device(device))
+        lm = optimized(lm, bf16=use_bf16)  # BatchNorm folded (a copy: the cached model is untouched)
     threads = _thread_policy()
     yield Progress(0.0, f"denoising {len(data.channels)} channel(s) with {lm.name}")
     recon = yield from rescaled(infer_signal(lm, data, device=device, batch_size=batch_size, overlap=overlap),
@@ -162,7 +176,8 @@ def denoise_task(data: Signal, *, model=None, device=None, mode: str = "replace"
     params = {"mode": mode, "window": inp.get("window"), "overlap": inp.get("overlap") if overlap is None else overlap,
               "model_sfreq": inp.get("sfreq"), "input_sfreq": float(data.sfreq), "per_channel": True,
               "batch_size": batch_size, "device": str(device or "auto"), "nan_samples_kept": nan_mask_samples,
-              "batchnorm_folded": bool(fold_bn), "threads": threads,
+              "batchnorm_folded": bool(fold_bn), "precision": "bf16 autocast" if use_bf16 else "float32",
+              "threads": threads,
               "timings_s": {"load_model": round(t_load, 3), "total": round(time.perf_counter() - t0, 3)}}
     params.update(montage_params(data))  # the montage the recording was read through
     yield Progress(1.0, "denoised")

@@ -51,7 +51,8 @@ def load_detector(model=None):
             _CACHE[key] = loaded
     if loaded.meta.get("architecture") != "nuclei-net" or "detector" not in loaded.meta:
         raise ModelError(f"model {loaded.name!r} ({loaded.meta.get('architecture')}) is not a nucleus "
-                         f"detector; use {default_model('detect-nuclei', 'histology')!r} or another detect-nuclei model")
+                         f"detector; use {default_model('detect-nuclei', 'histology')!r} or another "
+                         f"detect-nuclei model")
     return loaded
 
 
@@ -77,10 +78,26 @@ def _region(data: Image, roi) -> tuple[int, int, int, int]:
     return x0, y0, x1 - x0, y1 - y0
 
 
+def _core_owner(core, origin):
+    """``keep(xy)`` for :func:`~engine.tasks.nuclei.core.detect_array`: the points (in the pixels of
+    a tile box at *origin*) that the tile *core* ``(x0, y0, x1, y1)`` owns.
+
+    Each point belongs to the one tile core whose pixel range contains its rounded position, so
+    nothing is counted twice across tile borders; only those are outlined (the margin is context).
+    """
+    (x0, y0, x1, y1), (bx0, by0) = core, origin
+
+    def keep(xy: np.ndarray) -> np.ndarray:
+        x, y = xy[:, 0] + bx0, xy[:, 1] + by0
+        return (x >= x0 - 0.5) & (x < x1 - 0.5) & (y >= y0 - 0.5) & (y < y1 - 0.5)
+
+    return keep
+
+
 def detect_task(data: Image, *, model=None, device=None, mpp: float | None = None, roi=None,
                 tile: int | None = None, margin: int | None = None, threshold: float | None = None,
                 min_distance: int | None = None, outlines: bool = True, estimate_scale: bool = True,
-                **options) -> Generator[Progress, None, Detections]:
+                bf16: bool | None = False, **options) -> Generator[Progress, None, Detections]:
     """Detect nuclei in a histology image; yields Progress per tile, returns :class:`Detections`.
 
     Parameters
@@ -107,11 +124,17 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
         Outline each nucleus (seeded watershed of the hematoxylin channel) and measure its area.
     estimate_scale : bool
         When the pixel size is unknown, estimate it (default); False assumes the model's own.
+    bf16 : bool or None
+        Run the network under bfloat16 autocast: about 2x faster network on a CPU with native
+        bf16, but not the same detections (about 0.1% of points differ; pooled F1 on the 10
+        CRCHisto validation images 0.7859 -> 0.7855, tune images 0.8254 -> 0.8248), so the
+        default is float32 (``False``). ``None``: bf16 where the CPU has it natively
+        (:func:`engine.inference.optimize.resolve_bf16`).
     """
     import torch
 
     from engine._shared.device import choose_device
-    from engine.inference.optimize import for_inference
+    from engine.inference.optimize import for_inference, resolve_bf16
     from engine.tasks.nuclei.core import detect_array, network_stride
 
     if getattr(data, "modality", None) != "histology":
@@ -154,7 +177,8 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
     tile = int(det.get("tile", DEFAULT_TILE) if tile is None else tile)
     margin = int(det.get("margin", DEFAULT_MARGIN) if margin is None else margin)
     dev = choose_device(device)
-    module = for_inference(loaded.module, dev)  # BatchNorm folded, channels_last: same detections
+    use_bf16 = resolve_bf16(bf16, dev)
+    module = for_inference(loaded.module, dev, bf16=use_bf16)  # BatchNorm folded, channels_last
 
     rx, ry, rw, rh = _region(data, roi)
     rows, cols = int(data.shape[0]), int(data.shape[1])
@@ -176,18 +200,16 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
             bx1, by1 = min(cx1 + pad, cols), min(cy1 + pad, rows)
             rgb = np.asarray(data.read_region(0, bx0, by0, bx1 - bx0, by1 - by0))
             out = detect_array(module, rgb, scale=scale, threshold=thr, min_distance=md, device=dev,
-                               outlines=outlines, model_mpp=model_mpp)
-            xy, sc = out[0] + (bx0, by0), out[1]
-            # Each point belongs to the one tile core whose pixel range contains its rounded position.
-            own = ((xy[:, 0] >= tx - 0.5) & (xy[:, 0] < cx1 - 0.5)
-                   & (xy[:, 1] >= ty - 0.5) & (xy[:, 1] < cy1 - 0.5))
-            xys.append(xy[own])
-            scores.append(sc[own])
+                               outlines=outlines, model_mpp=model_mpp,
+                               keep=_core_owner((tx, ty, cx1, cy1), (bx0, by0)))
+            xys.append(out[0] + (bx0, by0))
+            scores.append(out[1])
             if outlines:
-                areas.append(out[2][own])
-                polys.extend(p + (bx0, by0) for p, keep in zip(out[3], own) if keep)
-            total += int(own.sum())
-            yield Progress((i + 1) / len(tiles), f"tile {i + 1}/{len(tiles)}: {int(own.sum())} nuclei, "
+                areas.append(out[2])
+                polys.extend(p + (bx0, by0) for p in out[3])
+            n_own = len(out[0])
+            total += n_own
+            yield Progress((i + 1) / len(tiles), f"tile {i + 1}/{len(tiles)}: {n_own} nuclei, "
                            f"{total} in total", {"tile": i + 1, "tiles": len(tiles), "total": total})
     finally:
         if dev.type == "cuda":
@@ -207,6 +229,7 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
         "mpp_source": source, "scale": scale, "tile_model_px": tile, "margin_model_px": margin,
         "tiles": len(tiles), "roi": [rx, ry, rw, rh], "device": str(dev),
         "match_radius_model_px": det.get("radius_px"), "outlines": bool(outlines),
+        "precision": "bf16 autocast" if use_bf16 else "float32",
         "timings_s": {"load_model": round(t_load, 4), "total": round(t_total, 4)},
     }
     if source == "estimated":

@@ -78,7 +78,8 @@ def find_peaks(prob: np.ndarray, *, threshold: float, min_distance: int) -> tupl
 
 
 def detect_array(module, rgb: np.ndarray, *, scale: float = 1.0, threshold: float = 0.5,
-                 min_distance: int = 4, device=None, outlines: bool = False, model_mpp: float = 0.5):
+                 min_distance: int = 4, device=None, outlines: bool = False, model_mpp: float = 0.5,
+                 keep=None):
     """Detect nuclei in one in-memory RGB array.
 
     Parameters
@@ -91,6 +92,9 @@ def detect_array(module, rgb: np.ndarray, *, scale: float = 1.0, threshold: floa
     outlines : bool
         Also outline each nucleus (:func:`engine.tasks.nuclei.outline.outline_nuclei`
         on the rescaled array, whose pixel size is *model_mpp*).
+    keep : callable, optional
+        ``keep(xy) -> (N,) bool`` on the input-pixel centres: return only those detections
+        (and outline only them; every detection still bounds its neighbours' outlines).
 
     Returns
     -------
@@ -104,15 +108,16 @@ def detect_array(module, rgb: np.ndarray, *, scale: float = 1.0, threshold: floa
     prob = probability_map(module, x).float().cpu().numpy()
     xy, score = find_peaks(prob, threshold=threshold, min_distance=min_distance)
     xy_in = model_to_input(xy, x.shape[-2:], np.asarray(rgb).shape[:2])
+    sel = np.ones(len(xy), bool) if keep is None else np.asarray(keep(xy_in), bool)
     if not outlines:
-        return xy_in, score
+        return xy_in[sel], score[sel]
     from engine.tasks.nuclei.outline import outline_nuclei
 
     rgb_model = (x[0].permute(1, 2, 0).clamp(0, 1).mul(255).round().byte().cpu().numpy()
                  if abs(scale - 1.0) >= 1e-6 else np.asarray(rgb)[..., :3])
-    area, polys = outline_nuclei(rgb_model, xy, mpp=model_mpp)
+    area, polys = outline_nuclei(rgb_model, xy, mpp=model_mpp, select=None if keep is None else sel)
     polys = [model_to_input(p, x.shape[-2:], np.asarray(rgb).shape[:2]) for p in polys]
-    return xy_in, score, area, polys
+    return xy_in[sel], score[sel], area, polys
 
 
 def model_to_input(xy: np.ndarray, model_hw, input_hw) -> np.ndarray:

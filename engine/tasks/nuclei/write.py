@@ -47,7 +47,7 @@ def detections_geojson(result: Detections) -> dict[str, Any]:
         meas = {"score": round(float(s), 4)}
         geom = {"type": "Point", "coordinates": [round(x, 2), round(y, 2)]}
         if outlines is not None and len(outlines[i]) >= 3:
-            ring = [[round(float(px), 2), round(float(py), 2)] for px, py in outlines[i]]
+            ring = [[round(px, 2), round(py, 2)] for px, py in outlines[i].tolist()]
             geom = {"type": "Polygon", "coordinates": [ring + [ring[0]]]}
         if a_px is not None:
             meas["Area px^2"] = round(float(a_px[i]), 2)
