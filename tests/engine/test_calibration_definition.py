@@ -105,7 +105,7 @@ def test_finetune_calibration_equals_calibrate_on_the_held_out_planes(tmp_path):
     assert cal_c["high"] == cal_ft["high"] == cal_o["high"] == anomaly.CALIBRATION_HIGH
 
 
-def _bench_ecg(*extra) -> "subprocess.CompletedProcess":
+def _bench_ecg(*extra):
     import subprocess
     import sys
 
