@@ -110,7 +110,8 @@ def _calibrate(model, normal_data) -> None:
     for k in normal_data["cal"]:  # as engine.inference.calibration: values inside the map's own mask
         a, _, own = _maps(model, img.array[k], img.spacing[1:], calibrated=False)
         vals.append(a[own])
-    model.meta["calibration"] = calibrate(np.concatenate(vals), data=f"planes {normal_data['cal']}")
+    # one unit per plane: the engine's one definition of the scale (engine.inference.anomaly.calibrate)
+    model.meta["calibration"] = calibrate(vals, data=f"planes {normal_data['cal']}")
 
 
 def evaluate(model, normal_data, test) -> dict:

@@ -6,21 +6,49 @@ a median filter and a Gaussian blur to suppress single-pixel edge errors, and a
 foreground mask (CT body or lungs by HU thresholds + morphology; histology tissue by
 saturation; signals: a moving average of the error). It is expressed on a FIXED scale
 calibrated on normal validation data: ``(error - p_low) / (p_high - p_low)`` clipped at 0,
-so 0 = typical of normal data and 1 = the high percentile (p99 by default) of normal
-data. The calibration percentiles travel with the weights (``meta["calibration"]``).
+so 0 = typical of normal data and 1 = the high percentile (p99) of normal data. The
+calibration percentiles travel with the weights (``meta["calibration"]``).
+
+ONE definition of that scale (:func:`calibrate`, constants below) serves every producer: the
+bundled models (scripts/train_bundled.py, scripts/train_ecg_dae.py via
+:func:`engine.inference.calibration.calibrate_on`), ``train``, ``finetune`` and ``calibrate``.
+Low point = the pooled median (``p50``). High point (``p99_ucb90``) = the pooled p99, raised
+to a one-sided 90 % upper confidence bound of it when the normal data come in several
+independent units (CT planes, images, recordings): the bound is the 90th percentile of the
+pooled p99 over a fixed-seed bootstrap that resamples whole UNITS, not pixels. Why units:
+after the median filter and the Gaussian blur, neighbouring pixels of a plane are strongly
+correlated and planes differ systematically (apex vs mid-chest), so the effective sample size
+of a p99 is the number of planes, not of pixels. With the 3-4 held-out planes of a typical
+fine-tune, the pooled p99 depends on which planes happened to be held out and under-estimates
+the p99 of the patient's other normal planes about as often as not; the bound never makes the
+scale stricter than the held-out units justify, and it converges to the pooled p99 as the
+number of units grows (one unit: exactly the pooled p99). ``p99`` itself stays the pooled value.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 from scipy import ndimage as ndi
 
 __all__ = ["error_map", "postprocess_image_error", "smooth_signal_error", "ct_body_mask", "ct_lung_mask",
            "disk_closing", "fill_holes", "tissue_mask", "calibrate", "apply_calibration", "anomaly_stats",
-           "CALIBRATION_PERCENTILES"]
+           "CALIBRATION_PERCENTILES", "CALIBRATION_LOW", "CALIBRATION_HIGH", "CALIBRATION_QUANTILE",
+           "CALIBRATION_CONFIDENCE", "unit_bootstrap_bound"]
 
 CALIBRATION_PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+#: The definition of the fixed scale (see the module docstring), in this one place.
+CALIBRATION_LOW = "p50"
+CALIBRATION_QUANTILE = 99.0
+CALIBRATION_CONFIDENCE = 0.90
+CALIBRATION_HIGH = "p99_ucb90"
+CALIBRATION_BOOTSTRAP = 200
+CALIBRATION_BOOTSTRAP_VALUES = 20_000  # values per unit used by the bootstrap (a fixed-seed subsample)
+CALIBRATION_SEED = 0
+CALIBRATION_DEFINITION = (f"0 = pooled {CALIBRATION_LOW}; 1 = {CALIBRATION_HIGH}: "
+                          f"the pooled p{CALIBRATION_QUANTILE:g}, "
+                          f"raised to its one-sided {100 * CALIBRATION_CONFIDENCE:g} % upper bound over a "
+                          f"{CALIBRATION_BOOTSTRAP}-fold bootstrap of whole units (planes, images, recordings)")
 
 
 def error_map(x: np.ndarray, recon: np.ndarray, *, kind: str = "abs", channel_axis: int | None = 0) -> np.ndarray:
@@ -208,15 +236,54 @@ def tissue_mask(rgb: np.ndarray, *, min_saturation: float = 0.07, max_value: flo
     return ndi.binary_opening(m, iterations=1)
 
 
-def calibrate(values: np.ndarray, *, low: str = "p50", high: str = "p99", data: str = "") -> dict[str, Any]:
-    """Percentiles of post-processed errors of NORMAL validation data (the fixed scale)."""
-    v = np.asarray(values, np.float64).ravel()
-    v = v[np.isfinite(v)]
-    if v.size == 0:
+def _unit_arrays(values) -> list[np.ndarray]:
+    """*values* as a list of finite float64 1-D arrays, one per unit (an ndarray = one unit)."""
+    if isinstance(values, np.ndarray):
+        values = [values]
+    units = []
+    for u in values:
+        v = np.asarray(u, np.float64).ravel()
+        v = v[np.isfinite(v)]
+        if v.size:
+            units.append(v)
+    return units
+
+
+def unit_bootstrap_bound(units: Sequence[np.ndarray], *, q: float = CALIBRATION_QUANTILE,
+                         confidence: float = CALIBRATION_CONFIDENCE, n_boot: int = CALIBRATION_BOOTSTRAP,
+                         per_unit: int = CALIBRATION_BOOTSTRAP_VALUES, seed: int = CALIBRATION_SEED) -> float:
+    """One-sided *confidence* upper bound of the pooled *q*-th percentile, resampling whole units.
+
+    Each unit is first reduced to at most *per_unit* values (a fixed-seed subsample; an exact
+    copy when smaller), so that every unit weighs by its size as in the pooled percentile."""
+    rng = np.random.default_rng(seed)
+    units = [u if u.size <= per_unit else rng.choice(u, per_unit, replace=False) for u in units]
+    n = len(units)
+    if n < 2:
+        return float(np.percentile(units[0], q))
+    stats = np.empty(n_boot)
+    for b in range(n_boot):
+        pick = rng.integers(0, n, n)
+        stats[b] = np.percentile(np.concatenate([units[i] for i in pick]), q)
+    return float(np.quantile(stats, confidence))
+
+
+def calibrate(values, *, data: str = "") -> dict[str, Any]:
+    """The fixed scale from post-processed errors of NORMAL validation data (the definition above).
+
+    *values*: one array (one unit) or a sequence of arrays, one per independent unit (a CT
+    plane, an image, a recording). Returns the pooled percentiles ``p50 .. p99.9``, ``mean``,
+    ``n``, ``n_units``, the high point ``p99_ucb90`` and ``low``/``high`` naming the keys used."""
+    units = _unit_arrays(values)
+    if not units:
         raise ValueError("no values to calibrate on")
+    v = np.concatenate(units)
     pct = np.percentile(v, CALIBRATION_PERCENTILES)
     cal = {f"p{p:g}": float(q) for p, q in zip(CALIBRATION_PERCENTILES, pct)}
-    cal.update(low=low, high=high, n=int(v.size), mean=float(v.mean()), data=data)
+    pooled = float(np.percentile(v, CALIBRATION_QUANTILE))
+    cal[CALIBRATION_HIGH] = max(pooled, unit_bootstrap_bound(units)) if len(units) > 1 else pooled
+    cal.update(low=CALIBRATION_LOW, high=CALIBRATION_HIGH, n=int(v.size), n_units=len(units),
+               mean=float(v.mean()), data=data, definition=CALIBRATION_DEFINITION)
     return cal
 
 

@@ -166,7 +166,8 @@ def finetune(model, data: Sequence, *, out_dir: str | os.PathLike, name: str | N
             before, after, cal = yield from rescaled(_recon_validation(parent, after_loaded, held, device=dev),
                                                      0.86, 0.97)
             cal["data"] = f"fine-tuning held-out normal cases: {held_note}"
-            after["note"] = "calibrated on these same held-out cases, so fraction_above_1 is ~0.01 by construction"
+            after["note"] = ("calibrated on these same held-out cases, so fraction_above_1 is at most ~0.01 by "
+                             "construction (0.01 with one unit; lower with several: see calibration.definition)")
             figure = _recon_figure(parent, after_loaded, held, cal, device=dev)
         meta["calibration"] = cal
     elif tag == "nuclei":
@@ -241,8 +242,8 @@ def calibrate_model(model, data: Sequence, *, out_dir: str | os.PathLike, name: 
     above 1 under the old and the new scale.
     """
     from engine import weights
-    from engine.inference.anomaly import apply_calibration, calibrate
-    from engine.inference.calibration import normal_error_values
+    from engine.inference.anomaly import apply_calibration
+    from engine.inference.calibration import calibrate_units, normal_error_units
 
     t0 = time.time()
     parent = _load_parent(model)
@@ -256,12 +257,13 @@ def calibrate_model(model, data: Sequence, *, out_dir: str | os.PathLike, name: 
     yield Progress(0.0, f"reading {len(data)} input(s)")
     paths, items = _read_inputs(data, modality, sfreq=sfreq, mpp=mpp)
     prints = fingerprints(paths)
-    vals = []
+    units = []
     for i, it in enumerate(items):
-        vals.append(normal_error_values(parent, it, device=device or "cpu"))
+        units += normal_error_units(parent, it, device=device or "cpu")
         yield Progress(0.05 + 0.85 * (i + 1) / len(items), f"measured {i + 1}/{len(items)} input(s)")
-    v = np.concatenate(vals)
-    cal = calibrate(v, data=f"user's normal cases ({len(prints)} file(s)), python -m engine calibrate")
+    v = np.concatenate(units)
+    # THE definition of the scale (engine.inference.anomaly.calibrate), as finetune and training use
+    cal = calibrate_units(units, data_note=f"user's normal cases ({len(prints)} file(s)), python -m engine calibrate")
     old = float((apply_calibration(v, parent.meta.get("calibration")) > 1).mean())
     new = float((apply_calibration(v, cal) > 1).mean())
     name = name or f"{parent.name}-calibrated"

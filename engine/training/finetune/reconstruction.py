@@ -129,17 +129,17 @@ def _recon_recipe(parent, items, *, steps, lr, batch, freeze, val_fraction, devi
 
 def _recon_validation(parent, after_loaded, held, *, device) -> Generator[Progress, None, tuple]:
     """Before/after on the held-out normals: raw error and calibrated statistics; new calibration."""
-    from engine.inference.anomaly import anomaly_stats, apply_calibration, calibrate
-    from engine.inference.calibration import normal_error_values
+    from engine.inference.anomaly import anomaly_stats, apply_calibration
+    from engine.inference.calibration import calibrate_units, normal_error_units
 
-    vb, va = [], []
+    ub, ua = [], []
     for i, h in enumerate(held):
         data, planes = h if isinstance(h, tuple) else (h, None)
-        vb.append(normal_error_values(parent, data, planes=planes, device=device))
-        va.append(normal_error_values(after_loaded, data, planes=planes, device=device))
+        ub += normal_error_units(parent, data, planes=planes, device=device)
+        ua += normal_error_units(after_loaded, data, planes=planes, device=device)
         yield Progress((i + 1) / max(1, len(held)), f"validated {i + 1}/{len(held)} held-out input(s)")
-    vb, va = np.concatenate(vb), np.concatenate(va)
-    cal_after = calibrate(va)
+    vb, va = np.concatenate(ub), np.concatenate(ua)
+    cal_after = calibrate_units(ua)  # THE definition (engine.inference.anomaly), as calibrate and training use
     before = {"raw_error_mean": float(vb.mean()),
               **{k: v for k, v in anomaly_stats(apply_calibration(vb, parent.meta.get("calibration"))).items()}}
     after = {"raw_error_mean": float(va.mean()),
