@@ -10,8 +10,8 @@ import zlib
 
 from engine.errors import CorruptFileError
 
-__all__ = ["MAX_JPEG_PIXELS_PER_BYTE", "MAX_TILE_SIDE", "PngRowCounter", "check_jpeg_size",
-           "check_tile_shape"]
+__all__ = ["MAX_BITS_PER_SAMPLE", "MAX_JPEG_PIXELS_PER_BYTE", "MAX_SAMPLES_PER_PIXEL", "MAX_SEGMENT_BYTES",
+           "MAX_TILE_SIDE", "PngRowCounter", "check_jpeg_size", "check_samples", "check_tile_shape"]
 
 #: Most pixels one byte of a baseline/progressive JPEG can stand for. A flat 4:2:0 image
 #: costs about 3 bytes per 16x16 block (~85 px/byte); a header claiming far more than
@@ -19,6 +19,12 @@ __all__ = ["MAX_JPEG_PIXELS_PER_BYTE", "MAX_TILE_SIDE", "PngRowCounter", "check_
 MAX_JPEG_PIXELS_PER_BYTE = 1000
 #: Largest tile width or height accepted in a tiled TIFF (real slides use 128..4096).
 MAX_TILE_SIDE = 1 << 16
+#: Most samples per pixel of a TIFF level (RGB + alpha + a few extra samples; real files use 1..4).
+MAX_SAMPLES_PER_PIXEL = 8
+#: Most bits per sample of a TIFF level (64-bit float is the widest TIFF sample).
+MAX_BITS_PER_SAMPLE = 64
+#: Most bytes one decoded TIFF tile or strip may take (a 65536 x 4096 RGBA strip of 8 bits is 1 GB).
+MAX_SEGMENT_BYTES = 1 << 30
 #: Decompress IDAT in pieces of at most this many bytes (no bomb is ever held whole).
 _PIECE = 1 << 22
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
@@ -87,3 +93,20 @@ def check_tile_shape(path: str, tile_rows: int, tile_cols: int, level: int = 0) 
         if not 1 <= n <= MAX_TILE_SIDE:
             raise CorruptFileError(path, f"{os.path.basename(path)}: the TIFF tile {what} {n} of level "
                                          f"{level} is outside 1..{MAX_TILE_SIDE}")
+
+
+def check_samples(path: str, spp: int, bits: int, seg_rows: int, seg_cols: int, level: int = 0) -> None:
+    """Refuse absurd SamplesPerPixel / BitsPerSample, and tiles/strips that decode to more than
+    :data:`MAX_SEGMENT_BYTES`, before any tile is decoded (e.g. SamplesPerPixel 2**31)."""
+    name = os.path.basename(path)
+    if not 1 <= spp <= MAX_SAMPLES_PER_PIXEL:
+        raise CorruptFileError(path, f"{name}: the TIFF SamplesPerPixel {spp} of level {level} is outside "
+                                     f"1..{MAX_SAMPLES_PER_PIXEL}")
+    if not 1 <= bits <= MAX_BITS_PER_SAMPLE:
+        raise CorruptFileError(path, f"{name}: the TIFF BitsPerSample {bits} of level {level} is outside "
+                                     f"1..{MAX_BITS_PER_SAMPLE}")
+    need = seg_rows * seg_cols * spp * ((bits + 7) // 8)
+    if need > MAX_SEGMENT_BYTES:
+        raise CorruptFileError(path, f"{name}: a TIFF tile/strip of level {level} ({seg_rows} x {seg_cols} x "
+                                     f"{spp} samples of {bits} bits) would decode to {need} bytes, more than "
+                                     f"{MAX_SEGMENT_BYTES}")
