@@ -30,7 +30,7 @@ from engine.data import Annotation, Signal
 from engine.errors import CorruptFileError, ReadError
 from engine.io.signal_common import canonical_unit, is_ecg_name, is_eeg_name, modality_unit, unit_factor
 from engine.io.wfdb.dat import DatReader
-from engine.io.wfdb.limits import check_physical
+from engine.io.wfdb.limits import check_gains, check_physical
 
 __all__ = ["read_wfdb", "ANNOTATORS", "record_base"]
 
@@ -109,6 +109,7 @@ def read_wfdb(path: str, *, modality: str | None = None, **_) -> Signal:
     if guessed not in ("ecg", "eeg"):
         raise ReadError(path, f"modality must be 'ecg' or 'eeg', not {guessed!r}")
     factors, units, unconverted = _unit_plan(names, src_units, guessed)
+    check_gains(hea, header.adc_gain or [], header.baseline or [0] * len(names), factors)
 
     fast = DatReader.from_header(hea.parent, header) if eager is None else None
 

@@ -14,7 +14,12 @@ import numpy as np
 
 from engine.errors import CorruptFileError
 
-__all__ = ["check_physical"]
+__all__ = ["check_gains", "check_physical"]
+
+#: Largest digital magnitude of any WFDB format (format 32), used to bound the physical range.
+_MAX_DIGITAL = 2.0**31
+#: Largest physical magnitude accepted (float32 holds up to ~3.4e38).
+_MAX_PHYSICAL = 1e38
 
 
 def check_physical(hea: str | os.PathLike, out: np.ndarray, start: int, stop: int) -> None:
@@ -24,3 +29,18 @@ def check_physical(hea: str | os.PathLike, out: np.ndarray, start: int, stop: in
         raise CorruptFileError(hea, f"{os.path.basename(os.fspath(hea))}: {n} samples in {start}-{stop} are "
                                     "infinite after applying the header's gain/baseline/unit (a damaged "
                                     "gain or baseline)")
+
+
+def check_gains(hea: str | os.PathLike, gains, baselines, factors) -> None:
+    """Refuse, at open, a gain/baseline whose largest digital value maps beyond float32.
+
+    ``(digital - baseline) / gain * unit factor`` must stay finite for every digital value
+    a format can hold, so that the first window read is not where a damaged gain shows up.
+    """
+    for ch, (g, b, f) in enumerate(zip(gains, baselines, factors)):
+        g = float(g) if g else 200.0  # 0 is "uncalibrated": wfdb's default 200 ADU/mV
+        top = (_MAX_DIGITAL + abs(float(b or 0))) / abs(g) * abs(float(f))
+        if not np.isfinite(top) or top > _MAX_PHYSICAL:
+            raise CorruptFileError(hea, f"{os.path.basename(os.fspath(hea))}: signal {ch + 1}'s gain {g:g} and "
+                                        f"baseline {b} give physical values up to {top:g}, beyond the float32 "
+                                        "range (a damaged gain or baseline)")
