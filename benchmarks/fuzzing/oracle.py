@@ -76,6 +76,11 @@ def _jpeg_check(b: bytes, shape) -> str | None:
     return None
 
 
+#: TIFF integer field types: (bytes, struct format).
+_TIFF_INT_TYPES = {1: (1, "<B"), 6: (1, "<b"), 3: (2, "<H"), 8: (2, "<h"), 4: (4, "<I"), 9: (4, "<i"),
+                   13: (4, "<I"), 16: (8, "<Q"), 17: (8, "<q"), 18: (8, "<Q")}
+
+
 def _tiff_check(b: bytes, shape) -> str | None:
     if b[:4] != b"II*\x00":
         return None  # not the classic little-endian layout the seeds use: nothing to compare
@@ -85,11 +90,12 @@ def _tiff_check(b: bytes, shape) -> str | None:
         tags = {}
         for k in range(n):
             tag, typ, count, value = struct.unpack("<HHII", b[ifd + 2 + 12 * k:ifd + 14 + 12 * k])
-            width = {3: 2, 4: 4, 16: 8}.get(typ, 4)
-            fmt = {2: "<H", 4: "<I", 8: "<Q"}[width]
+            if typ not in _TIFF_INT_TYPES:  # tifffile skips or does not use other types for these tags
+                continue
+            width, fmt = _TIFF_INT_TYPES[typ]
             if count * width <= 4:
                 vals = [struct.unpack(fmt, struct.pack("<I", value)[j * width:(j + 1) * width])[0]
-                        for j in range(count)]
+                        for j in range(count)]  # values of <= 4 bytes sit in the entry itself
             elif count < 1_000_000 and value + count * width <= len(b):
                 vals = [struct.unpack(fmt, b[value + j * width:value + (j + 1) * width])[0] for j in range(count)]
             else:
@@ -103,12 +109,14 @@ def _tiff_check(b: bytes, shape) -> str | None:
     offs, counts = tags.get(324) or tags.get(273), tags.get(325) or tags.get(279)
     if not offs or not counts:
         return None
+    counts = counts[:len(offs)]  # values past the tile/strip count are never used
     for o, c in zip(offs, counts):
         if o + c > len(b):
             return f"ok with a strip/tile at {o} + {c} bytes beyond the file's {len(b)} bytes"
     spp = (tags.get(277) or [1])[0]
-    bits = sum(tags.get(258) or [8]) if len(tags.get(258) or []) > 1 else (tags.get(258) or [8])[0] * spp
-    total = sum(counts[:len(offs)])
+    bps = tags.get(258) or [1]  # the TIFF default BitsPerSample
+    bits = sum(bps[:spp]) if len(bps) > 1 else bps[0] * spp  # extra values beyond spp are ignored
+    total = sum(counts)
     if (tags.get(259) or [1])[0] == 1:
         if 322 in tags and 323 in tags:
             tw, tl = tags[322][0], tags[323][0]

@@ -94,7 +94,27 @@ def _tiff(tmp_path, tag, value):
     return out
 
 
+def _tiff_bytecount(tmp_path, k, value):
+    """A tiled uncompressed TIFF of a shared PNG with TileByteCounts[k] set to *value* (tifffile
+    reads a short count of uncompressed data as the full tile, i.e. the next tile's bytes)."""
+    import struct
+
+    out = _tiff(tmp_path, 277, 3)  # SamplesPerPixel rewritten to its own value: the file as tifffile wrote it
+    b = bytearray(out.read_bytes())
+    ifd = struct.unpack("<I", b[4:8])[0]
+    for e in range(ifd + 2, ifd + 2 + 12 * struct.unpack("<H", b[ifd:ifd + 2])[0], 12):
+        tag, typ, count, at = struct.unpack("<HHII", b[e:e + 12])
+        if tag == 325:
+            width = 2 if typ == 3 else 4
+            b[at + k * width:at + (k + 1) * width] = value.to_bytes(width, "little")
+            out.write_bytes(bytes(b))
+            return out
+    raise AssertionError("no TileByteCounts")
+
+
 CASES = {
+    "tiff_tile_bytecount_0": (lambda t: _tiff_bytecount(t, 6, 0), "offset .* and 0 bytes"),
+    "tiff_tile_bytecount_short": (lambda t: _tiff_bytecount(t, 6, 100), "holds 100 bytes"),
     "tiff_samples_per_pixel_2e31": (lambda t: _tiff(t, 277, 2**31), "SamplesPerPixel"),
     "tiff_bits_per_sample_999": (lambda t: _tiff(t, 258, 999), "BitsPerSample"),
     "wfdb_gain_1e-45": (_wfdb_gain, "beyond the float32 range"),

@@ -11,7 +11,8 @@ import zlib
 from engine.errors import CorruptFileError
 
 __all__ = ["MAX_BITS_PER_SAMPLE", "MAX_JPEG_PIXELS_PER_BYTE", "MAX_SAMPLES_PER_PIXEL", "MAX_SEGMENT_BYTES",
-           "MAX_TILE_SIDE", "PngRowCounter", "check_jpeg_size", "check_samples", "check_tile_shape"]
+           "MAX_TILE_SIDE", "PngRowCounter", "check_jpeg_size", "check_samples", "check_segments",
+           "check_tile_shape"]
 
 #: Most pixels one byte of a baseline/progressive JPEG can stand for. A flat 4:2:0 image
 #: costs about 3 bytes per 16x16 block (~85 px/byte); a header claiming far more than
@@ -110,3 +111,26 @@ def check_samples(path: str, spp: int, bits: int, seg_rows: int, seg_cols: int, 
         raise CorruptFileError(path, f"{name}: a TIFF tile/strip of level {level} ({seg_rows} x {seg_cols} x "
                                      f"{spp} samples of {bits} bits) would decode to {need} bytes, more than "
                                      f"{MAX_SEGMENT_BYTES}")
+
+
+def check_segments(path: str, offsets, counts, size: int, need, level: int = 0) -> None:
+    """Every tile/strip lies inside the file, and an uncompressed one holds the bytes its rows need.
+
+    *offsets*/*counts* are the raw tag values (tifffile quietly enlarges short byte counts of
+    uncompressed data, which reads neighbouring bytes as pixels). ``need(i)`` is the bytes
+    segment *i* needs uncompressed, or None for compressed data. Offset 0 with count 0 is a
+    sparse (empty) tile and allowed; one of them 0 without the other is damage.
+    """
+    name = os.path.basename(path)
+    for i, (o, c) in enumerate(zip(offsets, counts)):
+        if not o and not c:
+            continue
+        if not o or not c:
+            raise CorruptFileError(path, f"{name}: TIFF tile/strip {i} of level {level} has offset {o} and "
+                                         f"{c} bytes: the page table is damaged")
+        if o + c > size:
+            raise CorruptFileError(path, f"{name}: TIFF tile/strip {i} of level {level} lies at {o} + {c} bytes, "
+                                         f"beyond the end of the file ({size} bytes)")
+        if need is not None and c < need(i):
+            raise CorruptFileError(path, f"{name}: uncompressed TIFF tile/strip {i} of level {level} holds {c} "
+                                         f"bytes, its pixels need {need(i)}")

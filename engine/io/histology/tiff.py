@@ -17,7 +17,7 @@ import numpy as np
 from engine.errors import CorruptFileError, LatentError, ReadError, UnsupportedFormatError
 from engine.io.histology import mpp as M
 from engine.io.histology.common import TileCache, to_rgb8
-from engine.io.histology.limits import check_samples, check_tile_shape
+from engine.io.histology.limits import check_samples, check_segments, check_tile_shape
 
 __all__ = ["TiffSlide"]
 
@@ -111,6 +111,37 @@ class _Level:
         return sample * self.ny * self.nx + ty * self.nx + tx
 
 
+def _raw_segments(page):
+    """The page's tile/strip offsets and byte counts as stored in its tags (not as tifffile fixed them)."""
+    tags = getattr(page, "tags", None)
+    if tags is not None:
+        offs = tags.get(324) or tags.get(273)
+        counts = tags.get(325) or tags.get(279)
+        if offs is not None and counts is not None:
+            return tuple(np.atleast_1d(offs.value)), tuple(np.atleast_1d(counts.value))
+    return page.dataoffsets, page.databytecounts
+
+
+def _uncompressed_need(lv: "_Level"):
+    """``need(i)``: bytes segment *i* of an uncompressed level needs; None when compressed."""
+    kf = lv.keyframe
+    if int(kf.compression) != 1:
+        return None
+    bits = kf.bitspersample
+    bits = int(max(bits) if isinstance(bits, tuple) else bits)
+    samples = 1 if lv.planar else lv.spp
+    row_bytes = (lv.seg_w * samples * bits + 7) // 8
+    if kf.is_tiled:
+        return lambda i: lv.seg_h * row_bytes
+    per_plane = lv.ny
+
+    def need(i: int) -> int:
+        ty = i % per_plane
+        return min(lv.seg_h, lv.rows - ty * lv.seg_h) * row_bytes
+
+    return need
+
+
 class TiffSlide:
     """An open TIFF whose regions are read on demand (thread-safe)."""
 
@@ -166,6 +197,7 @@ class TiffSlide:
                 if len(offsets) < needed or len(counts) < needed:
                     raise CorruptFileError(path, f"level {i} lists {len(offsets)} tiles/strips, "
                                                  f"its size needs {needed}; the TIFF is damaged")
+                check_segments(path, *_raw_segments(page), size, _uncompressed_need(lv), i)
                 end = max((o + c for o, c in zip(offsets, counts) if o and c), default=0)
                 if end > size:
                     raise CorruptFileError(path, f"the TIFF is truncated: level {i} needs {end} bytes, "
