@@ -4,6 +4,7 @@ plus a data access, each case in a worker with time and memory limits; prints a 
     python benchmarks/fuzz_readers.py --family png --cases 200 --seed 1
     python benchmarks/fuzz_readers.py --cases 10000 --jobs 1 --report /tmp/fuzz.json
     python benchmarks/fuzz_readers.py --replay /tmp/fuzz.json      # rerun its failing cases
+    python benchmarks/fuzz_readers.py --merge /tmp/fuzz-*.json      # one table from several runs
 
 Outcomes per case: ok / project error (engine.errors, naming the file) / non-project
 exception / hang (timeout) / memory (limit hit) / ok-invalid (read "ok" but non-finite
@@ -20,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's engine first
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fuzzing.runner import DEFAULT_CACHE, run  # noqa: E402
+from fuzzing.runner import DEFAULT_CACHE, merge_reports, run  # noqa: E402
 from fuzzing.seeds import FAMILIES  # noqa: E402
 from fuzzing.worker import FAILURES  # noqa: E402
 
@@ -37,11 +38,16 @@ def main(argv=None) -> int:
     ap.add_argument("--jobs", type=int, default=1, help="cases run at once (default 1)")
     ap.add_argument("--report", type=Path, help="write the summary and failing cases here (JSON)")
     ap.add_argument("--replay", type=Path, help="rerun the failing cases of this report")
+    ap.add_argument("--merge", type=Path, nargs="+", help="print the combined table of these reports and exit")
     ap.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="folder of the generated seed files")
     args = ap.parse_args(argv)
     import logging
 
     logging.getLogger("engine").setLevel(logging.ERROR)  # readers warn on damaged files; the table says it
+    if args.merge:
+        text, bad = merge_reports(args.merge)
+        print(text)
+        return 1 if bad else 0
     replay = None
     if args.replay:
         replay = json.loads(args.replay.read_text())["failures"]

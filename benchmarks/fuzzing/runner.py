@@ -12,6 +12,7 @@ import shutil
 import statistics
 import tempfile
 import time
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
@@ -23,7 +24,7 @@ from .mutators import case_rng, mutate_case
 from .seeds import FAMILIES, Seed, build_seeds, hashes
 from .worker import FAILURES, OUTCOMES, finish_case, start_case
 
-__all__ = ["Case", "FamilyStats", "make_case", "run_cases", "format_table", "DEFAULT_CACHE"]
+__all__ = ["Case", "FamilyStats", "make_case", "run_cases", "format_table", "merge_reports", "DEFAULT_CACHE"]
 
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "latent-fuzz-seeds"
 
@@ -109,7 +110,9 @@ def run_cases(cases, seeds, *, timeout_s: float, mem_mb: int, jobs: int, work: P
         while pending and len(running) < jobs:
             family, seed, index = pending.pop()
             try:
-                case, open_path, options, files = make_case(seeds, family, seed, index, work)
+                with warnings.catch_warnings():  # pydicom warns on the damage it is asked to write
+                    warnings.simplefilter("ignore")
+                    case, open_path, options, files = make_case(seeds, family, seed, index, work)
             except Exception as exc:  # a mutator bug is the harness's fault: say so, go on
                 c = Case(family, seed, index, outcome="harness-error", detail=f"{type(exc).__name__}: {exc}")
                 yield c
@@ -219,3 +222,38 @@ def _write(path: Path, summary: dict) -> None:
     tmp = Path(f"{path}.tmp")
     tmp.write_text(json.dumps(summary, indent=1))
     os.replace(tmp, path)
+
+
+def merge_reports(paths) -> tuple[str, int]:
+    """One table from several reports (e.g. a long run done family by family, chunk by chunk).
+
+    Medians are not mergeable exactly: the merged "median ms" is the median of the reports'
+    medians. Returns the text (table, runtime, case ranges, failures) and the number of failures.
+    """
+    stats: dict[str, FamilyStats] = {}
+    medians: dict[str, list] = {}
+    runtime, unchanged, ranges, failures = 0.0, [], {}, []
+    for p in sorted(paths, key=str):
+        r = json.loads(Path(p).read_text())
+        runtime += r["runtime_s"]
+        unchanged.append(r["seeds_unchanged"])
+        failures += r["failures"]
+        for fam, f in r["families"].items():
+            st = stats.setdefault(fam, FamilyStats())
+            st.counts.update(f["counts"])
+            st.nan_documented += f["nan_documented"]
+            if f["median_ms"] is not None:
+                medians.setdefault(fam, []).append(f["median_ms"])
+            n = sum(f["counts"].values())
+            ranges.setdefault(fam, []).append(f"{r['seed']}:{r['first_case']}..{r['first_case'] + n - 1}")
+    for fam, st in stats.items():
+        st.ms = [statistics.median(medians[fam])] if medians.get(fam) else []
+    stats = dict(sorted(stats.items(), key=lambda kv: FAMILIES.index(kv[0]) if kv[0] in FAMILIES else 99))
+    finished = [u for u in unchanged if u is not None]
+    lines = [format_table(stats), "",
+             f"reports: {len(paths)} ({len(paths) - len(finished)} unfinished); summed runtime {runtime:.0f} s; "
+             f"seed files unchanged in every finished report: {all(finished)}"]
+    lines += [f"{fam}: seed:cases {', '.join(v)}" for fam, v in ranges.items()]
+    bad = [f for f in failures if f["outcome"] in FAILURES or f["outcome"] == "harness-error"]
+    lines += [f"[{f['outcome']}] {f['family']} seed {f['seed']} #{f['index']}: {f['detail'][:200]}" for f in bad]
+    return "\n".join(lines), len(bad)
