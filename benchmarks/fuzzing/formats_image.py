@@ -6,7 +6,7 @@ import io
 import struct
 import zlib
 
-__all__ = ["dicom_field", "png_field", "jpeg_field", "tiff_field", "png_fix_crcs"]
+__all__ = ["dicom_field", "png_field", "jpeg_field", "tiff_field", "png_fix_crcs", "svs_field"]
 
 _ABSURD_DS = ("0", "-1", "1e308", "-1e308", "nan", "inf", "-inf", "1e-308", "1e30", "1e38", "abc", "")
 _DICOM_FIELDS = {
@@ -265,3 +265,27 @@ def png_fix_crcs(data: bytes, rng) -> tuple[bytes, str] | None:
             _fix_crc(b, at)
             fixed += 1
     return bytes(b), f"png {fixed} CRCs recomputed"
+
+
+_APERIO_FIELDS = (b"MPP = 0.4990", b"AppMag = 20", b"500x500 [0,0 500x500] (128x128)")
+_APERIO_VALUES = {
+    b"MPP = 0.4990": (b"MPP = 0", b"MPP = -1", b"MPP = nan", b"MPP = inf", b"MPP = 1e308", b"MPP = abc",
+                      b"MPP = 1e-300"),
+    b"AppMag = 20": (b"AppMag = 0", b"AppMag = -40", b"AppMag = nan", b"AppMag = 1e308", b"AppMag = x"),
+    b"500x500 [0,0 500x500] (128x128)": (b"0x0 [0,0 0x0] (0x0)", b"99999999x99999999 [0,0 1x1] (1x1)",
+                                         b"500x500 [0,0 500x500] (4294967295x1)"),
+}
+
+
+def svs_field(data: bytes, rng) -> tuple[bytes, str] | None:
+    """An Aperio description field (in place; the tag's length changes with it) or a TIFF entry."""
+    if rng.random() < 0.5:
+        return tiff_field(data, rng)
+    old = rng.choice(_APERIO_FIELDS)
+    new = rng.choice(_APERIO_VALUES[old])
+    i = data.find(old)
+    if i < 0:
+        return None
+    # same length keeps every offset valid: pad with spaces or cut
+    new = new[:len(old)].ljust(len(old))
+    return data[:i] + new + data[i + len(old):], f"aperio {old.decode()!r} -> {new.decode().strip()!r}"

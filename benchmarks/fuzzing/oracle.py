@@ -157,6 +157,10 @@ def _check_image(img, family: str, files: dict[str, Path]) -> str | None:
         reg = img.read_region(0, x, y, rw, rh)
         if reg.shape[:2] != (rh, rw) or reg.dtype != np.uint8:
             return f"region {rw}x{rh} at ({x}, {y}) came back {reg.shape} {reg.dtype}"
+    if img.spacing is not None and not all(math.isfinite(v) and v > 0 for v in img.spacing):
+        return f"microns per pixel {img.spacing} is not finite and > 0"
+    if len(img.levels) != len(img.downsamples) or not all(math.isfinite(d) and d >= 1 for d in img.downsamples):
+        return f"levels {img.levels} with downsamples {img.downsamples}"
     if img.array is not None and tuple(img.array.shape[:2]) != (h, w):
         return f"array {img.array.shape} is not the shape {shape}"
     data = next(iter(files.values())).read_bytes()
@@ -164,7 +168,7 @@ def _check_image(img, family: str, files: dict[str, Path]) -> str | None:
         return _png_check(data, shape)
     if family == "jpeg":
         return _jpeg_check(data, shape)
-    if family == "tiff":
+    if family in ("tiff", "svs"):
         return _tiff_check(data, shape)
     return None
 

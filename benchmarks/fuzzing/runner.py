@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
 
-from .formats_image import dicom_field, jpeg_field, png_field, png_fix_crcs, tiff_field
+from .formats_image import dicom_field, jpeg_field, png_field, png_fix_crcs, svs_field, tiff_field
 from .formats_signal import edf_field, fif_field, text_field, wfdb_field
 from .mutators import case_rng, mutate_case
 from .seeds import FAMILIES, Seed, build_seeds, hashes
@@ -38,6 +38,8 @@ def _aware(family: str, name: str, data: bytes, files: dict, rng):
         return jpeg_field(data, rng)
     if family == "tiff":
         return tiff_field(data, rng)
+    if family == "svs":
+        return svs_field(data, rng)
     if family == "wfdb":
         return wfdb_field(name, data, rng)
     if family in ("edf", "bdf"):

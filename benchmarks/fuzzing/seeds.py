@@ -20,7 +20,11 @@ __all__ = ["DATA", "FAMILIES", "Seed", "build_seeds", "hashes"]
 DATA = Path(os.environ.get("LATENT_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 
 #: Every family the harness fuzzes, in table order.
-FAMILIES = ("dicom", "dicom-folder", "png", "jpeg", "tiff", "wfdb", "edf", "bdf", "fif", "text")
+FAMILIES = ("dicom", "dicom-folder", "png", "jpeg", "tiff", "svs", "wfdb", "edf", "bdf", "fif", "text")
+
+#: ImageDescription that makes OpenSlide read a tiled JPEG TIFF as an Aperio slide.
+APERIO_DESCRIPTION = ("Aperio Image Library v11.2.1 \r\n500x500 [0,0 500x500] (128x128) JPEG/RGB Q=70"
+                      "|AppMag = 20|MPP = 0.4990")
 
 _PNGS = ("histo/crchisto/img1/img1.png", "histo/crchisto/img10/img10.png")
 _EDF = "eeg/eegmmidb/S001R04.edf"
@@ -53,6 +57,9 @@ def _png_to(kind: str, src: Path, out: Path) -> None:
             tifffile.imwrite(out, arr, tile=(128, 128), photometric="rgb", metadata=None)
         elif kind == "tiff-strips":
             tifffile.imwrite(out, arr, rowsperstrip=32, photometric="rgb", metadata=None)
+        elif kind == "svs":
+            tifffile.imwrite(out, arr, tile=(128, 128), photometric="rgb", compression="jpeg",
+                             description=APERIO_DESCRIPTION, metadata=None)
         elif kind == "tiff-zlib":
             tifffile.imwrite(out, arr, tile=(128, 128), photometric="rgb", compression="zlib",
                              metadata=None)
@@ -105,6 +112,7 @@ def _generated(cache: Path) -> dict[str, Path]:
         "img1-tiled.tif": lambda o: _png_to("tiff-tiled", DATA / _PNGS[0], o),
         "img10-strips.tif": lambda o: _png_to("tiff-strips", DATA / _PNGS[1], o),
         "img1-zlib.tif": lambda o: _png_to("tiff-zlib", DATA / _PNGS[0], o),
+        "img10-aperio.svs": lambda o: _png_to("svs", DATA / _PNGS[1], o),
         "S001R04.bdf": lambda o: _edf_to_bdf(DATA / _EDF, o),
         "S001R04_raw.fif": lambda o: _edf_to_fif(DATA / _EDF, o),
         "S001R04.csv": lambda o: _edf_to_csv(DATA / _EDF, o),
@@ -137,6 +145,8 @@ def build_seeds(cache: str | os.PathLike) -> dict[str, list[Seed]]:
         "jpeg": [Seed("jpeg", n, {n: str(g[n])}, n, {}) for n in ("img1.jpg", "img10-progressive.jpg")],
         "tiff": [Seed("tiff", n, {n: str(g[n])}, n, {})
                  for n in ("img1-tiled.tif", "img10-strips.tif", "img1-zlib.tif")],
+        "svs": [Seed("svs", "img10-aperio", {"img10-aperio.svs": str(g["img10-aperio.svs"])}, "img10-aperio.svs",
+                     {})],
         "wfdb": [Seed("wfdb", "mitdb-100", wfdb, "100.hea", {})],
         "edf": [Seed("edf", "S001R04", {"S001R04.edf": str(d / _EDF)}, "S001R04.edf", {})],
         "bdf": [Seed("bdf", "S001R04", {"S001R04.bdf": str(g["S001R04.bdf"])}, "S001R04.bdf", {})],

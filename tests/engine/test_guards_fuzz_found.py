@@ -112,6 +112,41 @@ def _tiff_bytecount(tmp_path, k, value):
     raise AssertionError("no TileByteCounts")
 
 
+APERIO = ("Aperio Image Library v11.2.1 \r\n500x500 [0,0 500x500] (128x128) JPEG/RGB Q=70"
+          "|AppMag = 20|MPP = 0.4990")
+
+
+def _svs(tmp_path, mpp=b"0.4990", name="slide.svs"):
+    """An Aperio-described tiled JPEG TIFF of a shared PNG (OpenSlide reads it as an Aperio slide)."""
+    import tifffile
+    from PIL import Image as PILImage
+
+    arr = np.asarray(PILImage.open(gen.SRC).convert("RGB"))
+    out = tmp_path / name
+    tifffile.imwrite(out, arr, tile=(128, 128), photometric="rgb", compression="jpeg",
+                     description=APERIO.replace("0.4990", mpp.decode()), metadata=None)
+    return out
+
+
+def _svs_tag_count(tmp_path):
+    """The slide's ImageDescription (tag 270) count set to ~4.2e9 values beyond the file's end.
+
+    Without the directory walk this file passed as ok (exit 0). The fuzz case that found it
+    (seed 1, svs #45: damaged tag counts) made libtiff ask GLib for 4.26 GB, which aborts the
+    process (SIGABRT) when the allocation fails."""
+    import struct
+
+    out = _svs(tmp_path, name="count.svs")
+    b = bytearray(out.read_bytes())
+    ifd = struct.unpack("<I", b[4:8])[0]
+    for e in range(ifd + 2, ifd + 2 + 12 * struct.unpack("<H", b[ifd:ifd + 2])[0], 12):
+        if struct.unpack("<H", b[e:e + 2])[0] == 270:
+            b[e + 4:e + 8] = struct.pack("<I", 0xFE000000)
+            out.write_bytes(bytes(b))
+            return out
+    raise AssertionError("no ImageDescription")
+
+
 CASES = {
     "tiff_tile_bytecount_0": (lambda t: _tiff_bytecount(t, 6, 0), "offset .* and 0 bytes"),
     "tiff_tile_bytecount_short": (lambda t: _tiff_bytecount(t, 6, 100), "holds 100 bytes"),
@@ -182,3 +217,21 @@ def test_intact_files_still_read(tmp_path):
     ok = tmp_path / "ok.tif"
     gen.tiff_tag(ok, 277, 3)  # the value tifffile wrote: unchanged
     assert read(str(ok)).read_region(0, 0, 0, 64, 64).shape == (64, 64, 3)
+
+
+def test_svs_infinite_mpp_is_unknown_not_inf(tmp_path):
+    img = read(str(_svs(tmp_path, b"inf   ")))
+    assert img.metadata.get("vendor") == "aperio"
+    assert img.spacing is None
+    good = read(str(_svs(tmp_path, name="good.svs")))
+    assert good.spacing == pytest.approx((0.499, 0.499))
+
+
+def test_tiff_tag_count_beyond_file_refused_before_libtiff(tmp_path):
+    """Run in a subprocess: a regression could abort the process (SIGABRT), which would end pytest."""
+    path = _svs_tag_count(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "engine", "info", str(path)], check=False, capture_output=True,
+                          text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and path.name in errors[0] and "tag 270" in errors[0], proc.stderr[-2000:]

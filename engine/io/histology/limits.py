@@ -6,13 +6,14 @@ Every limit is a named constant defined here once; a value outside its range rai
 from __future__ import annotations
 
 import os
+import struct
 import zlib
 
 from engine.errors import CorruptFileError
 
 __all__ = ["MAX_BITS_PER_SAMPLE", "MAX_JPEG_PIXELS_PER_BYTE", "MAX_SAMPLES_PER_PIXEL", "MAX_SEGMENT_BYTES",
-           "MAX_TILE_SIDE", "PngRowCounter", "check_jpeg_size", "check_samples", "check_segments",
-           "check_tile_shape"]
+           "MAX_TILE_SIDE", "MAX_TIFF_IFDS", "PngRowCounter", "check_jpeg_size", "check_samples",
+           "check_segments", "check_tiff_directory", "check_tile_shape"]
 
 #: Most pixels one byte of a baseline/progressive JPEG can stand for. A flat 4:2:0 image
 #: costs about 3 bytes per 16x16 block (~85 px/byte); a header claiming far more than
@@ -26,6 +27,11 @@ MAX_SAMPLES_PER_PIXEL = 8
 MAX_BITS_PER_SAMPLE = 64
 #: Most bytes one decoded TIFF tile or strip may take (a 65536 x 4096 RGBA strip of 8 bits is 1 GB).
 MAX_SEGMENT_BYTES = 1 << 30
+#: Most image file directories (pages) walked in one TIFF.
+MAX_TIFF_IFDS = 100_000
+#: Bytes of one value of each TIFF field type (1..18); other types are unknown.
+_TIFF_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4,
+                    16: 8, 17: 8, 18: 8}
 #: Decompress IDAT in pieces of at most this many bytes (no bomb is ever held whole).
 _PIECE = 1 << 22
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
@@ -134,3 +140,63 @@ def check_segments(path: str, offsets, counts, size: int, need, level: int = 0) 
         if need is not None and c < need(i):
             raise CorruptFileError(path, f"{name}: uncompressed TIFF tile/strip {i} of level {level} holds {c} "
                                          f"bytes, its pixels need {need(i)}")
+
+
+def check_tiff_directory(path: str) -> None:
+    """Walk every TIFF directory before libtiff (OpenSlide) sees the file.
+
+    libtiff allocates a tag's ``count x type size`` bytes before reading them; GLib aborts
+    the whole process when such an allocation fails (a 4 GB count from one flipped byte).
+    So every entry whose values lie outside the entry must lie inside the file, and the
+    directory chain must stay inside the file without a loop. NDPI (non-standard 64-bit
+    offsets in a classic TIFF) is not walked.
+    """
+    name = os.path.basename(path)
+    if path.lower().endswith(".ndpi"):
+        return
+    size = os.path.getsize(path)
+
+    def bad(reason: str) -> CorruptFileError:
+        return CorruptFileError(path, f"{name}: the TIFF directory is damaged: {reason}")
+
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+        if head[:2] not in (b"II", b"MM"):
+            return
+        e = "<" if head[:2] == b"II" else ">"
+        version = struct.unpack(e + "H", head[2:4])[0]
+        if version == 42:
+            big, offset = False, struct.unpack(e + "I", head[4:8])[0]
+        elif version == 43 and len(head) >= 16:
+            big, offset = True, struct.unpack(e + "Q", head[8:16])[0]
+        else:
+            return
+        count_fmt, entry, inline = (e + "Q", 20, 8) if big else (e + "H", 12, 4)
+        seen = set()
+        while offset:
+            if offset in seen:
+                raise bad(f"the directory chain loops back to offset {offset}")
+            if len(seen) >= MAX_TIFF_IFDS:
+                raise bad(f"more than {MAX_TIFF_IFDS} directories")
+            seen.add(offset)
+            width = 8 if big else 2
+            if offset + width > size:
+                raise bad(f"a directory at offset {offset} lies beyond the end of the file ({size} bytes)")
+            fh.seek(offset)
+            n = struct.unpack(count_fmt, fh.read(width))[0]
+            nxt_width = 8 if big else 4
+            if offset + width + n * entry + nxt_width > size:
+                raise bad(f"the directory at offset {offset} lists {n} entries, beyond the end of the file")
+            raw = fh.read(n * entry + nxt_width)
+            for k in range(n):
+                ent = raw[k * entry:(k + 1) * entry]
+                tag, typ = struct.unpack(e + "HH", ent[:4])
+                if big:
+                    count, value = struct.unpack(e + "QQ", ent[4:20])
+                else:
+                    count, value = struct.unpack(e + "II", ent[4:12])
+                nbytes = count * _TIFF_TYPE_BYTES.get(typ, 1)
+                if nbytes > inline and value + nbytes > size:
+                    raise bad(f"tag {tag} claims {count} values ({nbytes} bytes) at offset {value}, beyond "
+                              f"the end of the file ({size} bytes)")
+            offset = struct.unpack(e + ("Q" if big else "I"), raw[n * entry:n * entry + nxt_width])[0]
