@@ -3,6 +3,7 @@ generated from a shared real file: refused with CorruptFileError naming the file
 and by ``python -m engine info`` (exit 2, one ``error:`` line)."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ import guard_image_files as gen
 from engine.errors import CorruptFileError
 from engine.io import read
 
-DATA = Path("/work/shared/data")
+DATA = Path(os.environ.get("LATENT_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 MITDB = DATA / "ecg/mitdb"
 EDF = DATA / "eeg/eegmmidb/S001R04.edf"
 BONN = DATA / "eeg/bonn/B_O/O001.txt"
