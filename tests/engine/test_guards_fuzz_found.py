@@ -95,19 +95,26 @@ def _tiff(tmp_path, tag, value):
     return out
 
 
-def _tiff_bytecount(tmp_path, k, value):
-    """A tiled uncompressed TIFF of a shared PNG with TileByteCounts[k] set to *value* (tifffile
-    reads a short count of uncompressed data as the full tile, i.e. the next tile's bytes)."""
+def _tiff_bytecount(tmp_path, k, value, out=None):
+    """A tiled uncompressed TIFF of a shared PNG with TileByteCounts[k] (every one for k=None) set to
+    *value* (tifffile reads a short count of uncompressed data as the full tile, i.e. the next tile's bytes)."""
     import struct
 
-    out = _tiff(tmp_path, 277, 3)  # SamplesPerPixel rewritten to its own value: the file as tifffile wrote it
+    if out is None:
+        out = _tiff(tmp_path, 277, 3)  # SamplesPerPixel rewritten to its own value: the file as tifffile wrote it
     b = bytearray(out.read_bytes())
     ifd = struct.unpack("<I", b[4:8])[0]
     for e in range(ifd + 2, ifd + 2 + 12 * struct.unpack("<H", b[ifd:ifd + 2])[0], 12):
         tag, typ, count, at = struct.unpack("<HHII", b[e:e + 12])
         if tag == 325:
             width = 2 if typ == 3 else 4
-            b[at + k * width:at + (k + 1) * width] = value.to_bytes(width, "little")
+            for j in range(count) if k is None else (k,):
+                b[at + j * width:at + (j + 1) * width] = value.to_bytes(width, "little")
+            if k is None:  # every tile empty: the offsets too
+                for e2 in range(ifd + 2, ifd + 2 + 12 * struct.unpack("<H", b[ifd:ifd + 2])[0], 12):
+                    if struct.unpack("<H", b[e2:e2 + 2])[0] == 324:
+                        at2 = struct.unpack("<I", b[e2 + 8:e2 + 12])[0]
+                        b[at2:at2 + 4 * count] = bytes(4 * count)
             out.write_bytes(bytes(b))
             return out
     raise AssertionError("no TileByteCounts")
@@ -149,6 +156,7 @@ def _svs_tag_count(tmp_path):
 
 
 CASES = {
+    "svs_no_tile_holds_data": (lambda t: _tiff_bytecount(t, None, 0, _svs(t, name="sparse.svs")), "none holds data"),
     "tiff_tile_bytecount_0": (lambda t: _tiff_bytecount(t, 6, 0), "offset .* and 0 bytes"),
     "tiff_tile_bytecount_short": (lambda t: _tiff_bytecount(t, 6, 100), "holds 100 bytes"),
     "tiff_samples_per_pixel_2e31": (lambda t: _tiff(t, 277, 2**31), "SamplesPerPixel"),
@@ -236,3 +244,16 @@ def test_tiff_tag_count_beyond_file_refused_before_libtiff(tmp_path):
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and path.name in errors[0] and "tag 270" in errors[0], proc.stderr[-2000:]
+
+
+def test_tile_bytecount_beyond_file_refused_before_openslide(tmp_path):
+    """TileByteCounts[5] = 2**32 - 1 in an Aperio slide: libtiff (OpenSlide) asks GLib for 4 GB for the
+    tile. Under the fuzz worker's 3 GB limit that aborted the process (fuzz seed 2, svs #397); without
+    a limit it allocates 4 GB and then reports a read error. Now refused before OpenSlide opens it.
+    In a subprocess, as a regression may abort it."""
+    path = _tiff_bytecount(tmp_path, 5, 2**32 - 1, _svs(tmp_path, name="bytecount.svs"))
+    proc = subprocess.run([sys.executable, "-m", "engine", "info", str(path)], check=False, capture_output=True,
+                          text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and path.name in errors[0] and "tile/strip 5" in errors[0], proc.stderr[-2000:]

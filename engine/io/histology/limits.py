@@ -32,6 +32,9 @@ MAX_TIFF_IFDS = 100_000
 #: Bytes of one value of each TIFF field type (1..18); other types are unknown.
 _TIFF_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4,
                     16: 8, 17: 8, 18: 8}
+#: StripOffsets/StripByteCounts and TileOffsets/TileByteCounts.
+_SEGMENT_TAGS = (273, 279, 324, 325)
+_SEGMENT_DTYPES = {3: "u2", 4: "u4", 16: "u8"}
 #: Decompress IDAT in pieces of at most this many bytes (no bomb is ever held whole).
 _PIECE = 1 << 22
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
@@ -188,6 +191,7 @@ def check_tiff_directory(path: str) -> None:
             if offset + width + n * entry + nxt_width > size:
                 raise bad(f"the directory at offset {offset} lists {n} entries, beyond the end of the file")
             raw = fh.read(n * entry + nxt_width)
+            arrays = {}
             for k in range(n):
                 ent = raw[k * entry:(k + 1) * entry]
                 tag, typ = struct.unpack(e + "HH", ent[:4])
@@ -199,4 +203,40 @@ def check_tiff_directory(path: str) -> None:
                 if nbytes > inline and value + nbytes > size:
                     raise bad(f"tag {tag} claims {count} values ({nbytes} bytes) at offset {value}, beyond "
                               f"the end of the file ({size} bytes)")
+                if tag in _SEGMENT_TAGS and typ in _SEGMENT_DTYPES:
+                    arrays[tag] = (typ, count, value, nbytes, ent)
+            _check_segment_tags(fh, e, big, arrays, size, offset, bad)
             offset = struct.unpack(e + ("Q" if big else "I"), raw[n * entry:n * entry + nxt_width])[0]
+
+
+def _check_segment_tags(fh, e: str, big: bool, arrays: dict, size: int, ifd: int, bad) -> None:
+    """Tile/strip offsets + byte counts of one directory inside the file, and not all empty.
+
+    libtiff (through OpenSlide) allocates a tile's byte count before reading it; a count of
+    2**32 - 1 makes GLib abort the process.
+    """
+    import numpy as np
+
+    def values(tag):
+        typ, count, value, nbytes, ent = arrays[tag]
+        dtype = np.dtype(e + _SEGMENT_DTYPES[typ])
+        if nbytes <= (8 if big else 4):
+            return np.frombuffer(ent[12 if big else 8:][:nbytes], dtype)
+        fh.seek(value)
+        return np.frombuffer(fh.read(nbytes), dtype)
+
+    for off_tag, count_tag in ((273, 279), (324, 325)):
+        if off_tag not in arrays or count_tag not in arrays:
+            continue
+        offs, counts = values(off_tag), values(count_tag)
+        n = min(len(offs), len(counts))
+        offs, counts = offs[:n].astype(np.uint64), counts[:n].astype(np.uint64)
+        used = (offs != 0) | (counts != 0)
+        if n and not used.any():
+            raise bad(f"the directory at offset {ifd} lists {n} tiles/strips and none holds data")
+        end = offs + counts
+        over = np.flatnonzero(used & (end > size))
+        if over.size:
+            i = int(over[0])
+            raise bad(f"tile/strip {i} of the directory at offset {ifd} lies at {int(offs[i])} + "
+                      f"{int(counts[i])} bytes, beyond the end of the file ({size} bytes)")
