@@ -100,7 +100,7 @@ def _tiff_check(b: bytes, shape) -> str | None:
                 vals = [struct.unpack(fmt, b[value + j * width:value + (j + 1) * width])[0] for j in range(count)]
             else:
                 vals = None
-            tags[tag] = vals
+            tags.setdefault(tag, vals)  # a repeated tag: tifffile keeps the first one
     except (struct.error, KeyError):
         return None
     w, h = (tags.get(256) or [0])[0], (tags.get(257) or [0])[0]
