@@ -246,6 +246,21 @@ def _check_edf_fields(p: Path, fh, ns: int) -> None:
                                       f"{dmin[i]} not below digital maximum {dmax[i]}")
 
 
+#: Longest data-record duration accepted, in seconds (EDF records are 0.1..60 s in practice).
+MAX_EDF_RECORD_S = 86_400.0
+
+
+def _check_edf_duration(p: Path, head: bytes) -> None:
+    """The data-record duration is a finite number of seconds in (0, MAX_EDF_RECORD_S]."""
+    try:
+        record_s = float(head[244:252].decode("ascii").strip())
+    except (UnicodeDecodeError, ValueError):
+        raise CorruptFileError(p, "malformed EDF/BDF header: the data-record duration is not a number") from None
+    if not (np.isfinite(record_s) and 0 < record_s <= MAX_EDF_RECORD_S):
+        raise CorruptFileError(p, f"malformed EDF/BDF header: data-record duration {record_s:g} s is not in "
+                                  f"(0, {MAX_EDF_RECORD_S:g}] s")
+
+
 def _check_edf_size(p: Path) -> dict | None:
     """EDF/BDF: how many of the data records the header announces the file really holds.
 
@@ -271,6 +286,7 @@ def _check_edf_size(p: Path) -> dict | None:
             raise CorruptFileError(p, f"malformed EDF/BDF header: {ns} signals need a {header_bytes}-byte "
                                       f"header, the file has {p.stat().st_size} bytes")
         _check_edf_fields(p, fh, ns)
+        _check_edf_duration(p, head)
         fh.seek(256 + ns * 216)
         spr_field = fh.read(ns * 8)
     spr = _edf_numbers(p, spr_field, ns, "samples per record", int)

@@ -31,6 +31,7 @@ import numpy as np
 from engine.data import Signal
 from engine.errors import CorruptFileError, ReadError
 from engine.io.signal_common import canonical_unit, modality_unit, unit_factor
+from engine.io.text_limits import check_finite, check_lines, check_text_size
 
 __all__ = ["read_text"]
 
@@ -87,10 +88,10 @@ def read_text(path: str, *, sfreq: float | None = None, modality: str | None = "
 
     if p.suffix.lower() == ".npy":
         arr, orientation = _load_npy(p)
-        header = None
+        header, line_numbers = None, None
         metadata = {"format": "NPY", "orientation": orientation}
     else:
-        arr, header, delim = _load_text(p)
+        arr, header, delim, line_numbers = _load_text(p)
         metadata = {"format": "text", "delimiter": {"\t": "tab", None: "whitespace"}.get(delim, delim)}
     n_ch, n_samples = arr.shape
     if n_samples == 0:
@@ -103,15 +104,20 @@ def read_text(path: str, *, sfreq: float | None = None, modality: str | None = "
         mm = arr
 
         def sample_reader(start: int, stop: int) -> np.ndarray:
-            out = np.asarray(mm[:, start:stop], dtype=np.float32)
-            return out * np.float32(factor) if factor != 1.0 else out
+            with np.errstate(over="ignore", invalid="ignore"):
+                out = np.asarray(mm[:, start:stop], dtype=np.float32)
+                out = out * np.float32(factor) if factor != 1.0 else out
+            check_finite(path, out, first_sample=start)
+            return out
 
         return Signal(modality=modality, sfreq=sfreq, channels=names, units=(out_unit,) * n_ch,
                       n_samples=n_samples, path=os.fspath(path), metadata=metadata,
                       sample_reader=sample_reader)
-    data = np.ascontiguousarray(arr, dtype=np.float32)
-    if factor != 1.0:
-        data *= np.float32(factor)
+    with np.errstate(over="ignore", invalid="ignore"):
+        data = np.ascontiguousarray(arr, dtype=np.float32)
+        if factor != 1.0:
+            data *= np.float32(factor)
+    check_finite(path, data, line_numbers)
     return Signal(modality=modality, sfreq=sfreq, channels=names, units=(out_unit,) * n_ch,
                   n_samples=n_samples, path=os.fspath(path), metadata=metadata, _data=data)
 
@@ -146,6 +152,7 @@ def _load_npy(p: Path):
 
 
 def _decode(p: Path) -> str:
+    check_text_size(p)
     raw = p.read_bytes()
     if b"\x00" in raw[:4096]:
         raise ReadError(p, "binary content, not a text signal")
@@ -182,6 +189,7 @@ def _load_text(p: Path):
         if not rows:
             raise ReadError(p, "the file holds a header row but no samples")
     n_cols = len(header) if header else len(tokens)
+    check_lines(p, rows, n_cols)
     body = "\n".join(ln for _, ln in rows)
     try:
         arr = np.loadtxt(io.StringIO(body), delimiter=delim, ndmin=2, dtype=np.float64, comments=None)
@@ -190,7 +198,7 @@ def _load_text(p: Path):
         raise  # pragma: no cover - _raise_bad_line always raises
     if arr.shape[1] != n_cols:
         raise ReadError(p, f"{n_cols} header names but {arr.shape[1]} columns of numbers")
-    return arr.T, header, delim
+    return arr.T, header, delim, [no for no, _ in rows]
 
 
 def _raise_bad_line(p: Path, rows, delim, n_cols):

@@ -36,6 +36,7 @@ from engine.io.histology.common import (
     parse_mpp_option,
     paste_region,
 )
+from engine.io.histology.limits import check_tiff_directory
 
 __all__ = ["read_histology", "OPENSLIDE_EXTENSIONS"]
 
@@ -56,6 +57,8 @@ def _open_tiff_or_slide(path: str, kind: str, ext: str):
         raise ReadError(path, f"the MRXS slide's data folder '{Path(path).with_suffix('').name}' is not "
                               "next to the .mrxs file; copy the folder together with it")
     use_openslide = ext in OPENSLIDE_EXTENSIONS
+    if kind == "tiff":
+        check_tiff_directory(path)  # before libtiff: a damaged tag count makes GLib abort the process
     if not use_openslide and kind == "tiff":
         use_openslide = detect_vendor(path) in _VENDOR_TIFF
     if not use_openslide:

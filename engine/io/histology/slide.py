@@ -12,6 +12,7 @@ pixels. Level 0 and levels with integer downsamples are exact.
 """
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -37,7 +38,7 @@ def _float(props, key) -> float | None:
         v = float(props[key])
     except (KeyError, TypeError, ValueError):
         return None
-    return v if v > 0 else None
+    return v if math.isfinite(v) and v > 0 else None  # "MPP = inf" in a damaged description is no size
 
 
 def _tiff_compression(path: str) -> str | None:

@@ -17,7 +17,7 @@ import numpy as np
 from engine.errors import CorruptFileError, LatentError, ReadError, UnsupportedFormatError
 from engine.io.histology import mpp as M
 from engine.io.histology.common import TileCache, to_rgb8
-from engine.io.histology.limits import check_tile_shape
+from engine.io.histology.limits import check_samples, check_segments, check_tile_shape
 
 __all__ = ["TiffSlide"]
 
@@ -58,7 +58,7 @@ def _rational(tag) -> float | None:
 class _Level:
     """One pyramid level: its pages (one, or three greyscale planes) and segment grid."""
 
-    def __init__(self, series_level, path: str):
+    def __init__(self, series_level, path: str, level: int = 0):
         kf = series_level.keyframe
         self.keyframe = kf
         self.rows, self.cols = int(kf.imagelength), int(kf.imagewidth)
@@ -92,9 +92,12 @@ class _Level:
         self.spp = int(kf.samplesperpixel)
         if kf.is_tiled:
             self.seg_h, self.seg_w = int(kf.tilelength), int(kf.tilewidth)
-            check_tile_shape(path, self.seg_h, self.seg_w)
+            check_tile_shape(path, self.seg_h, self.seg_w, level)
         else:
             self.seg_h, self.seg_w = max(1, min(int(kf.rowsperstrip), self.rows)), self.cols
+        bits = kf.bitspersample
+        check_samples(path, self.spp, int(max(bits) if isinstance(bits, tuple) else bits), self.seg_h, self.seg_w,
+                      level)
         self.ny, self.nx = math.ceil(self.rows / self.seg_h), math.ceil(self.cols / self.seg_w)
         # uncompressed strips: rows can be read straight from the file, so a huge
         # single-strip image is still read a few rows at a time
@@ -106,6 +109,37 @@ class _Level:
 
     def index(self, ty: int, tx: int, sample: int = 0) -> int:
         return sample * self.ny * self.nx + ty * self.nx + tx
+
+
+def _raw_segments(page):
+    """The page's tile/strip offsets and byte counts as stored in its tags (not as tifffile fixed them)."""
+    tags = getattr(page, "tags", None)
+    if tags is not None:
+        offs = tags.get(324) or tags.get(273)
+        counts = tags.get(325) or tags.get(279)
+        if offs is not None and counts is not None:
+            return tuple(np.atleast_1d(offs.value)), tuple(np.atleast_1d(counts.value))
+    return page.dataoffsets, page.databytecounts
+
+
+def _uncompressed_need(lv: "_Level"):
+    """``need(i)``: bytes segment *i* of an uncompressed level needs; None when compressed."""
+    kf = lv.keyframe
+    if int(kf.compression) != 1:
+        return None
+    bits = kf.bitspersample
+    bits = int(max(bits) if isinstance(bits, tuple) else bits)
+    samples = 1 if lv.planar else lv.spp
+    row_bytes = (lv.seg_w * samples * bits + 7) // 8
+    if kf.is_tiled:
+        return lambda i: lv.seg_h * row_bytes
+    per_plane = lv.ny
+
+    def need(i: int) -> int:
+        ty = i % per_plane
+        return min(lv.seg_h, lv.rows - ty * lv.seg_h) * row_bytes
+
+    return need
 
 
 class TiffSlide:
@@ -151,7 +185,7 @@ class TiffSlide:
 
         self.series = max(series, key=area)  # skip thumbnails / labels listed first
         self.series_index = series.index(self.series)
-        self.levels = [_Level(lv, path) for lv in self.series.levels]
+        self.levels = [_Level(lv, path, k) for k, lv in enumerate(self.series.levels)]
         rows0, cols0 = self.levels[0].rows, self.levels[0].cols
         if rows0 == 0 or cols0 == 0:
             raise CorruptFileError(path, "the TIFF image is 0 pixels wide or high")
@@ -163,6 +197,7 @@ class TiffSlide:
                 if len(offsets) < needed or len(counts) < needed:
                     raise CorruptFileError(path, f"level {i} lists {len(offsets)} tiles/strips, "
                                                  f"its size needs {needed}; the TIFF is damaged")
+                check_segments(path, *_raw_segments(page), size, _uncompressed_need(lv), i)
                 end = max((o + c for o, c in zip(offsets, counts) if o and c), default=0)
                 if end > size:
                     raise CorruptFileError(path, f"the TIFF is truncated: level {i} needs {end} bytes, "

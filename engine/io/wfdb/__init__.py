@@ -30,6 +30,7 @@ from engine.data import Annotation, Signal
 from engine.errors import CorruptFileError, ReadError
 from engine.io.signal_common import canonical_unit, is_ecg_name, is_eeg_name, modality_unit, unit_factor
 from engine.io.wfdb.dat import DatReader
+from engine.io.wfdb.limits import check_gains, check_physical
 
 __all__ = ["read_wfdb", "ANNOTATORS", "record_base"]
 
@@ -108,6 +109,7 @@ def read_wfdb(path: str, *, modality: str | None = None, **_) -> Signal:
     if guessed not in ("ecg", "eeg"):
         raise ReadError(path, f"modality must be 'ecg' or 'eeg', not {guessed!r}")
     factors, units, unconverted = _unit_plan(names, src_units, guessed)
+    check_gains(hea, header.adc_gain or [], header.baseline or [0] * len(names), factors)
 
     fast = DatReader.from_header(hea.parent, header) if eager is None else None
 
@@ -120,7 +122,9 @@ def read_wfdb(path: str, *, modality: str | None = None, **_) -> Signal:
         else:
             arr = _rdrecord(hea, base, start, stop) if eager is None else eager[start:stop]
             out = np.ascontiguousarray(arr.T, dtype=np.float32)
-        out *= factors[:, None]
+        with np.errstate(over="ignore", invalid="ignore"):
+            out *= factors[:, None]
+        check_physical(hea, out, start, stop)
         return out
 
     annotations, ann_meta = _read_annotations(base, float(header.fs))
@@ -355,7 +359,9 @@ def _read_multi(path, base: Path, header, modality):
         except Exception as exc:
             raise CorruptFileError(hea, f"cannot read samples {start}-{stop}: {_first_line(exc)}") from None
         out = np.ascontiguousarray(rec.p_signal.T, dtype=np.float32)
-        out *= factors[:, None]
+        with np.errstate(over="ignore", invalid="ignore"):
+            out *= factors[:, None]
+        check_physical(hea, out, start, stop)
         return out
 
     annotations, ann_meta = _read_annotations(base, float(header.fs))

@@ -92,4 +92,5 @@ class DatReader:
         d, invalid = self._digital(int(start), int(stop))
         p = (d - self.baseline) / self.gain
         p[invalid] = np.nan
-        return np.ascontiguousarray(p.T, dtype=np.float32)
+        with np.errstate(over="ignore"):  # an absurd gain overflows float32: the caller refuses inf
+            return np.ascontiguousarray(p.T, dtype=np.float32)
