@@ -17,9 +17,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QLabel,
     QMainWindow,
-    QPushButton,
     QStackedWidget,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -29,6 +27,7 @@ from desktop.opener import Opener, describe_data
 from desktop.panels.analysis import AnalysisPanel
 from desktop.panels.export import ExportPanel
 from desktop.panels.results import ResultsPanel
+from desktop.panels.welcome import welcome_page
 from desktop.session import Session
 from desktop.session_actions import SessionActions
 from desktop.views.signal.notices import truncation_notice
@@ -40,13 +39,6 @@ __all__ = ["MainWindow", "OPEN_FILTER"]
 OPEN_FILTER = ("Medical images and signals (*.dcm *.dicom *.ima DICOMDIR *.png *.jpg *.jpeg *.tif *.tiff *.svs "
                "*.ndpi *.mrxs *.scn *.hea *.dat *.edf *.bdf *.gdf *.fif *.fif.gz *.vhdr *.set *.txt *.csv "
                "*.tsv *.asc *.npy);;All files (*)")
-
-WELCOME = """<h2>Latent</h2>
-<p>Open a CT series (DICOM folder), an H&amp;E image or slide, an ECG or an EEG recording:<br>
-<b>File › Open</b>, <b>File › Open DICOM folder</b>, drag a file onto this window,
-or try a bundled sample from <b>Help › Open sample</b>.</p>
-<p>Then choose a task in the <b>Analysis</b> panel and press <b>Run</b>.</p>"""
-
 
 class MainWindow(QMainWindow):
     deviceFound = Signal(str)
@@ -78,19 +70,7 @@ class MainWindow(QMainWindow):
     # ---- construction -----------------------------------------------------------------
     def _build_central(self) -> None:
         self.stack = QStackedWidget()
-        welcome = QWidget()
-        wl = QVBoxLayout(welcome)
-        text = QLabel(WELCOME)
-        text.setWordWrap(True)
-        text.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        wl.addStretch(1)
-        wl.addWidget(text)
-        for label, slot in (("Open file…", self.ask_open), ("Open DICOM folder…", self.ask_open_folder)):
-            b = QPushButton(label)
-            b.setMaximumWidth(260)
-            b.clicked.connect(slot)
-            wl.addWidget(b, 0, Qt.AlignmentFlag.AlignHCenter)
-        wl.addStretch(2)
+        welcome = welcome_page(self.ask_open, self.ask_open_folder)
         self.welcome = welcome
         self.stack.addWidget(welcome)
         self._views: tuple | None = None  # (ct, slide, signal): built when first needed
