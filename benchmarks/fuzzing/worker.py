@@ -21,22 +21,13 @@ import time
 import traceback
 from pathlib import Path
 
+from engine._shared.guard import vm_size
+
 __all__ = ["OUTCOMES", "FAILURES", "start_case", "finish_case"]
 
 OUTCOMES = ("ok", "project-error", "unnamed-error", "exception", "hang", "memory", "ok-invalid", "crash")
 #: Outcomes that fail the acceptance line.
 FAILURES = ("unnamed-error", "exception", "hang", "memory", "ok-invalid", "crash")
-
-
-def _vm_size() -> int:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmSize:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def _child(conn, open_path: str, family: str, options: dict, files: dict, mem_bytes: int) -> None:
@@ -46,7 +37,7 @@ def _child(conn, open_path: str, family: str, options: dict, files: dict, mem_by
 
     warnings.simplefilter("ignore")  # readers warn on damaged files; the verdict says what happened
 
-    limit = _vm_size() + mem_bytes
+    limit = vm_size() + mem_bytes
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     t0 = time.perf_counter()
     note = ""

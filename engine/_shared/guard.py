@@ -21,7 +21,7 @@ from typing import Any
 
 from engine.errors import CorruptFileError, LatentError
 
-__all__ = ["bounded_call", "DEFAULT_TIMEOUT_S", "DEFAULT_MEMORY_GB"]
+__all__ = ["bounded_call", "vm_size", "DEFAULT_TIMEOUT_S", "DEFAULT_MEMORY_GB"]
 
 #: Wall-time limit of one guarded call, in seconds.
 DEFAULT_TIMEOUT_S = 10.0
@@ -29,7 +29,7 @@ DEFAULT_TIMEOUT_S = 10.0
 DEFAULT_MEMORY_GB = 2.0
 
 
-def _vm_size() -> int:
+def vm_size() -> int:
     """Address space mapped by this process now (bytes); 0 when unknown."""
     try:
         with open("/proc/self/status") as f:
@@ -45,7 +45,7 @@ def _child(conn, fn, args, kwargs, memory_bytes):
     try:
         import resource
 
-        limit = _vm_size() + memory_bytes
+        limit = vm_size() + memory_bytes
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     except (ImportError, ValueError, OSError):
         pass
