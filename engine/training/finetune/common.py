@@ -253,11 +253,15 @@ def _split_signals(sigs, val_fraction: float, plan: _Plan):
 
 
 def _train_job(parent, plan: _Plan, batch_fn: Callable, loss_fn: Callable, *, what: str, held, tag: str,
-               freeze: str, seed: int, steps: int, lr: float, device, **fit_options):
-    """A recipe's training run: copy the parent, freeze, :func:`_fit`; returns ``(module, plan, held, tag)``."""
+               freeze: str, seed: int, steps: int, lr: float, device, prepare: Callable | None = None,
+               **fit_options):
+    """A recipe's training run: copy the parent, ``prepare(copy)``, freeze, :func:`_fit`; returns
+    ``(module, plan, held, tag)``."""
     import torch
 
     module = _copy_module(parent)
+    if prepare is not None:
+        prepare(module)
     torch.manual_seed(seed)
     n_trained = _apply_freeze(module, freeze)
     yield Progress(0.0, f"fine-tuning {n_trained} parameters on {what}")
