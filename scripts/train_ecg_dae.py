@@ -254,7 +254,8 @@ def main(argv=None):
         return max(p, (time.time() - t0) / budget) if budget > 0 else p
 
     def lr_at(p: float) -> float:  # 3 % warm-up, cosine decay to 2 % of the peak
-        return args.lr * (p / 0.03 if p < 0.03 else 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, (p - 0.03) / 0.97))))
+        cos = 0.5 * (1 + math.cos(math.pi * min(1.0, (p - 0.03) / 0.97)))
+        return args.lr * (p / 0.03 if p < 0.03 else 0.02 + 0.98 * cos)
     best, best_state, t0, history = float("inf"), None, time.time(), []
     for step in range(1, args.steps + 1):
         p = progress(step)

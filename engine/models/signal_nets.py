@@ -243,7 +243,8 @@ class BeatAE(nn.Module):
 
 
 class SegmentClassifier(nn.Module):
-    """Stacked sparse AE encoder + logistic (or one-hidden-layer) read-out: windows ``(batch, n_windows, n_in)`` + ``(batch, n_extra)`` -> logit.
+    """Stacked sparse AE encoder + logistic (or one-hidden-layer) read-out: windows
+    ``(batch, n_windows, n_in)`` + ``(batch, n_extra)`` -> logit.
 
     The encoder layers (``Linear`` + sigmoid) are pre-trained greedily as sparse AEs
     (KL penalty toward ``rho``) by the training script; this module holds the

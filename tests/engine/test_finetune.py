@@ -185,7 +185,8 @@ def test_read_annotations_csv_and_geojson(tmp_path):
     assert read_annotations(tmp_path / "p.csv").tolist() == [[1, 2], [3.5, 4]]
     fc = {"type": "FeatureCollection", "features": [
         {"type": "Feature", "geometry": {"type": "Point", "coordinates": [5, 6]}},
-        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [2, 0], [2, 2], [0, 2], [0, 0]]]}}]}
+        {"type": "Feature",
+         "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [2, 0], [2, 2], [0, 2], [0, 0]]]}}]}
     (tmp_path / "p.geojson").write_text(json.dumps(fc))
     assert read_annotations(tmp_path / "p.geojson").tolist() == [[5, 6], [1, 1]]
 

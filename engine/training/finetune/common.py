@@ -148,7 +148,8 @@ def _fit(module, batch_fn: Callable, loss_fn: Callable, *, steps: int, lr: float
             history.append({"step": step + 1, "loss": float(np.mean(run))})
             run = []
         el = time.perf_counter() - t0
-        yield Progress((step + 1) / steps, f"{label} step {step + 1}/{steps} loss {history[-1]['loss'] if history else float(loss.detach()):.4g}",
+        shown = history[-1]["loss"] if history else float(loss.detach())
+        yield Progress((step + 1) / steps, f"{label} step {step + 1}/{steps} loss {shown:.4g}",
                        {"step": step + 1, "loss": float(loss.detach()), "eta_s": el / (step + 1) * (steps - step - 1)})
     module.to("cpu").eval()
     for p in module.parameters():
