@@ -103,7 +103,7 @@ def _dae_recipe(parent, items, *, steps, lr, batch, freeze, val_fraction, device
             g = math.exp(rng.uniform(-0.5, 0.5)) * (-1 if rng.random() < 0.15 else 1)
             c, own = c * g, own * g
             x = c.copy()
-            if rng.random() >= clean_frac:  # the others stay clean: leave this patient's beats alone
+            if rng.random() >= clean_frac:  # a clean_frac share stays clean: leave the beats alone
                 nz = _noise_seg(noise[NOISE_KINDS[int(rng.integers(3))]], win, rng)
                 snr = rng.uniform(*DAE_SNR_DB)
                 k = math.sqrt(float(np.sum(c ** 2)) / (float(np.sum(nz ** 2)) * 10 ** (snr / 10) + 1e-12))
