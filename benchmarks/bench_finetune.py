@@ -26,7 +26,8 @@ and times it.
   first 5 minutes (finetune holds out the last minute of these), then on minutes 5-30:
   clean-input floor and SNR improvement at 0 dB for bw, ma and em, noise from the TEST halves
   of NSTDB (scripts/ecg_noise; the shipped resources/noise excerpts come from the training
-  halves), through the real ``denoise`` task, as benchmarks/bench_ecg_denoise.py.
+  halves), through the real ``denoise`` task, as benchmarks/bench_ecg_denoise.py. With a gated parent
+  (``gate_window`` > 0) both networks are also measured with the gate off (diagnostic rows).
 * ``nuclei``: MICCAI 2015 images (centroids of the instance masks, written as CSV x,y beside
   each image as a user would): fine-tune on 2 (default image01, image02; finetune holds one out
   to re-tune the operating point), F1 on the other 3 with each model's own operating point,
@@ -35,6 +36,7 @@ and times it.
 from __future__ import annotations
 
 import argparse
+import copy
 import csv
 import dataclasses
 import json
@@ -241,7 +243,13 @@ def part_ecg(data: Path, args, out: Path) -> dict:
         s = Signal.from_array(x.astype(np.float32), sfreq=fs, modality="ecg", path="bench")
         return run_job(denoise_task(s, model=lm, device="cpu")).signal.data.astype(np.float64)
     table = {}
-    for tag, lm in (("before (parent)", parent), ("after (fine-tuned)", after)):
+    models = [("before (parent)", parent), ("after (fine-tuned)", after)]
+    if float(getattr(parent.module, "gate_level", 0.0)) > 0:  # diagnostic: the networks without their gate
+        for tag, lm in list(models):
+            net = copy.deepcopy(lm.module)
+            net.gate_level.zero_()
+            models.append((f"{tag}, gate off (diagnostic)", dataclasses.replace(lm, module=net)))
+    for tag, lm in models:
         y = den(lm, clean)
         row = {"clean_input_floor_db": float(np.mean([snr_db(c, yy) for c, yy in zip(clean, y)]))}
         for k in NOISE_KINDS:

@@ -137,15 +137,7 @@ def calibrate_gate(model, recs, *, quantile: float, n: int = 256, seed: int = 43
     import torch
 
     x, _ = make_batch(recs, None, np.random.default_rng(seed), n, 0.9, 1.0, own_frac=0.0, clean_frac=1.0)
-    model.gate_level.zero_()
-    w = model.gate_window
-    with torch.inference_mode():
-        xt = torch.from_numpy(x)
-        corr = torch.cat([model(xt[i:i + 64]) - xt[i:i + 64] for i in range(0, n, 64)])
-        e = torch.nn.functional.avg_pool1d(corr**2, w, 1).sqrt()
-    level = float(np.quantile(e.numpy().ravel(), quantile))
-    model.gate_level.fill_(level)
-    return level
+    return model.calibrate_gate(torch.from_numpy(x), quantile=quantile)  # the rule lives with the model
 
 
 def recalibrate(args, mitdb: Path) -> None:
@@ -262,7 +254,8 @@ def main(argv=None):
         return max(p, (time.time() - t0) / budget) if budget > 0 else p
 
     def lr_at(p: float) -> float:  # 3 % warm-up, cosine decay to 2 % of the peak
-        return args.lr * (p / 0.03 if p < 0.03 else 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, (p - 0.03) / 0.97))))
+        cos = 0.5 * (1 + math.cos(math.pi * min(1.0, (p - 0.03) / 0.97)))
+        return args.lr * (p / 0.03 if p < 0.03 else 0.02 + 0.98 * cos)
     best, best_state, t0, history = float("inf"), None, time.time(), []
     for step in range(1, args.steps + 1):
         p = progress(step)

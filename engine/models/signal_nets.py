@@ -173,6 +173,25 @@ class SignalUNetDAE(nn.Module):
         g = (e / self.gate_level - 1).clamp(0, 1)
         return F.avg_pool1d(F.pad(g, (w // 2, w // 2), mode="replicate"), w, 1)
 
+    def calibrate_gate(self, clean: torch.Tensor, *, quantile: float, chunk: int = 64) -> float:
+        """Set ``gate_level`` to the *quantile* of the running RMS (``gate_window`` samples) of the
+        UNGATED change ``self(x) - x`` on *clean* windows ``(n, channels, samples)`` in mV (no noise
+        added: where the change is no larger than here, the gate leaves the input alone); returns it."""
+        if not self.gate_window:
+            raise ModelError("signal-unet-dae: this model has no gate (gate_window=0)")
+        self.gate_level.zero_()
+        was_training = self.training
+        self.eval()
+        with torch.inference_mode():
+            corr = torch.cat([self(clean[i:i + chunk]) - clean[i:i + chunk] for i in range(0, len(clean), chunk)])
+            e = F.avg_pool1d(corr ** 2, self.gate_window, 1).sqrt()
+        import numpy as np
+
+        level = float(np.quantile(e.numpy().ravel(), quantile))
+        self.gate_level.fill_(level)
+        self.train(was_training)
+        return level
+
 
 class BeatAE(nn.Module):
     """Convolutional AE for fixed-length beats: ``(batch, 1, length) -> same``.
@@ -224,7 +243,8 @@ class BeatAE(nn.Module):
 
 
 class SegmentClassifier(nn.Module):
-    """Stacked sparse AE encoder + logistic (or one-hidden-layer) read-out: windows ``(batch, n_windows, n_in)`` + ``(batch, n_extra)`` -> logit.
+    """Stacked sparse AE encoder + logistic (or one-hidden-layer) read-out: windows
+    ``(batch, n_windows, n_in)`` + ``(batch, n_extra)`` -> logit.
 
     The encoder layers (``Linear`` + sigmoid) are pre-trained greedily as sparse AEs
     (KL penalty toward ``rho``) by the training script; this module holds the

@@ -87,6 +87,63 @@ def test_ecg_dae_finetune_on_part_of_a_record(tmp_path):
     assert meta["training"]["data"][0]["file"].startswith("119[0:150s]") and meta["calibration"]["n"] > 0
 
 
+def _gated_ecg_dae(level: float):
+    """The bundled ecg-dae with a do-no-harm gate (window 181, *level* mV), as scripts/train_ecg_dae.py
+    --gate-window writes it."""
+    import dataclasses
+
+    from engine import weights
+    from engine.models.signal_nets import SignalUNetDAE
+
+    lm = weights.load("ecg-dae")
+    hp = {**lm.meta["hparams"], "gate_window": 181}
+    net = SignalUNetDAE(**{k: tuple(v) if isinstance(v, list) else v for k, v in hp.items()})
+    net.load_state_dict(lm.module.state_dict(), strict=False)
+    net.gate_level.fill_(level)
+    meta = {**lm.meta, "hparams": hp, "training": {**lm.meta["training"], "gate": {"quantile": 0.99}}}
+    return dataclasses.replace(lm, meta=meta, module=net.eval())
+
+
+def test_gated_ecg_dae_finetune_trains_ungated_and_keeps_the_parents_gate(tmp_path, monkeypatch):
+    from engine import weights
+    from engine.data import Signal
+    from engine.io import read
+    from engine.models.signal_nets import SignalUNetDAE
+    from engine.training.finetune import ecg
+
+    assert ecg.DAE_GATE == "parent" and ecg.DAE_CLEAN_FRACTION == 0.3  # the measured recipe (README)
+    gated_in_training = []
+    real_gate = SignalUNetDAE.gate
+
+    def spy(self, corr):
+        gated_in_training.append(self.training)
+        return real_gate(self, corr)
+    monkeypatch.setattr(SignalUNetDAE, "gate", spy)
+    sig = read(str(SAMPLES / "ecg" / "119"))
+    part = Signal.from_array(sig.read(0, 360 * 150).astype(np.float32), sfreq=sig.sfreq, modality="ecg",
+                             channels=sig.channels, units=sig.units, path="119[0:150s]")
+    res = run_job(finetune(_gated_ecg_dae(0.05), [part], out_dir=tmp_path, steps=3, device="cpu"))
+    assert gated_in_training and not any(gated_in_training)  # the gate ran only in validation, not in training
+    after = weights.load(res["model"])
+    assert float(after.module.gate_level) == pytest.approx(0.05)
+    recipe = json.loads(Path(res["model"]).with_suffix(".json").read_text())["training"]["recipe"]
+    assert recipe["gate"] == "parent" and recipe["clean_fraction"] == 0.3
+
+
+def test_gate_calibration_is_a_quantile_of_the_clean_change():
+    import torch
+
+    from engine.models.signal_nets import SignalUNetDAE
+
+    torch.manual_seed(0)
+    net = SignalUNetDAE(widths=(4, 8), gate_window=31).eval()
+    x = torch.randn(8, 1, 512) * 0.3
+    lo, hi = net.calibrate_gate(x, quantile=0.5), net.calibrate_gate(x, quantile=0.99)
+    assert 0 < lo < hi and float(net.gate_level) == pytest.approx(hi)
+    with pytest.raises(ModelError):
+        SignalUNetDAE(widths=(4, 8)).calibrate_gate(x, quantile=0.99)
+
+
 def test_ecg_beats_finetune_on_normal_beats(tmp_path):
     res = run_job(finetune("ecg-beats", [str(SAMPLES / "ecg" / "119")], out_dir=tmp_path, steps=3, device="cpu"))
     b, a = res["validation"]["before"], res["validation"]["after"]
@@ -128,7 +185,8 @@ def test_read_annotations_csv_and_geojson(tmp_path):
     assert read_annotations(tmp_path / "p.csv").tolist() == [[1, 2], [3.5, 4]]
     fc = {"type": "FeatureCollection", "features": [
         {"type": "Feature", "geometry": {"type": "Point", "coordinates": [5, 6]}},
-        {"type": "Feature", "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [2, 0], [2, 2], [0, 2], [0, 0]]]}}]}
+        {"type": "Feature",
+         "geometry": {"type": "Polygon", "coordinates": [[[0, 0], [2, 0], [2, 2], [0, 2], [0, 0]]]}}]}
     (tmp_path / "p.geojson").write_text(json.dumps(fc))
     assert read_annotations(tmp_path / "p.geojson").tolist() == [[5, 6], [1, 1]]
 

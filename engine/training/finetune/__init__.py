@@ -8,8 +8,10 @@ parent's metadata (:func:`model_kind`):
   afterwards a new anomaly calibration on the held-out normal cases.
 * ``denoise`` (``ecg-dae``): the user's own ECG is the clean signal (minus its 200/600 ms
   median-filter baseline) and is mixed with recorded NSTDB noise shipped in ``resources/noise``
-  (ODC-By, see its README) at SNRs of -6..24 dB (10 % of windows stay clean, so the model learns
-  to leave this patient's beats alone); new anomaly calibration on the held-out part.
+  (ODC-By, see its README) at SNRs of -6..24 dB (30 % of windows stay clean, so the model learns
+  to leave this patient's beats alone; the recipe constants are ``ecg.DAE_*``); a parent's
+  do-no-harm gate is off while training and its level is put back afterwards; new anomaly
+  calibration on the held-out part.
 * ``nuclei`` (``histo-nuclei``): images with point annotations (CSV ``x,y`` or QuPath GeoJSON
   points, per image); Gaussian proximity targets, flips/rot90, scale and HED stain jitter; the
   peak threshold and minimum distance are re-tuned on the held-out images.
@@ -193,6 +195,7 @@ def finetune(model, data: Sequence, *, out_dir: str | os.PathLike, name: str | N
                             "mpp": mpp, "sfreq": sfreq},
         "history": plan.history, "seconds_fit": round(t_fit, 1),
         "parent_training": _parent_training(parent),
+        **plan.meta_updates,
     }
     if kind == "seizure":
         meta["training"]["labels"] = {str(p): int(y) for p, y in zip(paths, _read_labels(labels, paths))}

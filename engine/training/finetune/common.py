@@ -148,7 +148,8 @@ def _fit(module, batch_fn: Callable, loss_fn: Callable, *, steps: int, lr: float
             history.append({"step": step + 1, "loss": float(np.mean(run))})
             run = []
         el = time.perf_counter() - t0
-        yield Progress((step + 1) / steps, f"{label} step {step + 1}/{steps} loss {history[-1]['loss'] if history else float(loss.detach()):.4g}",
+        shown = history[-1]["loss"] if history else float(loss.detach())
+        yield Progress((step + 1) / steps, f"{label} step {step + 1}/{steps} loss {shown:.4g}",
                        {"step": step + 1, "loss": float(loss.detach()), "eta_s": el / (step + 1) * (steps - step - 1)})
     module.to("cpu").eval()
     for p in module.parameters():
@@ -253,11 +254,15 @@ def _split_signals(sigs, val_fraction: float, plan: _Plan):
 
 
 def _train_job(parent, plan: _Plan, batch_fn: Callable, loss_fn: Callable, *, what: str, held, tag: str,
-               freeze: str, seed: int, steps: int, lr: float, device, **fit_options):
-    """A recipe's training run: copy the parent, freeze, :func:`_fit`; returns ``(module, plan, held, tag)``."""
+               freeze: str, seed: int, steps: int, lr: float, device, prepare: Callable | None = None,
+               **fit_options):
+    """A recipe's training run: copy the parent, ``prepare(copy)``, freeze, :func:`_fit`; returns
+    ``(module, plan, held, tag)``."""
     import torch
 
     module = _copy_module(parent)
+    if prepare is not None:
+        prepare(module)
     torch.manual_seed(seed)
     n_trained = _apply_freeze(module, freeze)
     yield Progress(0.0, f"fine-tuning {n_trained} parameters on {what}")

@@ -53,6 +53,23 @@ def _noise_seg(noise: np.ndarray, n: int, rng) -> np.ndarray:
     return seg - seg.mean()
 
 
+#: The ``ecg-dae`` fine-tune recipe (steps, lr and batch are in common._DEFAULTS). These are the only copies;
+#: chosen on the fine-tune's own held-out validation (README "Transfer learning", record 100 minutes 0-5).
+DAE_CLEAN_FRACTION = 0.3  # windows that go in without noise: the output must equal the input (do no harm)
+DAE_OWN_BASELINE_FRACTION = 0.3  # windows that also carry the recording's own baseline wander
+DAE_SNR_DB = (-6.0, 24.0)
+#: A gated parent (``gate_window`` > 0): the gate is off while fine-tuning (as scripts/train_ecg_dae.py
+#: trains; a closed gate passes no gradient), then "parent" = the parent's level is put back, or
+#: "recalibrate" = measured again by the parent's rule (its ``training.gate.quantile``) on clean
+#: windows of the patient's training part.
+DAE_GATE = "parent"
+_GATE_WINDOWS = 256
+
+
+def _gate_quantile(parent) -> float:
+    return float(((parent.meta.get("training") or {}).get("gate") or {}).get("quantile", 0.99))
+
+
 def _dae_recipe(parent, items, *, steps, lr, batch, freeze, val_fraction, device, seed):
     import torch
 
@@ -73,9 +90,9 @@ def _dae_recipe(parent, items, *, steps, lr, batch, freeze, val_fraction, device
     noise = _noise_parts("train")
     rng = np.random.default_rng(seed)
 
-    def batch_fn(step):
+    def windows(n, rng, clean_frac, own_frac):
         xs, cs = [], []
-        for _ in range(batch):
+        for _ in range(n):
             raw, ref = recs[int(rng.integers(len(recs)))]
             ch = int(rng.integers(raw.shape[0]))
             s0 = int(rng.integers(0, raw.shape[1] - win + 1))
@@ -86,12 +103,12 @@ def _dae_recipe(parent, items, *, steps, lr, batch, freeze, val_fraction, device
             g = math.exp(rng.uniform(-0.5, 0.5)) * (-1 if rng.random() < 0.15 else 1)
             c, own = c * g, own * g
             x = c.copy()
-            if rng.random() >= 0.1:  # 10 % stay clean: leave this patient's beats alone
+            if rng.random() >= clean_frac:  # a clean_frac share stays clean: leave the beats alone
                 nz = _noise_seg(noise[NOISE_KINDS[int(rng.integers(3))]], win, rng)
-                snr = rng.uniform(-6.0, 24.0)
+                snr = rng.uniform(*DAE_SNR_DB)
                 k = math.sqrt(float(np.sum(c ** 2)) / (float(np.sum(nz ** 2)) * 10 ** (snr / 10) + 1e-12))
                 x = x + k * nz
-            if rng.random() < 0.3:
+            if rng.random() < own_frac:
                 x = x + own
             m = x.mean()
             xs.append(x - m)
@@ -99,12 +116,38 @@ def _dae_recipe(parent, items, *, steps, lr, batch, freeze, val_fraction, device
         return (torch.from_numpy(np.asarray(xs, np.float32)[:, None]),
                 torch.from_numpy(np.asarray(cs, np.float32)[:, None]))
 
+    def batch_fn(step):
+        return windows(batch, rng, DAE_CLEAN_FRACTION, DAE_OWN_BASELINE_FRACTION)
+
     def loss_fn(module, xb, cb):
         err = ((module(xb) - cb) ** 2).sum(-1)
         return (10 * torch.log10(err / ((cb ** 2).sum(-1) + 1e-8) + 1e-5)).mean()
 
-    return _train_job(parent, plan, batch_fn, loss_fn, what=f"{plan.n_train} ECG recording(s)", held=held,
-                      tag="ecg", freeze=freeze, seed=seed, steps=steps, lr=lr, device=device)
+    gated = bool(getattr(parent.module, "gate_window", 0)) and float(parent.module.gate_level) > 0
+    policy = DAE_GATE if gated else "none"
+    if policy not in ("none", "recalibrate", "parent"):
+        raise ModelError(f"unknown ecg-dae gate policy {policy!r}")
+    parent_level = float(parent.module.gate_level) if gated else 0.0
+
+    def prepare(module):
+        if gated:
+            module.gate_level.zero_()
+
+    module, plan, held, tag = yield from _train_job(
+        parent, plan, batch_fn, loss_fn, what=f"{plan.n_train} ECG recording(s)", held=held, tag="ecg",
+        freeze=freeze, seed=seed, steps=steps, lr=lr, device=device, prepare=prepare)
+    recipe = {"clean_fraction": DAE_CLEAN_FRACTION, "own_baseline_fraction": DAE_OWN_BASELINE_FRACTION,
+              "snr_db": list(DAE_SNR_DB), "gate": policy}
+    if policy == "recalibrate":
+        clean, _ = windows(_GATE_WINDOWS, np.random.default_rng(4321), 1.0, 0.0)
+        q = _gate_quantile(parent)
+        level = module.calibrate_gate(clean, quantile=q)
+        recipe["gate_level"] = {"parent_mV": parent_level, "mV": level, "quantile": q,
+                                "on": f"{_GATE_WINDOWS} clean windows of the training part"}
+    elif policy == "parent":
+        module.gate_level.fill_(parent_level)
+    plan.meta_updates["recipe"] = recipe
+    return module, plan, held, tag
 
 
 def ecg_denoise_metrics(loaded, signals, *, seconds: float = 10.0, n_segments: int = 12, seed: int = 0,
