@@ -22,6 +22,8 @@ _SAMPLES_PER_BYTE = 1.0
 _DICOM_PIXELS_PER_BYTE = 8
 #: Most pixels per byte of a JPEG (far above any real photograph or slide tile).
 _JPEG_PIXELS_PER_BYTE = 2000
+#: Largest distance from 128 of the luma of libjpeg's grey padding after YCbCr -> RGB -> luma.
+_GREY_PAD_TOLERANCE = 2.0
 #: Most pixels per compressed TIFF byte (zlib's ratio limit is ~1032:1 per byte of output).
 _TIFF_PIXELS_PER_BYTE = 1100
 
@@ -59,7 +61,19 @@ def _png_check(b: bytes, shape) -> str | None:
     return None
 
 
-def _jpeg_check(b: bytes, shape) -> str | None:
+def _grey_tail(arr) -> str | None:
+    """libjpeg fills the blocks its entropy data lacks with zero coefficients (luma exactly 128)
+    and only warns; a bottom band of flat grey across the whole width is that padding."""
+    if arr is None or arr.ndim != 3:
+        return None
+    band = arr[-min(8, arr.shape[0]):].astype(np.float64)
+    luma = band[..., 0] * 0.299 + band[..., 1] * 0.587 + band[..., 2] * 0.114
+    if np.abs(luma - 128.0).max() <= _GREY_PAD_TOLERANCE:
+        return f"ok but its last {band.shape[0]} rows are flat grey 128 (libjpeg's padding of missing data)"
+    return None
+
+
+def _jpeg_check(b: bytes, shape, arr=None) -> str | None:
     i = 2
     while i + 9 <= len(b) and b[i] == 0xFF:
         m, n = b[i + 1], struct.unpack(">H", b[i + 2:i + 4])[0]
@@ -73,7 +87,7 @@ def _jpeg_check(b: bytes, shape) -> str | None:
         i += 2 + n
     if shape[0] * shape[1] > _JPEG_PIXELS_PER_BYTE * len(b):
         return f"{shape[0]} x {shape[1]} pixels from {len(b)} bytes"
-    return None
+    return _grey_tail(arr)
 
 
 #: TIFF integer field types: (bytes, struct format).
@@ -167,7 +181,7 @@ def _check_image(img, family: str, files: dict[str, Path]) -> str | None:
     if family == "png":
         return _png_check(data, shape)
     if family == "jpeg":
-        return _jpeg_check(data, shape)
+        return _jpeg_check(data, shape, img.array)
     if family in ("tiff", "svs"):
         return _tiff_check(data, shape)
     return None

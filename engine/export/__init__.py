@@ -30,7 +30,7 @@ from engine.errors import LatentError
 from engine.results import ReconstructionResult
 
 __all__ = ["parse_formats", "IMAGE_FORMATS", "SIGNAL_FORMATS", "DEFAULT_IMAGE_FORMATS", "DEFAULT_SIGNAL_FORMATS",
-           "check_formats", "export_extra", "estimate_export_bytes"]
+           "check_formats", "export_extra", "estimate_export_bytes", "export_names"]
 
 IMAGE_FORMATS = ("tiff", "nifti", "dicom-pm", "dicom-seg", "dicom-sc", "ome-tiff")
 SIGNAL_FORMATS = ("native", "npy")
@@ -116,6 +116,22 @@ def export_extra(result: ReconstructionResult, data, out_dir: str | os.PathLike,
     return paths
 
 
+def _native_record(stem: str) -> str:
+    import re
+
+    return re.sub(r"[^-\w]", "_", f"{stem}_recon")
+
+
+def export_names(stem: str) -> list[str]:
+    """Every file name :func:`export_extra` can write for *stem*, in any format (for stale-file removal)."""
+    from engine.export.signal_annotations import WFDB_EXTENSION
+
+    record = _native_record(stem)
+    return [f"{stem}.recon.nii.gz", f"{stem}.anomaly.nii.gz", f"{stem}.anomaly.pm.dcm", f"{stem}.anomaly.seg.dcm",
+            f"{stem}.overlay.sc.dcm", f"{stem}.anomaly.ome.tif", f"{record}.hea", f"{record}.dat",
+            f"{record}.{WFDB_EXTENSION}", f"{stem}.recon.edf", f"{stem}.export.json"]
+
+
 #: Upper bounds (bytes): a provenance record; per DICOM frame (its functional-group items); per file header.
 _PROVENANCE_BYTES, _DICOM_FRAME_BYTES, _HEADER_BYTES = 16 << 10, 2 << 10, 64 << 10
 
@@ -155,8 +171,6 @@ def estimate_export_bytes(result: ReconstructionResult, data, formats: Sequence[
 
 
 def _native_signal(result: ReconstructionResult, data, out: Path, stem: str) -> list[Path]:
-    import re
-
     from engine.data import Signal
     from engine.export.signal_annotations import score_annotations, write_edf_annotations, write_wfdb_annotations
     from engine.export.signals import write_wfdb
@@ -166,7 +180,7 @@ def _native_signal(result: ReconstructionResult, data, out: Path, stem: str) -> 
     anns = score_annotations(result.anomaly.array, data.sfreq)
     p = Path(data.path)
     if p.suffix.lower() in (".hea", ".dat", "") and Path(str(p.with_suffix("")) + ".hea").exists():
-        name = re.sub(r"[^-\w]", "_", f"{stem}_recon")
+        name = _native_record(stem)
         hea = write_wfdb(recon, out, name, annotations=False,
                          comments=[f"Latent reconstruction, model {result.reconstruction.model} "
                                    f"sha256 {result.reconstruction.sha256}"])

@@ -105,3 +105,21 @@ def test_native_signal_export_wfdb_and_edf(ecg, tmp_path):
     export_extra(_result(mem), mem, tmp_path / "e", ("native",), stem="mem")
     m = mne.read_annotations(tmp_path / "e" / "mem.recon.edf")
     assert list(m.description) == ["anomaly score=3"] and m.onset[0] == pytest.approx(2.0)
+
+
+def test_reconstruct_rerun_with_other_formats_leaves_no_stale_files(ecg, tmp_path):
+    """A second run with fewer --formats removes the first run's files of the formats it drops."""
+    from engine.export.signals import write_wfdb
+    from engine.tasks.reconstruct import write_reconstruction
+
+    write_wfdb(ecg, tmp_path / "in", "rec", annotations=False)
+    wf = read(str(tmp_path / "in" / "rec"))
+    out = tmp_path / "out"
+    first = write_reconstruction(_result(wf), wf, out, formats="native,npy")
+    assert {p.name for p in first} <= {p.name for p in out.iterdir()}
+    assert {"rec_recon.hea", "rec_recon.dat", "rec.recon.npy"} <= {p.name for p in first}
+    (out / "notes.txt").write_text("the user's own file")
+    second = write_reconstruction(_result(wf), wf, out, formats="npy")
+    names = {p.name for p in out.iterdir()}
+    assert names == {p.name for p in second} | {"notes.txt"}
+    assert names == {"rec.recon.npy", "rec.anomaly.npy", "rec.summary.json", "notes.txt"}

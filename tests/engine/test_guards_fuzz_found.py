@@ -257,3 +257,30 @@ def test_tile_bytecount_beyond_file_refused_before_openslide(tmp_path):
     assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and path.name in errors[0] and "tile/strip 5" in errors[0], proc.stderr[-2000:]
+
+
+def _svs_tile_length(tmp_path, value):
+    import struct
+
+    out = _svs(tmp_path, name="tilelength.svs")
+    b = bytearray(out.read_bytes())
+    ifd = struct.unpack("<I", b[4:8])[0]
+    for e in range(ifd + 2, ifd + 2 + 12 * struct.unpack("<H", b[ifd:ifd + 2])[0], 12):
+        if struct.unpack("<H", b[e:e + 2])[0] == 323:
+            b[e + 2:e + 12] = struct.pack("<HII", 4, 1, value)
+            out.write_bytes(bytes(b))
+            return out
+    raise AssertionError("no TileLength")
+
+
+@pytest.mark.parametrize("value", [128 + 2**29, 128 + 2**27, 2**16 + 16])
+def test_svs_huge_tile_length_refused_before_openslide(tmp_path, value):
+    """TileLength 2**29 + 128 in an Aperio slide (fuzz seed 2026, svs #6383: one flipped bit): OpenSlide
+    asks GLib for a 4 x 128 x TileLength-byte tile (275 GB) and GLib aborts the process, also for
+    ``info``. Now refused by the directory walk before OpenSlide opens it. In a subprocess."""
+    path = _svs_tile_length(tmp_path, value)
+    proc = subprocess.run([sys.executable, "-m", "engine", "info", str(path)], check=False, capture_output=True,
+                          text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-2000:])
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and path.name in errors[0] and f"tile length {value}" in errors[0], proc.stderr[-2000:]

@@ -96,3 +96,32 @@ def test_case_is_rebuilt_exactly(tmp_path):
         assert a[0].mutations == b[0].mutations
         for name in a[3]:
             assert Path(a[3][name]).read_bytes() == Path(b[3][name]).read_bytes()
+
+
+def test_oracle_flags_grey_padded_jpeg(tmp_path, monkeypatch):
+    """Independently of the reader's entropy count: a flat grey-128 bottom band is libjpeg's padding."""
+    import io
+    import struct
+
+    from PIL import Image as PILImage
+
+    import engine.io.histology.raster as raster
+    from engine.io import read
+
+    src = DATA / "histo/crchisto/img1/img1.png"
+    if not src.is_file():
+        pytest.skip("shared data not present")
+    buf = io.BytesIO()
+    PILImage.open(src).convert("RGB").save(buf, "JPEG", quality=90)
+    ok = tmp_path / "ok.jpg"
+    ok.write_bytes(buf.getvalue())
+    b = bytearray(buf.getvalue())
+    i = b.index(b"\xff\xc0")
+    h = struct.unpack(">H", b[i + 5:i + 7])[0]
+    b[i + 5:i + 7] = struct.pack(">H", h + 64)
+    tall = tmp_path / "tall.jpg"
+    tall.write_bytes(bytes(b))
+    monkeypatch.setattr(raster, "_check_jpeg_tail", lambda *a: None)  # the reader before its fix
+    assert access_and_check(read(str(ok)), "jpeg", {"ok.jpg": ok})[0] is None
+    problem = access_and_check(read(str(tall)), "jpeg", {"tall.jpg": tall})[0]
+    assert problem is not None and "grey" in problem

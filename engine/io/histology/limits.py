@@ -35,6 +35,7 @@ _TIFF_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8,
 #: StripOffsets/StripByteCounts and TileOffsets/TileByteCounts.
 _SEGMENT_TAGS = (273, 279, 324, 325)
 _SEGMENT_DTYPES = {3: "u2", 4: "u4", 16: "u8"}
+_TILE_WIDTH, _TILE_LENGTH = 322, 323
 #: Decompress IDAT in pieces of at most this many bytes (no bomb is ever held whole).
 _PIECE = 1 << 22
 _PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
@@ -191,7 +192,7 @@ def check_tiff_directory(path: str) -> None:
             if offset + width + n * entry + nxt_width > size:
                 raise bad(f"the directory at offset {offset} lists {n} entries, beyond the end of the file")
             raw = fh.read(n * entry + nxt_width)
-            arrays = {}
+            arrays, tile = {}, {}
             for k in range(n):
                 ent = raw[k * entry:(k + 1) * entry]
                 tag, typ = struct.unpack(e + "HH", ent[:4])
@@ -205,8 +206,28 @@ def check_tiff_directory(path: str) -> None:
                               f"the end of the file ({size} bytes)")
                 if tag in _SEGMENT_TAGS and typ in _SEGMENT_DTYPES:
                     arrays[tag] = (typ, count, value, nbytes, ent)
+                if tag in (_TILE_WIDTH, _TILE_LENGTH) and count == 1 and typ in _SEGMENT_DTYPES:
+                    fmt = e + {3: "H", 4: "I", 16: "Q"}[typ]  # the value sits in the entry itself
+                    at = 12 if big else 8
+                    tile[tag] = struct.unpack(fmt, ent[at:at + struct.calcsize(fmt)])[0]
+            _check_tile_tags(tile, offset, bad)
+            tile.clear()
             _check_segment_tags(fh, e, big, arrays, size, offset, bad)
             offset = struct.unpack(e + ("Q" if big else "I"), raw[n * entry:n * entry + nxt_width])[0]
+
+
+def _check_tile_tags(tile: dict, ifd: int, bad) -> None:
+    """TileWidth/TileLength of one directory: libtiff/OpenSlide allocate a whole RGBA tile
+    (``4 x width x length`` bytes) and GLib aborts the process when that fails."""
+    if not tile:
+        return
+    w, h = tile.get(_TILE_WIDTH, 1), tile.get(_TILE_LENGTH, 1)
+    for what, v in (("width", w), ("length", h)):
+        if not 1 <= v <= MAX_TILE_SIDE:
+            raise bad(f"the tile {what} {v} of the directory at offset {ifd} is outside 1..{MAX_TILE_SIDE}")
+    if 4 * w * h > MAX_SEGMENT_BYTES:
+        raise bad(f"a {w} x {h} tile of the directory at offset {ifd} decodes to {4 * w * h} bytes, more than "
+                  f"{MAX_SEGMENT_BYTES}")
 
 
 def _check_segment_tags(fh, e: str, big: bool, arrays: dict, size: int, ifd: int, bad) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 from engine.data import MAX_EAGER_PIXELS
 from engine.errors import CorruptFileError, ReadError, UnsupportedFormatError
 from engine.io.histology.common import to_rgb8
+from engine.io.histology.jpeg_scan import check_jpeg_rows, tail_is_grey
 from engine.io.histology.limits import PngRowCounter, check_jpeg_size
 from engine.io.histology.mpp import mpp_from_resolution
 
@@ -147,6 +148,16 @@ def _pil_to_rgb8(im, path: str, meta: dict) -> np.ndarray:
                                        "pixels) is not an RGB or greyscale H&E image")
 
 
+def _check_jpeg_tail(im, path: str, rows: int, cols: int) -> None:
+    """libjpeg fills blocks its entropy data lacks with grey 128 and only warns; when the
+    last 8x8 block is grey (necessary for that), count the blocks the scans really hold."""
+    if im.mode in ("RGB", "L"):
+        x0, y0 = ((cols - 1) // 8) * 8, ((rows - 1) // 8) * 8
+        if not tail_is_grey(np.asarray(im.crop((x0, y0, cols, rows)))):
+            return
+    check_jpeg_rows(path)
+
+
 def read_raster(path: str, kind: str) -> tuple[np.ndarray, dict, tuple | None, str | None]:
     """Decode a PNG or JPEG whole.
 
@@ -207,6 +218,8 @@ def read_raster(path: str, kind: str) -> tuple[np.ndarray, dict, tuple | None, s
                 im.load()
             finally:
                 ImageFile.LOAD_TRUNCATED_IMAGES = old_truncated
+            if kind == "jpeg":
+                _check_jpeg_tail(im, path, rows, cols)
             if kind == "jpeg" and meta.get("exif_orientation_applied"):
                 im = ImageOps.exif_transpose(im)
             rgb = _pil_to_rgb8(im, path, meta)

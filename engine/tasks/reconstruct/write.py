@@ -77,16 +77,20 @@ def write_reconstruction(result: ReconstructionResult, data, out_dir, formats=No
     Images: float32 TIFF with the input's (slices x) height x width (x 3). Signals: ``.npy``
     ``(channels, samples)`` float32 like the input. *formats*: see :mod:`engine.export` (None: these).
     The files are one output set (:func:`engine._shared.output_set.output_set`): a kill leaves the
-    previous run's complete files or this run's. Free space is checked first
+    previous run's complete files or this run's, and files of a previous run's other *formats*
+    are removed with it (no stale ``.nii.gz`` beside a new ``.tif``). Free space is checked first
     (:func:`estimate_reconstruction_bytes`; *free_bytes*: the source of the free bytes).
     """
     from engine._shared.output_set import output_set
-    from engine.export import check_formats
+    from engine.export import check_formats, export_names
 
     formats = check_formats(formats, data)
     stem = stem_of(data.path)
-    index = [f"{stem}.summary.json", f"{stem}.export.json", f"{stem}_recon.hea"]
-    with output_set(out_dir, f"{stem}.reconstruct", index=index,
+    extra = export_names(stem)
+    index = [f"{stem}.summary.json", f"{stem}.export.json", next(n for n in extra if n.endswith(".hea"))]
+    # every name any --formats writes: a previous run's files of formats not asked for now go with the old set
+    family = [f"{stem}.{kind}.{ext}" for kind in ("recon", "anomaly") for ext in ("tif", "npy")] + extra
+    with output_set(out_dir, f"{stem}.reconstruct", index=index, family=family,
                     estimate=estimate_reconstruction_bytes(result, data, formats), free_bytes=free_bytes) as staged:
         paths = _write_files(result, data, staged.dir, formats, stem)
     return staged.finals(paths)
