@@ -215,7 +215,7 @@ def finetune(net: NucleiNet, data, steps: int, *, batch: int, sigma: float, colo
 def tune_peaks(net, data, radius: float = 6.0):
     """Grid search of threshold x min_distance maximising pooled F1 on *data* (radius in model pixels)."""
     probs = [probability_map(net, rescale_tensor(to_tensor(img), s)).numpy() for _, img, _, s in data]
-    truths = [(t + 0.5) * s - 0.5 for _, _, t, s in data]  # input -> model pixels (align_corners=False)
+    truths = [t if s == 1.0 else (t + 0.5) * s - 0.5 for _, _, t, s in data]  # input -> model px (align_corners=False)
     f1, threshold, min_distance = tune_operating_point(probs, truths, radius=radius)
     return {"tune_f1": f1, "threshold": threshold, "min_distance": min_distance}
 
