@@ -10,10 +10,19 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["crchisto_truth", "monuseg_truth", "miccai_truth", "crchisto_split"]
+__all__ = ["crchisto_truth", "monuseg_truth", "miccai_truth", "crchisto_split", "monuseg_train_split",
+           "miccai_split", "MONUSEG_TRAIN_HELD_OUT", "MONUSEG_TRAIN_TUNE", "MICCAI_HELD_OUT"]
 
 
 logger = logging.getLogger("engine")
+
+# Fixed held-out images, never trained or tuned on (one per organ where the organ has >= 2 images;
+# TCGA tissue-source codes: 21/50 lung, A7/AR/E2 breast, B0 kidney, CH/G9 prostate, NH colon).
+MONUSEG_TRAIN_HELD_OUT = ("TCGA-50-5931-01Z-00-DX1", "TCGA-E2-A1B5-01Z-00-DX1", "TCGA-B0-5711-01Z-00-DX1")
+# One further image (prostate) joins the CRCHisto tune images for the peak threshold; not trained on.
+MONUSEG_TRAIN_TUNE = ("TCGA-G9-6362-01Z-00-DX1",)
+# MICCAI 2015: one 20x and one 40x image held out.
+MICCAI_HELD_OUT = ("image06.png", "image14.png")
 
 
 def crchisto_truth(mat_path: str | os.PathLike) -> np.ndarray:
@@ -76,3 +85,23 @@ def crchisto_split(folder: str | os.PathLike) -> tuple[list[str], list[str], lis
     tune = train[::7]
     fit = [n for n in train if n not in tune]
     return fit, tune, val
+
+
+def monuseg_train_split(folder: str | os.PathLike) -> tuple[list[str], list[str], list[str]]:
+    """``(fit, tune, held_out)`` image stems of the 13 MoNuSeg *training* images in *folder*.
+
+    held_out = :data:`MONUSEG_TRAIN_HELD_OUT` (lung, breast, kidney), tune = :data:`MONUSEG_TRAIN_TUNE`
+    (prostate), fit = the other 9 (both lung/breast/kidney/prostate organs and the colon image).
+    """
+    stems = sorted(p.name[:-len(".png")] for p in Path(folder).glob("*.png"))
+    held = [s for s in stems if s in MONUSEG_TRAIN_HELD_OUT]
+    tune = [s for s in stems if s in MONUSEG_TRAIN_TUNE]
+    fit = [s for s in stems if s not in held and s not in tune]
+    return fit, tune, held
+
+
+def miccai_split(folder: str | os.PathLike) -> tuple[list[dict], list[dict]]:
+    """``(fit, held_out)`` rows of the MICCAI 2015 ``pairs.csv``; held_out = :data:`MICCAI_HELD_OUT`."""
+    with open(Path(folder) / "pairs.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return [r for r in rows if r["image"] not in MICCAI_HELD_OUT], [r for r in rows if r["image"] in MICCAI_HELD_OUT]

@@ -16,6 +16,14 @@ on MoNuSeg (40x, rescaled by mpp) and MICCAI 2015.
 Split: ``split.csv`` "validation" images = report set; every 7th "train" image (sorted
 by number) = tune set; the other train images = fitting set.
 Variants: ``--input-mode``, ``--pretrain-steps 0`` (no AE), ``--no-color-aug``.
+
+Several organs and magnifications (issue 14, item 1): ``--sets crchisto monuseg_train miccai`` also fits
+on the MoNuSeg *training* images (40x, centroids of the outlines) and MICCAI 2015 (brain, 20x/40x);
+each image is sampled at the model's 0.5 um/px (a 40x crop of 2x the patch is resized), jittered by
+``--scale-jitter``; sets are drawn with ``--set-weights``. Held out, never trained or tuned on
+(``nuclei_sets``): 3 MoNuSeg training images (lung, breast, kidney), 2 MICCAI images (20x, 40x), the
+CRCHisto validation images, and the MoNuSeg *test* images. One MoNuSeg training image (prostate) joins
+the CRCHisto tune images for the peak threshold (pooled, radius 6 model px = 12 px at 40x).
 """
 from __future__ import annotations
 
@@ -36,9 +44,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from engine.models.nuclei_net import NucleiNet  # noqa: E402
-from engine.tasks.nuclei.core import detect_array, probability_map, random_patch, to_tensor, tune_operating_point  # noqa: E402
+from engine.tasks.nuclei.core import (detect_array, probability_map, random_patch, rescale_tensor,  # noqa: E402
+                                     to_tensor, tune_operating_point)
 from engine.tasks.nuclei.evaluate import precision_recall_f1  # noqa: E402
-from nuclei_sets import crchisto_split, crchisto_truth, miccai_truth, monuseg_truth  # noqa: E402
+from nuclei_sets import (crchisto_split, crchisto_truth, miccai_split, miccai_truth,  # noqa: E402
+                         monuseg_train_split, monuseg_truth)
 
 MODEL_MPP = 0.5  # CRCHistoPhenotypes, 20x
 PATCH = 96
@@ -53,7 +63,37 @@ def load_rgb(path) -> np.ndarray:
 
 
 def load_crchisto(root: Path, names):
-    return [(n, load_rgb(root / n / f"{n}.png"), crchisto_truth(root / n / f"{n}_detection.mat")) for n in names]
+    """``(name, rgb, xy, scale)`` items; *scale* = input mpp / model mpp (1 at 20x)."""
+    return [(n, load_rgb(root / n / f"{n}.png"), crchisto_truth(root / n / f"{n}_detection.mat"), 1.0)
+            for n in names]
+
+
+def load_monuseg(folder: Path, stems):
+    out = []
+    for n in stems:
+        rgb = load_rgb(folder / f"{n}.png")
+        out.append((n, rgb, monuseg_truth(folder / f"{n}.xml.gz", rgb.shape[:2]), 0.25 / MODEL_MPP))
+    return out
+
+
+def load_miccai(folder: Path, rows):
+    return [(r["image"], load_rgb(folder / r["image"]), miccai_truth(folder / r["mask_file"]),
+             0.25 / MODEL_MPP if r["magnification"].startswith("40") else 1.0) for r in rows]
+
+
+def load_sets(data_root: Path, sets):
+    """``{set: (fit, tune, held_out)}`` item lists of the requested training sets."""
+    histo = data_root / "histo"
+    out = {}
+    if "crchisto" in sets:
+        out["crchisto"] = tuple(load_crchisto(histo / "crchisto", n) for n in crchisto_split(histo / "crchisto"))
+    if "monuseg_train" in sets:
+        out["monuseg_train"] = tuple(load_monuseg(histo / "monuseg_train", n)
+                                     for n in monuseg_train_split(histo / "monuseg_train"))
+    if "miccai" in sets:
+        fit, held = miccai_split(histo / "miccai2015_seg")
+        out["miccai"] = (load_miccai(histo / "miccai2015_seg", fit), [], load_miccai(histo / "miccai2015_seg", held))
+    return out
 
 
 # ---------------------------------------------------------------------------------- augmentation
@@ -97,25 +137,34 @@ def gaussian_target(points: list[np.ndarray], size: int, sigma: float) -> torch.
     return out
 
 
-def sample_batch(data, batch: int, rng: np.random.Generator, *, scale_jitter: bool = True, size: int = PATCH):
-    """Random *size* x *size* patches (RGB [0,1] tensor) and their points in patch pixels, with flips/rot90/scale."""
+def sample_batch(data, batch: int, rng: np.random.Generator, *, scale_jitter=(0.8, 1.25), size: int = PATCH,
+                 set_weights=None):
+    """Random *size* x *size* patches (RGB [0,1] tensor) and their points in patch pixels, with flips/rot90/scale.
+
+    *data* is a list of ``(name, rgb, xy, scale)`` items, or with *set_weights* a list of such lists
+    (one per set, drawn with those probabilities). Each patch is taken at the model's resolution
+    (the item's *scale*) times a log-uniform jitter in *scale_jitter* (``None``: no jitter).
+    """
     xs, pts = [], []
+    lo, hi = scale_jitter or (1.0, 1.0)
     for _ in range(batch):
-        _, img, xy = data[rng.integers(len(data))]
-        t, p = random_patch(img, xy, rng, size=size, scale=(0.8, 1.25) if scale_jitter else None)
+        items = data if set_weights is None else data[rng.choice(len(data), p=set_weights)]
+        _, img, xy, base = items[rng.integers(len(items))]
+        scale = (base * lo, base * hi) if (scale_jitter or base != 1.0) else None
+        t, p = random_patch(img, xy, rng, size=size, scale=scale)
         xs.append(t[0])
         pts.append(p)
     return torch.stack(xs), pts
 
 
 # ---------------------------------------------------------------------------------- training
-def pretrain_ae(net: NucleiNet, data, steps: int, *, batch: int, l1: float, seed: int):
+def pretrain_ae(net: NucleiNet, data, steps: int, *, batch: int, l1: float, seed: int, **sample_kw):
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     net.train()
     for step in range(steps):
-        x, _ = sample_batch(data, batch, rng)
+        x, _ = sample_batch(data, batch, rng, **sample_kw)
         x = color_augment(x, gen)
         target, recon, code = net.autoencode(x)
         loss = F.mse_loss(recon, target) + l1 * code.abs().mean()
@@ -128,7 +177,8 @@ def pretrain_ae(net: NucleiNet, data, steps: int, *, batch: int, l1: float, seed
 
 
 def finetune(net: NucleiNet, data, steps: int, *, batch: int, sigma: float, color_aug: bool, seed: int,
-             max_lr: float = 3e-3, patch: int = PATCH, ema: float = 0.0):
+             max_lr: float = 3e-3, patch: int = PATCH, ema: float = 0.0, checkpoint=None, checkpoint_every: int = 0,
+             **sample_kw):
     """Supervised fine-tuning; returns the exponential moving average of the weights when *ema* > 0, else None."""
     from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
@@ -139,7 +189,7 @@ def finetune(net: NucleiNet, data, steps: int, *, batch: int, sigma: float, colo
     averaged = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True) if ema else None
     net.train()
     for step in range(steps):
-        x, pts = sample_batch(data, batch, rng, size=patch)
+        x, pts = sample_batch(data, batch, rng, size=patch, **sample_kw)
         if color_aug:
             x = color_augment(x, gen)
         y = gaussian_target(pts, patch, sigma)
@@ -152,14 +202,21 @@ def finetune(net: NucleiNet, data, steps: int, *, batch: int, sigma: float, colo
             averaged.update_parameters(net)
         if step % 200 == 0 or step == steps - 1:
             log(f"fine-tune step {step}: loss {loss.item():.4f}")
+        if checkpoint is not None and checkpoint_every and (step + 1) % checkpoint_every == 0:
+            from safetensors.torch import save_file
+
+            state = (averaged.module if averaged else net).state_dict()
+            save_file({k: v.detach().contiguous() for k, v in state.items()}, str(checkpoint))
+            log(f"checkpoint {checkpoint} after {step + 1} steps")
     return None if averaged is None else averaged.module
 
 
 # ---------------------------------------------------------------------------------- evaluation
 def tune_peaks(net, data, radius: float = 6.0):
-    """Grid search of threshold x min_distance maximising pooled F1 on *data*."""
-    probs = [probability_map(net, to_tensor(img)).numpy() for _, img, _ in data]
-    f1, threshold, min_distance = tune_operating_point(probs, [truth for _, _, truth in data], radius=radius)
+    """Grid search of threshold x min_distance maximising pooled F1 on *data* (radius in model pixels)."""
+    probs = [probability_map(net, rescale_tensor(to_tensor(img), s)).numpy() for _, img, _, s in data]
+    truths = [t if s == 1.0 else (t + 0.5) * s - 0.5 for _, _, t, s in data]  # input -> model px (align_corners=False)
+    f1, threshold, min_distance = tune_operating_point(probs, truths, radius=radius)
     return {"tune_f1": f1, "threshold": threshold, "min_distance": min_distance}
 
 
@@ -215,6 +272,15 @@ def main(argv=None):
     ap.add_argument("--ema", type=float, default=0.0,
                     help="keep an exponential moving average of the weights with this decay (e.g. 0.999) and ship it; "
                          "the raw final weights are evaluated too, for comparison")
+    ap.add_argument("--sets", nargs="+", default=["crchisto"], choices=("crchisto", "monuseg_train", "miccai"),
+                    help="training sets (CRCHisto always supplies the tune and validation images)")
+    ap.add_argument("--set-weights", type=float, nargs="+", default=None,
+                    help="probability of drawing a patch from each of --sets (default: proportional to "
+                         "image area at the model's resolution)")
+    ap.add_argument("--scale-jitter", type=float, nargs=2, default=[0.8, 1.25], metavar=("LO", "HI"),
+                    help="log-uniform resize factor around the model's 0.5 um/px")
+    ap.add_argument("--checkpoint-every", type=int, default=500, help="fine-tuning steps between checkpoints "
+                    "(WORKDIR/NAME.ckpt.safetensors, plain state dict, usable with --init)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--name", default="histo-nuclei", help="variant name (results file name)")
     ap.add_argument("--workdir", default="runs/nuclei", help="where variant weights/results go")
@@ -223,13 +289,30 @@ def main(argv=None):
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    root = Path(args.data) / "histo" / "crchisto"
-    fit_names, tune_names, val_names = crchisto_split(root)
-    fit, tune, val = (load_crchisto(root, n) for n in (fit_names, tune_names, val_names))
+    if "crchisto" not in args.sets:
+        ap.error("--sets must include crchisto (its tune/validation images choose and report the operating point)")
+    loaded = load_sets(Path(args.data), args.sets)
+    (fit, tune, val) = loaded["crchisto"]
+    fit_names, tune_names, val_names = ([it[0] for it in part] for part in (fit, tune, val))
     unlabelled = fit + tune  # the AE pre-training images, whichever images the fine-tuning uses
     if args.fixed_peaks:
         fit_names, fit = fit_names + tune_names, fit + tune
-    log(f"fit {len(fit)} tune {len(tune)} validation {len(val)} images; variant {args.name}")
+    fits = [fit] + [loaded[k][0] for k in args.sets if k != "crchisto"]
+    for k in args.sets:
+        if k != "crchisto":
+            tune = tune + loaded[k][1]
+    sample_kw = {"scale_jitter": tuple(args.scale_jitter)}
+    if len(fits) > 1:
+        area = [sum(im.shape[0] * im.shape[1] * s * s for _, im, _, s in f) for f in fits]
+        w = np.asarray(args.set_weights if args.set_weights else area, dtype=np.float64)
+        if len(w) != len(fits):
+            ap.error("--set-weights needs one number per set")
+        sample_kw["set_weights"] = (w / w.sum()).tolist()
+        unlabelled = [unlabelled] + fits[1:]
+        fit = fits
+    set_names = ["crchisto"] + [k for k in args.sets if k != "crchisto"]
+    log(f"sets {set_names} fit {[len(f) for f in fits]} weights {sample_kw.get('set_weights')} tune {len(tune)} "
+        f"validation {len(val)} images; variant {args.name}")
 
     net = NucleiNet(input_mode=args.input_mode, widths=tuple(args.widths), blocks=args.blocks)
     t0 = time.time()
@@ -240,17 +323,20 @@ def main(argv=None):
         log(f"continuing from {args.init}")
     elif args.pretrain_steps:
         # Unsupervised: all training images (fit + tune), no labels used.
-        pretrain_ae(net, unlabelled, args.pretrain_steps, batch=args.batch, l1=args.l1, seed=args.seed)
+        pretrain_ae(net, unlabelled, args.pretrain_steps, batch=args.batch, l1=args.l1, seed=args.seed, **sample_kw)
     t1 = time.time()
+    Path(args.workdir).mkdir(parents=True, exist_ok=True)
     averaged = finetune(net, fit, args.steps, batch=args.batch, sigma=args.sigma, color_aug=not args.no_color_aug,
-                        seed=args.seed, max_lr=args.max_lr, patch=args.patch, ema=args.ema)
+                        seed=args.seed, max_lr=args.max_lr, patch=args.patch, ema=args.ema,
+                        checkpoint=Path(args.workdir) / f"{args.name}.ckpt.safetensors",
+                        checkpoint_every=args.checkpoint_every, **sample_kw)
     t2 = time.time()
     net.eval()
     raw = None
     if averaged is not None:
         raw_peaks = tune_peaks(net, tune)
         raw = {"peaks": raw_peaks, "crchisto_validation_r6": pooled(
-            net, [(im, t, 1.0, 6.0) for _, im, t in val],
+            net, [(im, t, 1.0, 6.0) for _, im, t, _ in val],
             threshold=raw_peaks["threshold"], min_distance=raw_peaks["min_distance"])}
         log(f"raw final weights: tune {raw_peaks}, validation F1 {raw['crchisto_validation_r6']['f1']:.3f}")
         net = averaged.eval()
@@ -261,10 +347,13 @@ def main(argv=None):
         peaks = tune_peaks(net, tune)
     log(f"operating point ({len(tune)} tune images): {peaks}")
     kw = {"threshold": peaks["threshold"], "min_distance": peaks["min_distance"]}
-    metrics = {"crchisto_validation_r6": pooled(net, [(im, t, 1.0, 6.0) for _, im, t in val], **kw)}
+    metrics = {"crchisto_validation_r6": pooled(net, [(im, t, 1.0, 6.0) for _, im, t, _ in val], **kw)}
     monuseg, miccai = ood_sets(Path(args.data))
     metrics["monuseg_r12_mpp0.25"] = pooled(net, monuseg, **kw)
-    metrics["miccai2015"] = pooled(net, miccai, **kw)
+    metrics["miccai2015"] = pooled(net, miccai, **kw)  # all 5 images: some are fitting images with --sets miccai
+    for k in ("monuseg_train", "miccai"):
+        if k in loaded:
+            metrics[f"{k}_held_out"] = pooled(net, [(im, t, s, 6.0 / s) for _, im, t, s in loaded[k][2]], **kw)
     for k, v in metrics.items():
         log(f"{k}: P {v['precision']:.3f} R {v['recall']:.3f} F1 {v['f1']:.3f}")
 
@@ -280,8 +369,15 @@ def main(argv=None):
                      "radius_px": 6.0, "sigma_px": args.sigma, "tile": 1024, "margin": args.margin},
         "stain": "in-network rgb2hed hematoxylin channel + HED jitter / ColorJitter augmentation"
                  if not args.no_color_aug else "in-network rgb2hed hematoxylin channel, no colour augmentation",
-        "training": {"data": "CRCHistoPhenotypes (shared) SFCN-OPI train images",
-                     "fit_images": fit_names, "tune_images": tune_names, "validation_images": val_names,
+        "training": {"data": "CRCHistoPhenotypes (shared) SFCN-OPI train images" if len(fits) == 1 else
+                     "CRCHistoPhenotypes SFCN-OPI train images + " + " + ".join(
+                         {"monuseg_train": "MoNuSeg training images (40x)", "miccai": "MICCAI 2015 (brain)"}[k]
+                         for k in set_names[1:]),
+                     "fit_images": fit_names, "tune_images": [it[0] for it in tune], "validation_images": val_names,
+                     **({"sets": {k: {"fit": [it[0] for it in loaded[k][0]], "tune": [it[0] for it in loaded[k][1]],
+                                      "held_out": [it[0] for it in loaded[k][2]]} for k in set_names[1:]},
+                         "set_weights": sample_kw["set_weights"]} if len(fits) > 1 else {}),
+                     "scale_jitter": list(args.scale_jitter),
                      "pretrain": {"kind": "sparse conv AE, L1 on 1/8 code", "steps": args.pretrain_steps,
                                   "l1": args.l1, "seconds": round(t1 - t0)},
                      "init": args.init,
