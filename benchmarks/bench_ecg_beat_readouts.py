@@ -9,7 +9,7 @@ record) is fitted on the training records only and its code distances are cached
 supervised choice (RR weights of the baselines, the read-outs' fit) uses the training
 records of the fold; the test fold is only scored.
 
-Features per beat (all relative to the beat's own record, no labels):
+Features per beat (``engine.tasks.score_beats.readout.beat_features``; relative to the beat's record, no labels):
 
 * rhythm: prematurity ``1 - RR_prev/RR_local`` (raw and irregularity-scaled), the
   compensatory pause ``RR_next/RR_local - 1``, ``RR_next/RR_prev``, prematurity against
@@ -33,7 +33,6 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 
-PARTS = {"P": (0, 80), "QRS": (80, 128), "T": (128, 256)}  # BEAT_PRE = 92 samples before the R peak at 360 Hz
 RR_GRID = (0.0, 2.0, 4.0, 8.0, 12.0, 16.0, 24.0, 32.0)
 
 
@@ -48,18 +47,13 @@ def _rel(d: np.ndarray) -> np.ndarray:
     return np.log(d / np.median(d))
 
 
-def _corr_dist(b: np.ndarray, med: np.ndarray) -> np.ndarray:
-    b = b - b.mean(axis=1, keepdims=True)
-    m = med - med.mean()
-    return 1 - (b @ m) / (np.linalg.norm(b, axis=1) * np.linalg.norm(m) + 1e-12)
-
-
 def record_features(mitdb: Path, name: str) -> dict:
     """Labels and label-free features of one record's valid non-Q beats."""
     import wfdb
 
-    from engine.tasks.score_beats import beat_scale
-    from engine.tasks.score_beats.beats import BEAT_SYMBOLS, aami_class, extract_beats, rr_features
+    from engine.tasks.score_beats import baseline_corr_scores, beat_scale
+    from engine.tasks.score_beats.beats import BEAT_SYMBOLS, aami_class, extract_beats
+    from engine.tasks.score_beats.readout import beat_features
 
     rec = wfdb.rdrecord(str(mitdb / name))
     ann = wfdb.rdann(str(mitdb / name), "atr")
@@ -69,22 +63,11 @@ def record_features(mitdb: Path, name: str) -> dict:
     lead = rec.sig_name.index("MLII") if "MLII" in rec.sig_name else 0
     fs = float(rec.fs)
     beats, valid = extract_beats(rec.p_signal[:, lead], fs, smp)
-    rr = rr_features(smp, fs)
-    # prematurity against the previous 16 RR intervals only
-    ivl = np.diff(smp) / fs
-    prev = np.concatenate([[ivl[0]], ivl])
-    past = np.array([np.median(prev[max(0, i - 16):i]) if i > 0 else prev[0] for i in range(len(prev))])
-    m = valid & (cls != "Q")
-    b = beats[m] / beat_scale(beats[valid])
-    med = np.median(b, axis=0)
-    f = {"prem_adj": rr["premature_adj"][m], "prem": rr["premature"][m], "pause": rr["pause"][m],
-         "next_prev": np.log(rr["rr_next"][m] / np.maximum(rr["rr_prev"][m], 1e-3)),
-         "prem_past": (1 - prev / np.maximum(past, 1e-3))[m], "irr": rr["irregularity"][m],
-         "tpl": _rel(_corr_dist(b, med))}
-    for part, (a, e) in PARTS.items():
-        f[f"tpl_{part}"] = _rel(_corr_dist(b[:, a:e], med[a:e]))
-        f[f"rms_{part}"] = np.sqrt(np.mean((b[:, a:e] - med[a:e]) ** 2, axis=1))
-    return {"cls": cls[m], "corr": _corr_dist(b, med), "f": f}
+    idx = np.flatnonzero(valid)  # as score_beats_task: features over every valid beat, Q left out afterwards
+    f = beat_features(beats / beat_scale(beats[valid]), smp, fs, idx)
+    nq = cls[idx] != "Q"
+    return {"cls": cls[idx][nq], "corr": baseline_corr_scores(beats, valid)[idx][nq],
+            "f": {k: v[nq] for k, v in f.items()}}
 
 
 RHYTHM = ("prem_adj", "prem", "pause", "next_prev", "prem_past", "irr")
