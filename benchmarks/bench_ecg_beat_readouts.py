@@ -32,6 +32,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 RR_GRID = (0.0, 2.0, 4.0, 8.0, 12.0, 16.0, 24.0, 32.0)
 
@@ -106,6 +107,30 @@ def make_readout(kind: str):
                                           l2_regularization=1.0, class_weight="balanced", random_state=0)
 
 
+def fold_ae_distances(mitdb: Path, cache: Path, folds, records) -> None:
+    """Fit and cache each fold's AE (the recipe of bench_ecg_beats.py) where ``fold<i>.npz`` is missing."""
+    if all((cache / f"fold{i}.npz").exists() for i in range(len(folds))):
+        return
+    import torch
+    from bench_ecg_beats import record_terms
+    from train_ecg_beats import fit_ae, record_beats
+
+    torch.set_num_threads(1)
+    recs = {r: record_beats(mitdb, r) for r in records}
+    rng = np.random.default_rng(0)
+    sub = {}
+    for r, (beats, valid, cls, prem) in recs.items():
+        keep = np.sort(rng.permutation(len(beats))[:600])
+        sub[r] = (beats[keep], valid[keep], cls[keep], prem[keep])
+    cache.mkdir(parents=True, exist_ok=True)
+    for i, fold in enumerate(folds):
+        if (cache / f"fold{i}.npz").exists():
+            continue
+        model, _, _ = fit_ae({r: sub[r] for r in records if r not in fold}, 8, 0, log=lambda m: None)
+        np.savez(cache / f"fold{i}.npz", **{r: record_terms(model, recs[r])["lat"] for r in records})
+        print(f"fold {i}: AE fitted and cached", flush=True)
+
+
 def main(argv=None) -> int:
     from signal_splits import ECG_RECORDS, ecg_folds
 
@@ -117,8 +142,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     sets = {s: c for s, c in FEATURE_SETS.items() if not (args.no_ae and "ae" in c)}
     mitdb = args.data / "ecg" / "mitdb"
-    feats = {r: record_features(mitdb, r) for r in ECG_RECORDS}
     folds = ecg_folds()
+    if not args.no_ae:
+        fold_ae_distances(mitdb, args.cache, folds, ECG_RECORDS)
+    feats = {r: record_features(mitdb, r) for r in ECG_RECORDS}
     names = ([] if args.no_ae else ["AE + RR"]) + ["template + RR"] + [f"{k}: {s}" for k in args.readouts for s in sets]
     test, rows = {}, []
     for i, fold in enumerate(folds):
