@@ -12,6 +12,14 @@ reconstruction error or AE-code distance to the record's median code) and
 first, validation fit (the only supervised choices); the shipped AE is then fitted
 on all training records. The threshold is the 99th percentile of the training N
 beats' score.
+
+``--readout lr`` (the recipe the leave-records-out CV of
+benchmarks/bench_ecg_beat_readouts.py chose) skips the mode/weight selection: the AE is
+fitted on ``--max-beats`` seeded beats per record, and a class-balanced logistic
+regression over the record-relative features ``--features``
+(engine.tasks.score_beats.readout) is fitted on the labelled beats of the same records;
+its standardisation and coefficients go in the metadata's ``score.readout`` (JSON, no
+pickle), mode ``readout``.
 """
 from __future__ import annotations
 
@@ -122,6 +130,93 @@ def score_table(terms):
     return table
 
 
+#: The read-out features the CV chose (benchmarks/bench_ecg_beat_readouts.py).
+READOUT_FEATURES = ("prem_adj", "prem", "pause", "next_prev", "prem_past", "irr", "tpl")
+
+
+def readout_terms(model, mitdb: Path, name: str):
+    """``(AAMI classes, features)`` of one record's valid non-Q beats, as score_beats_task computes them."""
+    import torch
+    import wfdb
+
+    from engine.tasks.score_beats import beat_scale, latent_distance
+    from engine.tasks.score_beats.readout import beat_features
+
+    rec = wfdb.rdrecord(str(mitdb / name))
+    ann = wfdb.rdann(str(mitdb / name), "atr")
+    keep = [i for i, s in enumerate(ann.symbol) if s in BEAT_SYMBOLS]
+    smp = ann.sample[keep]
+    cls = np.array([aami_class(ann.symbol[i]) for i in keep])
+    lead = rec.sig_name.index("MLII") if "MLII" in rec.sig_name else 0
+    beats, valid = extract_beats(rec.p_signal[:, lead], float(rec.fs), smp)
+    idx = np.flatnonzero(valid)
+    b = (beats / beat_scale(beats[valid])).astype(np.float32)
+    with torch.inference_mode():
+        lat = latent_distance(model.encode(torch.from_numpy(b[idx])[:, None]).numpy())
+    f = beat_features(b, smp, float(rec.fs), idx, ae_distance=lat)
+    nq = cls[idx] != "Q"
+    return cls[idx][nq], {k: v[nq] for k, v in f.items()}
+
+
+def train_readout(args):
+    import torch
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.preprocessing import StandardScaler
+
+    from engine.tasks.score_beats.readout import linear_readout
+    from engine.weights import register_bundled, save
+
+    torch.set_num_threads(1)
+    mitdb = args.data / "ecg" / "mitdb"
+    recs = {r: record_beats(mitdb, r) for r in args.records}
+    rng = np.random.default_rng(args.seed)
+    sub = {}
+    for r, (beats, valid, cls, prem) in recs.items():
+        keep = np.sort(rng.permutation(len(beats))[:args.max_beats]) if args.max_beats else np.arange(len(beats))
+        sub[r] = (beats[keep], valid[keep], cls[keep], prem[keep])
+    model, best, n_beats = fit_ae(sub, args.epochs, args.seed, log=lambda m: print(m, flush=True))
+    terms = [readout_terms(model, mitdb, r) for r in args.records]
+    cols = list(args.features)
+    x = np.concatenate([np.stack([f[c] for c in cols], axis=1) for _, f in terms])
+    y = np.concatenate([c for c, _ in terms]) != "N"
+    sc = StandardScaler().fit(x)
+    clf = LogisticRegression(C=1.0, class_weight="balanced", max_iter=1000).fit(sc.transform(x), y)
+    readout = {"kind": "logistic regression (class-balanced), decision function", "features": cols,
+               "mean": sc.mean_.tolist(), "scale": sc.scale_.tolist(), "coef": clf.coef_[0].tolist(),
+               "intercept": float(clf.intercept_[0])}
+    s_all = np.concatenate([linear_readout(f, readout) for _, f in terms])
+    threshold = float(np.percentile(s_all[~y], 99))
+    train_auc = float(roc_auc_score(y, s_all))
+    print("read-out", json.dumps(readout), "threshold (p99 of training N beats)", threshold,
+          "training-record AUROC (not a test result)", train_auc, flush=True)
+    cmd = ("python scripts/train_ecg_beats.py --data ../shared/data --out resources/models/ecg-beats.safetensors "
+           f"--readout lr --records {' '.join(args.records)} --epochs {args.epochs} --max-beats {args.max_beats} "
+           f"--features {' '.join(cols)}")
+    meta = {
+        "name": "ecg-beats", "architecture": "beat-cae", "hparams": model.hparams, "modality": "ecg",
+        "task": "score-beats", "spatial_dims": 1, "sfreq": 360.0, "units": "mV",
+        "preprocessing": {"kind": "beats", "sfreq": 360.0, "pre_samples": 92, "post_samples": 164,
+                          "baseline": "beat median subtracted",
+                          "scale": "divided by the record's median beat peak-to-peak amplitude"},
+        "score": {"formula": "readout: ((features - mean) / scale) @ coef + intercept over record-relative "
+                             "rhythm/template features (engine.tasks.score_beats.readout); use_rr=False: "
+                             "log(d/median_record_d), d = latent distance to the record's median code",
+                  "mode": "readout", "rr_weight": 0.0, "threshold": threshold, "lead": 0, "readout": readout},
+        "training": {"command": cmd, "records": list(args.records), "beats": n_beats, "epochs": args.epochs,
+                     "seed": args.seed, "max_beats_per_record": args.max_beats,
+                     "selection": "read-out features and kind chosen by the 5-fold leave-records-out CV of "
+                                  "benchmarks/bench_ecg_beat_readouts.py"},
+        "metrics": {"val_mse": best, "training_records_auroc": train_auc},
+    }
+    digest = save(model, args.out, meta)
+    print(json.dumps({"saved": str(args.out), "sha256": digest}))
+    if not args.no_register:
+        register_bundled("ecg-beats", args.out, task="score-beats",
+                         description="1-D conv AE on AAMI-N beats; score = linear read-out of record-relative "
+                                     "rhythm and template features")
+
+
 def main(argv=None):
     import torch
 
@@ -133,7 +228,12 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--records", nargs="*", default=list(BEATS_TRAIN), help="training records")
     ap.add_argument("--no-register", action="store_true")
+    ap.add_argument("--readout", choices=("none", "lr"), default="none")
+    ap.add_argument("--features", nargs="*", default=list(READOUT_FEATURES), help="read-out features")
+    ap.add_argument("--max-beats", type=int, default=0, help="AE training beats per record (0 = all)")
     args = ap.parse_args(argv)
+    if args.readout == "lr":
+        return train_readout(args)
     torch.set_num_threads(1)
     mitdb = args.data / "ecg" / "mitdb"
     recs = {r: record_beats(mitdb, r) for r in args.records}
@@ -170,7 +270,8 @@ def main(argv=None):
                              "to the record's median code (mode latent) or reconstruction MSE (mode error)",
                   "mode": mode, "rr_weight": w_best, "threshold": threshold, "lead": 0},
         "training": {
-            "command": "python scripts/train_ecg_beats.py --data ../shared/data --out resources/models/ecg-beats.safetensors",
+            "command": "python scripts/train_ecg_beats.py --data ../shared/data "
+                       "--out resources/models/ecg-beats.safetensors",
             "records": list(args.records), "beats": n_beats, "epochs": args.epochs, "seed": args.seed,
             "selection": f"mode and rr_weight chosen by AUROC on {list(VAL_RECORDS)} with an AE fitted "
                          "on the other training records",

@@ -18,6 +18,10 @@ Pipeline, per record:
    N beats, which include bundle-branch-block beats, also reconstructs ventricular
    beats of a new patient), the code distance did not; see the training script.
    ``mode``, ``rr_weight`` and the threshold come from the model's metadata.
+   Mode ``"readout"``: the score is instead the model's stored linear read-out
+   (:mod:`engine.tasks.score_beats.readout`) over record-relative rhythm and template
+   features (and the AE-code distance if the read-out lists ``ae``); ``use_rr=False``
+   then falls back to ``log(d / median d)`` of the AE-code distance.
 
 The record is read in chunks, so a 24-hour Holter stays within bounded memory
 (beats themselves are kept: 1 KB each).
@@ -103,7 +107,8 @@ def _reference_annotations(data: Signal):
     return data.annotations
 
 
-def reference_beats(data: Signal, channel: int = 0) -> Generator[Progress, None, tuple[np.ndarray, tuple[str, ...], bool]]:
+def reference_beats(data: Signal, channel: int = 0
+                    ) -> Generator[Progress, None, tuple[np.ndarray, tuple[str, ...], bool]]:
     """Beat samples and symbols: annotations when present, else QRS detection chunk by chunk.
 
     Returns ``(samples, symbols, detected)``.
@@ -184,7 +189,7 @@ def score_beats_task(data: Signal, *, model=None, device=None, channel: int | No
     beats, valid = yield from _collect_beats(data, samples, channel)
     scale = beat_scale(beats[valid])
     mode = str(score_cfg.get("mode", "error"))
-    if mode not in ("error", "latent"):
+    if mode not in ("error", "latent", "readout"):
         raise ModelError(f"{lm.name}: unknown beat score mode {mode!r}")
     err = np.full(len(samples), np.nan, np.float64)
     idx = np.flatnonzero(valid)
@@ -197,13 +202,19 @@ def score_beats_task(data: Signal, *, model=None, device=None, channel: int | No
             codes[i:i + len(sel)] = z.cpu().numpy()
             err[sel] = ((net(xb) - xb) ** 2).mean(dim=(1, 2)).double().cpu().numpy()
             yield Progress(0.6 + 0.4 * min(1.0, (i + batch_size) / max(idx.size, 1)), "scoring beats")
-    if mode == "latent":
+    if mode in ("latent", "readout"):
         err[idx] = latent_distance(codes)
     rr = rr_features(samples, float(data.sfreq))
     score = np.full(len(samples), np.nan, np.float32)
-    if idx.size:
+    if idx.size and mode == "readout" and use_rr:
+        from engine.tasks.score_beats.readout import beat_features, linear_readout
+
+        feats = beat_features(beats / scale, samples, float(data.sfreq), idx, ae_distance=err[idx])
+        score[idx] = linear_readout(feats, score_cfg["readout"])
+    elif idx.size:
         score[idx] = combine_scores(err[idx], rr["premature_adj"][idx], rr_weight=rr_weight)
-    params = {"score_mode": mode, "channel": int(channel), "channel_name": data.channels[channel], "use_rr": bool(use_rr),
+    params = {"score_mode": mode, "channel": int(channel), "channel_name": data.channels[channel],
+              "use_rr": bool(use_rr),
               "rr_weight": rr_weight, "beats_from": "QRS detector (gqrs)" if detected else "annotations",
               "n_beats": int(len(samples)), "n_unscored_edge_beats": int((~valid).sum()),
               "amplitude_scale_mv": scale, "seconds": round(time.perf_counter() - t0, 3),
@@ -242,7 +253,8 @@ def write_beat_scores(result: BeatScores, data: Signal, out_dir: str | os.PathLi
     stem = stem_of(data.path)
     names = [f"{stem}.beats.summary.json", f"{stem}.beats.csv"]
     with output_set(out_dir, f"{stem}.beats", index=names[:1], family=names,
-                    estimate=estimate_beat_scores_bytes(result, data, formats), free_bytes=free_bytes) as staged:  # the CSV, annotations and summary as one set
+                    estimate=estimate_beat_scores_bytes(result, data, formats),
+                    free_bytes=free_bytes) as staged:  # the CSV, annotations and summary as one set
         d = staged.dir
         csv_path = d / f"{stem}.beats.csv"
         with atomic_path(csv_path) as tmp:
