@@ -158,9 +158,10 @@ def test_mpp_rescaling_known_answer(data_dir, detector):
     up = _detect(_image(big, mpp=0.25), detector)
     assert up.params["scale"] == 0.5 and base.params["scale"] == 1.0
     back = (up.xy + 0.5) / 2 - 0.5
-    # Resampling blurs a little (the upsampled copy yields ~10 % fewer peaks), but every
-    # detection that survives must land on an original one once mapped back.
-    assert abs(up.count - base.count) <= 0.15 * base.count
+    # Resampling blurs a little (the upsampled copy yields fewer peaks: ~10 % with the CRCHisto-only
+    # weights, 23 % (283 vs 368) with the multi-set weights, which find more faint nuclei on the
+    # sharp original), but every detection that survives must land on an original one once mapped back.
+    assert abs(up.count - base.count) <= 0.3 * base.count
     assert len(match_points(back, base.xy, 1.5)) >= 0.9 * up.count
     # The check can fail: a 10 % scale error in the mapping leaves most points unmatched.
     assert len(match_points(back * 1.1, base.xy, 1.5)) < 0.5 * up.count
