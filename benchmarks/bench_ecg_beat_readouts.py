@@ -50,20 +50,12 @@ def _rel(d: np.ndarray) -> np.ndarray:
 
 def record_features(mitdb: Path, name: str) -> dict:
     """Labels and label-free features of one record's valid non-Q beats."""
-    import wfdb
+    from train_ecg_beats import annotated_beats
 
     from engine.tasks.score_beats import baseline_corr_scores, beat_scale
-    from engine.tasks.score_beats.beats import BEAT_SYMBOLS, aami_class, extract_beats
     from engine.tasks.score_beats.readout import beat_features
 
-    rec = wfdb.rdrecord(str(mitdb / name))
-    ann = wfdb.rdann(str(mitdb / name), "atr")
-    keep = [i for i, s in enumerate(ann.symbol) if s in BEAT_SYMBOLS]
-    smp = ann.sample[keep]
-    cls = np.array([aami_class(ann.symbol[i]) for i in keep])
-    lead = rec.sig_name.index("MLII") if "MLII" in rec.sig_name else 0
-    fs = float(rec.fs)
-    beats, valid = extract_beats(rec.p_signal[:, lead], fs, smp)
+    smp, cls, beats, valid, fs = annotated_beats(mitdb, name)
     idx = np.flatnonzero(valid)  # as score_beats_task: features over every valid beat, Q left out afterwards
     f = beat_features(beats / beat_scale(beats[valid]), smp, fs, idx)
     nq = cls[idx] != "Q"

@@ -38,7 +38,8 @@ from signal_splits import BEATS_TRAIN, training_parser  # noqa: E402
 from engine.tasks.score_beats.beats import BEAT_SYMBOLS, aami_class, extract_beats, rr_features  # noqa: E402
 
 
-def record_beats(mitdb: Path, name: str):
+def annotated_beats(mitdb: Path, name: str):
+    """``(samples, AAMI classes, beats, valid, fs)`` of one record's annotated beats, lead MLII read by name."""
     import wfdb
 
     rec = wfdb.rdrecord(str(mitdb / name))
@@ -47,9 +48,14 @@ def record_beats(mitdb: Path, name: str):
     smp = ann.sample[keep]
     cls = np.array([aami_class(ann.symbol[i]) for i in keep])
     lead = rec.sig_name.index("MLII") if "MLII" in rec.sig_name else 0  # by name: 114 stores MLII second
-    beats, valid = extract_beats(rec.p_signal[:, lead], float(rec.fs), smp)
-    rr = rr_features(smp, float(rec.fs))
-    return beats, valid, cls, rr["premature_adj"]
+    fs = float(rec.fs)
+    beats, valid = extract_beats(rec.p_signal[:, lead], fs, smp)
+    return smp, cls, beats, valid, fs
+
+
+def record_beats(mitdb: Path, name: str):
+    smp, cls, beats, valid, fs = annotated_beats(mitdb, name)
+    return beats, valid, cls, rr_features(smp, fs)["premature_adj"]
 
 
 VAL_RECORDS = ("105", "109")  # left out of the validation fit; they hold V/F beats
@@ -137,23 +143,16 @@ READOUT_FEATURES = ("prem_adj", "prem", "pause", "next_prev", "prem_past", "irr"
 def readout_terms(model, mitdb: Path, name: str):
     """``(AAMI classes, features)`` of one record's valid non-Q beats, as score_beats_task computes them."""
     import torch
-    import wfdb
 
     from engine.tasks.score_beats import beat_scale, latent_distance
     from engine.tasks.score_beats.readout import beat_features
 
-    rec = wfdb.rdrecord(str(mitdb / name))
-    ann = wfdb.rdann(str(mitdb / name), "atr")
-    keep = [i for i, s in enumerate(ann.symbol) if s in BEAT_SYMBOLS]
-    smp = ann.sample[keep]
-    cls = np.array([aami_class(ann.symbol[i]) for i in keep])
-    lead = rec.sig_name.index("MLII") if "MLII" in rec.sig_name else 0
-    beats, valid = extract_beats(rec.p_signal[:, lead], float(rec.fs), smp)
+    smp, cls, beats, valid, fs = annotated_beats(mitdb, name)
     idx = np.flatnonzero(valid)
     b = (beats / beat_scale(beats[valid])).astype(np.float32)
     with torch.inference_mode():
         lat = latent_distance(model.encode(torch.from_numpy(b[idx])[:, None]).numpy())
-    f = beat_features(b, smp, float(rec.fs), idx, ae_distance=lat)
+    f = beat_features(b, smp, fs, idx, ae_distance=lat)
     nq = cls[idx] != "Q"
     return cls[idx][nq], {k: v[nq] for k, v in f.items()}
 
