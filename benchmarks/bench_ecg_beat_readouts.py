@@ -34,13 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_ecg_beats import _auc, print_fold_and_record_tables  # noqa: E402
+
 RR_GRID = (0.0, 2.0, 4.0, 8.0, 12.0, 16.0, 24.0, 32.0)
-
-
-def _auc(y, s) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(y, s)) if 0 < y.sum() < len(y) else float("nan")
 
 
 def _rel(d: np.ndarray) -> np.ndarray:
@@ -178,20 +174,8 @@ def main(argv=None) -> int:
             cells.append(_auc(cls_all[m] == c, s[m]))
         above = sum(row[n] > row["template + RR"] for row in rows)
         print(f"| {n} | " + " | ".join(f"{v:.4f}" for v in cells) + f" | {above}/5 |")
-    print("\n### Per fold\n")
-    print("| fold | " + " | ".join(names) + " |")
-    print("|---|" + "---|" * len(names))
-    for i, row in enumerate(rows):
-        print(f"| {i} | " + " | ".join(f"{row[n]:.4f}" for n in names) + " |")
-    print("\n### Per record (records with >= 5 abnormal beats)\n")
-    print("| record | N | S/V/F | " + " | ".join(names) + " |")
-    print("|---|---|---|" + "---|" * len(names))
-    for r in ECG_RECORDS:
-        cls, sc = test[r]
-        y = cls != "N"
-        if y.sum() >= 5:
-            cells = " | ".join(f"{_auc(y, sc[n]):.4f}" for n in names)
-            print(f"| {r} | {int((~y).sum())} | {int(y.sum())} | {cells} |")
+    print_fold_and_record_tables(names, rows, test, ECG_RECORDS, "Per fold",
+                                 "Per record (records with >= 5 abnormal beats)")
     return 0
 
 

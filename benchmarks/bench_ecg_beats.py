@@ -157,20 +157,29 @@ def main(argv=None) -> int:
           f"{sum(r['LR: AE + template + RR'] > r['LR: template + RR'] for r in fold_rows)}/5")
     print(f"\nbeats: {len(cls_all)} (N {int((cls_all == 'N').sum())}, S {int((cls_all == 'S').sum())}, "
           f"V {int((cls_all == 'V').sum())}, F {int((cls_all == 'F').sum())})")
-    print("\n### Per fold (pooled AUROC N vs S/V/F)\n")
-    print("| fold | " + " | ".join(SCORES) + " |")
-    print("|---|" + "---|" * len(SCORES))
+    print_fold_and_record_tables(SCORES, fold_rows, test_terms, ECG_RECORDS,
+                                 "Per fold (pooled AUROC N vs S/V/F)",
+                                 "Per record (AUROC N vs S/V/F; records with >= 5 abnormal beats)")
+    return 0
+
+
+def print_fold_and_record_tables(names, fold_rows, test, records, fold_title, record_title) -> None:
+    """Markdown tables: pooled AUROC per fold (``fold_rows[i][name]``) and AUROC N vs S/V/F per
+    record with >= 5 abnormal beats (``test[record] = (classes, {name: scores})``)."""
+    print(f"\n### {fold_title}\n")
+    print("| fold | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
     for i, row in enumerate(fold_rows):
-        print(f"| {i} | " + " | ".join(f"{row[k]:.4f}" for k in SCORES) + " |")
-    print("\n### Per record (AUROC N vs S/V/F; records with >= 5 abnormal beats)\n")
-    print("| record | N | S/V/F | " + " | ".join(SCORES) + " |")
-    print("|---|---|---|" + "---|" * len(SCORES))
-    for r in ECG_RECORDS:
-        cls, sc = test_terms[r]
+        print(f"| {i} | " + " | ".join(f"{row[n]:.4f}" for n in names) + " |")
+    print(f"\n### {record_title}\n")
+    print("| record | N | S/V/F | " + " | ".join(names) + " |")
+    print("|---|---|---|" + "---|" * len(names))
+    for r in records:
+        cls, sc = test[r]
         y = cls != "N"
         if y.sum() >= 5:
-            print(f"| {r} | {int((~y).sum())} | {int(y.sum())} | " + " | ".join(f"{_auc(y, sc[k]):.4f}" for k in SCORES) + " |")
-    return 0
+            cells = " | ".join(f"{_auc(y, sc[n]):.4f}" for n in names)
+            print(f"| {r} | {int((~y).sum())} | {int(y.sum())} | {cells} |")
 
 
 if __name__ == "__main__":
