@@ -1,5 +1,6 @@
 """Reference nucleus centres of the public data sets (CRCHistoPhenotypes, MoNuSeg, MICCAI 2015)
-and the CRCHisto fit/tune/validation split; used by the training script and the benchmarks."""
+and the CRCHisto fit/tune/validation split, and the training sets loaded at the model's scale; used by the
+training script and the benchmarks."""
 from __future__ import annotations
 
 import csv
@@ -11,10 +12,13 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["crchisto_truth", "monuseg_truth", "miccai_truth", "crchisto_split", "monuseg_train_split",
-           "miccai_split", "MONUSEG_TRAIN_HELD_OUT", "MONUSEG_TRAIN_TUNE", "MICCAI_HELD_OUT"]
+           "miccai_split", "MONUSEG_TRAIN_HELD_OUT", "MONUSEG_TRAIN_TUNE", "MICCAI_HELD_OUT", "MODEL_MPP",
+           "load_rgb", "load_sets"]
 
 
 logger = logging.getLogger("engine")
+
+MODEL_MPP = 0.5  # the detector's scale: CRCHistoPhenotypes, 20x
 
 # Fixed held-out images, never trained or tuned on (one per organ where the organ has >= 2 images;
 # TCGA tissue-source codes: 21/50 lung, A7/AR/E2 breast, B0 kidney, CH/G9 prostate, NH colon).
@@ -105,3 +109,43 @@ def miccai_split(folder: str | os.PathLike) -> tuple[list[dict], list[dict]]:
     with open(Path(folder) / "pairs.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
     return [r for r in rows if r["image"] not in MICCAI_HELD_OUT], [r for r in rows if r["image"] in MICCAI_HELD_OUT]
+
+
+def load_rgb(path) -> np.ndarray:
+    from PIL import Image as PILImage
+
+    return np.asarray(PILImage.open(path).convert("RGB"))
+
+
+def load_crchisto(root: Path, names):
+    """``(name, rgb, xy, scale)`` items; *scale* = input mpp / model mpp (1 at 20x)."""
+    return [(n, load_rgb(root / n / f"{n}.png"), crchisto_truth(root / n / f"{n}_detection.mat"), 1.0)
+            for n in names]
+
+
+def load_monuseg(folder: Path, stems):
+    out = []
+    for n in stems:
+        rgb = load_rgb(folder / f"{n}.png")
+        out.append((n, rgb, monuseg_truth(folder / f"{n}.xml.gz", rgb.shape[:2]), 0.25 / MODEL_MPP))
+    return out
+
+
+def load_miccai(folder: Path, rows):
+    return [(r["image"], load_rgb(folder / r["image"]), miccai_truth(folder / r["mask_file"]),
+             0.25 / MODEL_MPP if r["magnification"].startswith("40") else 1.0) for r in rows]
+
+
+def load_sets(data_root: Path, sets):
+    """``{set: (fit, tune, held_out)}`` item lists of the requested training sets."""
+    histo = data_root / "histo"
+    out = {}
+    if "crchisto" in sets:
+        out["crchisto"] = tuple(load_crchisto(histo / "crchisto", n) for n in crchisto_split(histo / "crchisto"))
+    if "monuseg_train" in sets:
+        out["monuseg_train"] = tuple(load_monuseg(histo / "monuseg_train", n)
+                                     for n in monuseg_train_split(histo / "monuseg_train"))
+    if "miccai" in sets:
+        fit, held = miccai_split(histo / "miccai2015_seg")
+        out["miccai"] = (load_miccai(histo / "miccai2015_seg", fit), [], load_miccai(histo / "miccai2015_seg", held))
+    return out

@@ -37,7 +37,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image as PILImage
 from torch.nn import functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -47,53 +46,13 @@ from engine.models.nuclei_net import NucleiNet  # noqa: E402
 from engine.tasks.nuclei.core import (detect_array, probability_map, random_patch, rescale_tensor,  # noqa: E402
                                      to_tensor, tune_operating_point)
 from engine.tasks.nuclei.evaluate import precision_recall_f1  # noqa: E402
-from nuclei_sets import (crchisto_split, crchisto_truth, miccai_split, miccai_truth,  # noqa: E402
-                         monuseg_train_split, monuseg_truth)
+from nuclei_sets import MODEL_MPP, load_rgb, load_sets, miccai_truth, monuseg_truth  # noqa: E402
 
-MODEL_MPP = 0.5  # CRCHistoPhenotypes, 20x
 PATCH = 96
 
 
 def log(*a):
     print(time.strftime("%H:%M:%S"), *a, flush=True)
-
-
-def load_rgb(path) -> np.ndarray:
-    return np.asarray(PILImage.open(path).convert("RGB"))
-
-
-def load_crchisto(root: Path, names):
-    """``(name, rgb, xy, scale)`` items; *scale* = input mpp / model mpp (1 at 20x)."""
-    return [(n, load_rgb(root / n / f"{n}.png"), crchisto_truth(root / n / f"{n}_detection.mat"), 1.0)
-            for n in names]
-
-
-def load_monuseg(folder: Path, stems):
-    out = []
-    for n in stems:
-        rgb = load_rgb(folder / f"{n}.png")
-        out.append((n, rgb, monuseg_truth(folder / f"{n}.xml.gz", rgb.shape[:2]), 0.25 / MODEL_MPP))
-    return out
-
-
-def load_miccai(folder: Path, rows):
-    return [(r["image"], load_rgb(folder / r["image"]), miccai_truth(folder / r["mask_file"]),
-             0.25 / MODEL_MPP if r["magnification"].startswith("40") else 1.0) for r in rows]
-
-
-def load_sets(data_root: Path, sets):
-    """``{set: (fit, tune, held_out)}`` item lists of the requested training sets."""
-    histo = data_root / "histo"
-    out = {}
-    if "crchisto" in sets:
-        out["crchisto"] = tuple(load_crchisto(histo / "crchisto", n) for n in crchisto_split(histo / "crchisto"))
-    if "monuseg_train" in sets:
-        out["monuseg_train"] = tuple(load_monuseg(histo / "monuseg_train", n)
-                                     for n in monuseg_train_split(histo / "monuseg_train"))
-    if "miccai" in sets:
-        fit, held = miccai_split(histo / "miccai2015_seg")
-        out["miccai"] = (load_miccai(histo / "miccai2015_seg", fit), [], load_miccai(histo / "miccai2015_seg", held))
-    return out
 
 
 # ---------------------------------------------------------------------------------- augmentation
