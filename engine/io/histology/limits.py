@@ -211,7 +211,6 @@ def check_tiff_directory(path: str) -> None:
                     at = 12 if big else 8
                     tile[tag] = struct.unpack(fmt, ent[at:at + struct.calcsize(fmt)])[0]
             _check_tile_tags(tile, offset, bad)
-            tile.clear()
             _check_segment_tags(fh, e, big, arrays, size, offset, bad)
             offset = struct.unpack(e + ("Q" if big else "I"), raw[n * entry:n * entry + nxt_width])[0]
 
