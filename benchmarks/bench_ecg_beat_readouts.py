@@ -36,12 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_ecg_beats import _auc, print_fold_and_record_tables  # noqa: E402
 
+from engine.tasks.score_beats.readout import record_relative  # noqa: E402
+
 RR_GRID = (0.0, 2.0, 4.0, 8.0, 12.0, 16.0, 24.0, 32.0)
-
-
-def _rel(d: np.ndarray) -> np.ndarray:
-    d = np.asarray(d, np.float64) + 1e-3
-    return np.log(d / np.median(d))
 
 
 def record_features(mitdb: Path, name: str) -> dict:
@@ -74,7 +71,7 @@ def _x(t: dict, cols) -> np.ndarray:
 
 
 def _combine(d, prem, w):
-    return _rel(d) + w * np.maximum(prem, 0)
+    return record_relative(d) + w * np.maximum(prem, 0)
 
 
 def choose_w(terms, key):
@@ -140,7 +137,7 @@ def main(argv=None) -> int:
         lat = None if args.no_ae else np.load(args.cache / f"fold{i}.npz")
         for r in ECG_RECORDS:
             feats[r]["lat"] = feats[r]["corr"] if lat is None else lat[r]
-            feats[r]["f"]["ae"] = _rel(feats[r]["lat"])
+            feats[r]["f"]["ae"] = record_relative(feats[r]["lat"])
         train = [feats[r] for r in ECG_RECORDS if r not in fold]
         w_ae, w_tpl = choose_w(train, "lat"), choose_w(train, "corr")
         y_tr = np.concatenate([t["cls"] for t in train]) != "N"

@@ -42,7 +42,8 @@ from engine.errors import ModalityMismatchError, ModelError
 from engine.jobs import Progress
 from engine.results import BeatScores
 from engine.tasks._models import resolve_model
-from engine.tasks.score_beats.beats import BEAT_LEN, beats_from_annotations, detect_qrs, extract_beats, rr_features
+from engine.tasks.score_beats.beats import (BEAT_LEN, beats_from_annotations, corr_distance, detect_qrs,
+                                         extract_beats, rr_features)
 
 __all__ = ["score_beats_task", "write_beat_scores", "estimate_beat_scores_bytes", "summarize",
            "beat_scale", "combine_scores", "reference_beats", "latent_distance",
@@ -92,11 +93,7 @@ def combine_scores(err: np.ndarray, premature: np.ndarray, *, rr_weight: float) 
 def baseline_corr_scores(beats: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """The unsupervised baseline: ``1 - corr(beat, record median beat)`` per beat."""
     med = np.median(beats[valid], axis=0) if valid.any() else np.zeros(beats.shape[1])
-    b = beats - beats.mean(axis=1, keepdims=True)
-    m = med - med.mean()
-    num = b @ m
-    den = np.linalg.norm(b, axis=1) * np.linalg.norm(m) + 1e-12
-    return (1 - num / den).astype(np.float32)
+    return corr_distance(beats, med).astype(np.float32)
 
 
 def _reference_annotations(data: Signal):

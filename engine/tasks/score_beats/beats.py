@@ -15,7 +15,7 @@ import logging
 
 import numpy as np
 
-__all__ = ["AAMI", "BEAT_SYMBOLS", "aami_class", "beats_from_annotations", "detect_qrs",
+__all__ = ["AAMI", "BEAT_SYMBOLS", "aami_class", "beats_from_annotations", "corr_distance", "detect_qrs",
            "extract_beats", "rr_features", "BEAT_FS", "BEAT_PRE", "BEAT_POST", "BEAT_LEN"]
 
 logger = logging.getLogger("engine")
@@ -54,6 +54,13 @@ def beats_from_annotations(annotations, n_samples: int) -> tuple[np.ndarray, tup
             symbols.append(a.description)
     order = np.argsort(samples, kind="stable")
     return np.asarray(samples, np.int64)[order], tuple(symbols[i] for i in order)
+
+
+def corr_distance(beats: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """``1 - corr(beat, template)`` per row of *beats* (float64)."""
+    b = beats - beats.mean(axis=1, keepdims=True)
+    m = template - template.mean()
+    return 1 - (b @ m) / (np.linalg.norm(b, axis=1) * np.linalg.norm(m) + 1e-12)
 
 
 def detect_qrs(x: np.ndarray, fs: float) -> np.ndarray:

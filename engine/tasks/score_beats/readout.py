@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.tasks.score_beats.beats import rr_features
+from engine.tasks.score_beats.beats import corr_distance, rr_features
 
-__all__ = ["PARTS", "beat_features", "linear_readout"]
+__all__ = ["PARTS", "beat_features", "linear_readout", "record_relative"]
 
 #: Beat-window parts (samples at 360 Hz; the R peak is sample 92).
 PARTS = {"P": (0, 80), "QRS": (80, 128), "T": (128, 256)}
@@ -34,15 +34,10 @@ PARTS = {"P": (0, 80), "QRS": (80, 128), "T": (128, 256)}
 PAST_RR = 16
 
 
-def _rel(d: np.ndarray) -> np.ndarray:
+def record_relative(d: np.ndarray) -> np.ndarray:
+    """``log(d / median d)`` over a record's beats (``d`` + 1e-3, so zero distances stay finite)."""
     d = np.asarray(d, np.float64) + 1e-3
     return np.log(d / np.median(d)) if d.size else d
-
-
-def _corr_dist(b: np.ndarray, med: np.ndarray) -> np.ndarray:
-    b = b - b.mean(axis=1, keepdims=True)
-    m = med - med.mean()
-    return 1 - (b @ m) / (np.linalg.norm(b, axis=1) * np.linalg.norm(m) + 1e-12)
 
 
 def beat_features(beats: np.ndarray, samples: np.ndarray, fs: float, idx: np.ndarray,
@@ -62,12 +57,12 @@ def beat_features(beats: np.ndarray, samples: np.ndarray, fs: float, idx: np.nda
     f = {"prem_adj": rr["premature_adj"][idx], "prem": rr["premature"][idx], "pause": rr["pause"][idx],
          "next_prev": np.log(np.maximum(rr["rr_next"], 1e-3) / np.maximum(rr["rr_prev"], 1e-3))[idx],
          "prem_past": (1 - prev / np.maximum(past, 1e-3))[idx], "irr": rr["irregularity"][idx],
-         "tpl": _rel(_corr_dist(b, med))}
+         "tpl": record_relative(corr_distance(b, med))}
     for part, (a, e) in PARTS.items():
-        f[f"tpl_{part}"] = _rel(_corr_dist(b[:, a:e], med[a:e]))
+        f[f"tpl_{part}"] = record_relative(corr_distance(b[:, a:e], med[a:e]))
         f[f"rms_{part}"] = np.sqrt(np.mean((b[:, a:e] - med[a:e]) ** 2, axis=1))
     if ae_distance is not None:
-        f["ae"] = _rel(ae_distance)
+        f["ae"] = record_relative(ae_distance)
     return f
 
 
