@@ -86,7 +86,7 @@ METADATA = [
     "pylibjpeg-rle", "imagecodecs", "openslide-python", "openslide-bin", "mne", "wfdb",
     "scikit-image", "scikit-learn", "scipy", "numpy", "torch", "safetensors", "tifffile",
     "zarr", "numcodecs", "PySide6-Essentials", "shiboken6", "pyqtgraph", "superqt",
-    "edfio", "PyWavelets", "pillow", "lazy_loader",
+    "edfio", "PyWavelets", "pillow", "lazy_loader", "opencv-python-headless",
 ]
 
 #: Data file patterns never collected (in addition to test folders).

@@ -97,7 +97,7 @@ def package_deb(bundle: Path, variant: str, version: str) -> Path:
     (doc / "copyright").write_text(
         "Latent: proprietary; see the project licence.\n\nBundled third-party software: Python, Qt "
         "(LGPLv3, PySide6), PyTorch (BSD), NumPy/SciPy/scikit-image/scikit-learn (BSD), MNE (BSD), "
-        "wfdb (MIT), pydicom (MIT), pylibjpeg plugins, OpenSlide (LGPL-2.1), imagecodecs (BSD); "
+        "OpenCV (Apache-2.0), wfdb (MIT), pydicom (MIT), pylibjpeg plugins, OpenSlide (LGPL-2.1), imagecodecs (BSD); "
         "their licence files are inside /opt/latent/_internal/*.dist-info.\n\nBundled samples:\n\n"
         + (samples_readme.read_text(encoding="utf-8") if samples_readme.exists() else ""), encoding="utf-8")
     debian = stage / "DEBIAN"

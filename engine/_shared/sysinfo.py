@@ -18,7 +18,8 @@ def sys_info() -> str:
     ]
     for dist in ("numpy", "scipy", "torch", "torchvision", "safetensors", "pydicom", "pylibjpeg",
                  "tifffile", "zarr", "openslide-python", "openslide-bin", "wfdb", "mne",
-                 "scikit-image", "scikit-learn", "PySide6-Essentials", "pyqtgraph", "superqt"):
+                 "scikit-image", "scikit-learn", "opencv-python-headless", "PySide6-Essentials", "pyqtgraph",
+                 "superqt"):
         try:
             lines.append(f"{dist}: {md.version(dist)}")
         except md.PackageNotFoundError:

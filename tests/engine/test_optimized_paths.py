@@ -234,3 +234,45 @@ def test_outlines_of_selected_nuclei_equal_the_full_run(data_dir):
     np.testing.assert_array_equal(area_s, area[select])
     for p, q in zip(polys_s, [p for p, s in zip(polys, select) if s]):
         np.testing.assert_array_equal(p, q)
+
+
+def _raster(poly: np.ndarray, lo: np.ndarray, shape, up: int = 4) -> np.ndarray:
+    from skimage.draw import polygon2mask
+
+    return polygon2mask(shape, ((poly - lo) * up)[:, ::-1])
+
+
+def test_opencv_simplified_outlines_agree_with_the_skimage_reference(data_dir):
+    """The cv2.approxPolyDP outlines keep the areas of the unsimplified run, pick only vertices of the
+    traced contour, stay within the tolerance of it (the Douglas-Peucker bound) and agree with the
+    skimage Douglas-Peucker outline (the previous path) on a real image: per-nucleus IoU mean >= 0.95."""
+    from PIL import Image as PILImage
+    from skimage.measure import approximate_polygon as skimage_dp
+
+    from engine.tasks.nuclei import load_detector
+    from engine.tasks.nuclei.core import detect_array
+    from engine.tasks.nuclei.outline import outline_nuclei
+
+    rgb = np.asarray(PILImage.open(data_dir / "histo/crchisto/img4/img4.png").convert("RGB"))
+    xy, _ = detect_array(load_detector("histo-nuclei").module, rgb, threshold=0.35, min_distance=3)
+    area, polys = outline_nuclei(rgb, xy, mpp=0.5)
+    area_raw, raws = outline_nuclei(rgb, xy, mpp=0.5, simplify=0.0)  # the traced contours themselves
+    assert len(xy) > 100 and len(polys) == len(raws) == len(xy)
+    np.testing.assert_array_equal(area, area_raw)
+    ious = []
+    for p, raw in zip(polys, raws):
+        assert len(p) >= 3 and np.isfinite(p).all()
+        if len(raw) < 4:
+            continue
+        assert {tuple(v) for v in p.tolist()} <= {tuple(v) for v in raw.tolist()}
+        a, b = p, np.roll(p, -1, axis=0)  # every traced vertex lies within 0.5 px of the closed polygon
+        ab = b - a
+        t = np.clip(((raw[:, None] - a) * ab).sum(-1) / np.maximum((ab * ab).sum(-1), 1e-12), 0, 1)
+        d = np.linalg.norm(raw[:, None] - (a + t[..., None] * ab), axis=-1).min(1)
+        assert d.max() <= 0.5 + 1e-6
+        ref = skimage_dp(np.vstack([raw, raw[:1]]), 0.5)[:-1]
+        lo = np.floor(np.minimum(p.min(0), ref.min(0))) - 2
+        shape = tuple(int(v) * 4 for v in (np.ceil(np.maximum(p.max(0), ref.max(0))) + 2 - lo)[::-1])
+        m1, m2 = _raster(p, lo, shape), _raster(ref, lo, shape)
+        ious.append((m1 & m2).sum() / max((m1 | m2).sum(), 1))
+    assert len(ious) > 100 and np.mean(ious) >= 0.95 and np.percentile(ious, 1) >= 0.7
