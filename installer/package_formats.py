@@ -69,7 +69,8 @@ Nothing is downloaded at run time: models and samples are inside app/_internal/r
 
 VARIANT_NOTES = {
     "cpu": "PyTorch CPU build; runs on any x86-64 machine, no GPU used.",
-    "cuda": "PyTorch with the CUDA runtime libraries bundled; uses an NVIDIA GPU when the driver is installed, the CPU otherwise.",
+    "cuda": ("PyTorch with the CUDA runtime libraries bundled; uses an NVIDIA GPU when the driver is installed, "
+             "the CPU otherwise."),
 }
 
 
