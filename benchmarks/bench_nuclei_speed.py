@@ -14,6 +14,8 @@ and page faults:
   default) and ``write_detections``;
 * ``detection only``: the same without outlines and without writing (the network + peaks);
 * ``detect-nuclei, malloc default``: the CLI path with ``LATENT_MALLOC=default``;
+* ``detect-nuclei, outlines not overlapped``: the CLI path with ``overlap=False`` (each tile is
+  outlined after its network pass, on the same thread; the default overlaps them when a core is free);
 * ``detect-nuclei --precision bf16``: the CLI path with bfloat16 autocast (not the default:
   about 0.1% of detections differ; see ``eval_nuclei_unseen.py --precision bf16`` for F1);
 * ``LoG baseline``: read the TIFF, ``skimage.color.rgb2hed`` hematoxylin channel,
@@ -99,8 +101,9 @@ def child(kind: str, region: str, out: str, precision: str = "float32") -> None:
         apply_malloc_policy()  # LATENT_MALLOC=default switches it off
         outlines = kind != "detect"
         with engine.io.opened(region, mpp=MPP) as data:
-            res = run_job(detect_task(data, mpp=MPP, outlines=outlines, bf16=precision == "bf16"))
-            if kind == "cli":
+            res = run_job(detect_task(data, mpp=MPP, outlines=outlines, bf16=precision == "bf16",
+                                      overlap=False if kind == "cli-serial" else None))
+            if kind in ("cli", "cli-serial"):
                 write_detections(res, data, out)
         count = len(res.xy)
         assert abs(res.params["scale"] - 1.0) < 1e-9  # native resolution: no rescale
@@ -127,6 +130,7 @@ CASES = (  # name, kind, malloc policy, precision
     ("detection only (no outlines, no write)", "detect", True, "float32"),
     ("detect-nuclei --precision bf16", "cli", True, "bf16"),
     ("detect-nuclei, malloc default", "cli", False, "float32"),
+    ("detect-nuclei, outlines not overlapped with the network", "cli-serial", True, "float32"),
 )
 
 

@@ -188,6 +188,34 @@ def test_cancel_stops_the_generator(monuseg_rgb, detector):
         next(job)
 
 
+def test_overlapped_outlines_equal_serial(monuseg_rgb, detector):
+    """Outlining tile i in a worker thread while the network runs on tile i + 1 changes nothing."""
+    img = _image(monuseg_rgb, mpp=0.25)
+    serial = _detect(img, detector, tile=300, overlap=False)
+    ovl = _detect(img, detector, tile=300, overlap=True)
+    assert ovl.params["outlines_overlap_network"] and not serial.params["outlines_overlap_network"]
+    assert serial.params["tiles"] == 4 and serial.count > 200
+    assert np.array_equal(serial.xy, ovl.xy) and np.array_equal(serial.score, ovl.score)
+    assert np.array_equal(serial.nucleus_area_px, ovl.nucleus_area_px)
+    assert len(serial.outlines) == len(ovl.outlines) == serial.count
+    assert all(np.array_equal(a, b) for a, b in zip(serial.outlines, ovl.outlines))
+
+
+def test_cancel_with_overlapped_outlines_leaves_no_worker(monuseg_rgb, detector):
+    import threading
+
+    from engine.errors import CancelledError
+    from engine.jobs import run_job
+    from engine.tasks.nuclei import detect_task
+
+    seen = []
+    job = detect_task(_image(monuseg_rgb, mpp=0.25), model=detector, device="cpu", tile=64, overlap=True)
+    with pytest.raises(CancelledError):
+        run_job(job, seen.append, should_cancel=lambda: len(seen) >= 4)
+    assert len(seen) == 4
+    assert not [t for t in threading.enumerate() if t.name.startswith("latent-outlines")]
+
+
 def test_wrong_modality_is_refused(detector):
     from engine.data import Image
     from engine.errors import ModalityMismatchError
@@ -254,7 +282,8 @@ def test_scale_estimate_on_both_magnifications(data_dir):
 
     _, _, val = crchisto_split(data_dir / "histo/crchisto")
     crc = [est(f"histo/crchisto/{n}/{n}.png") for n in val]
-    assert sum(e["mpp"] == 0.5 and e["magnification"] == "20x" for e in crc) >= 8, crc  # measured 10 of 10 (5 of them were calibration images)
+    # measured 10 of 10 (5 of them were calibration images)
+    assert sum(e["mpp"] == 0.5 and e["magnification"] == "20x" for e in crc) >= 8, crc
     names = sorted(p.stem for p in (data_dir / "histo/monuseg").glob("*.png"))
     full = [est(f"histo/monuseg/{n}.png") for n in names]
     assert all(e["mpp"] == 0.25 and e["magnification"] == "40x" for e in full), full  # measured 7 of 7

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generator
 
 import numpy as np
@@ -97,7 +98,8 @@ def _core_owner(core, origin):
 def detect_task(data: Image, *, model=None, device=None, mpp: float | None = None, roi=None,
                 tile: int | None = None, margin: int | None = None, threshold: float | None = None,
                 min_distance: int | None = None, outlines: bool = True, estimate_scale: bool = True,
-                bf16: bool | None = False, **options) -> Generator[Progress, None, Detections]:
+                bf16: bool | None = False, overlap: bool | None = None,
+                **options) -> Generator[Progress, None, Detections]:
     """Detect nuclei in a histology image; yields Progress per tile, returns :class:`Detections`.
 
     Parameters
@@ -130,12 +132,16 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
         CRCHisto validation images 0.7859 -> 0.7855, tune images 0.8254 -> 0.8248), so the
         default is float32 (``False``). ``None``: bf16 where the CPU has it natively
         (:func:`engine.inference.optimize.resolve_bf16`).
+    overlap : bool or None
+        Outline tile i in a worker thread while the network runs on tile i + 1 (the same output).
+        ``None`` (default): when the process may use more cores than torch's intra-op threads.
     """
     import torch
 
     from engine._shared.device import choose_device
     from engine.inference.optimize import for_inference, resolve_bf16
-    from engine.tasks.nuclei.core import detect_array, network_stride
+    from engine._shared.threads import usable_cores
+    from engine.tasks.nuclei.core import detect_points, network_stride, outline_points
 
     if getattr(data, "modality", None) != "histology":
         raise ModalityMismatchError(f"{getattr(data, 'path', data)}: nucleus detection needs an H&E "
@@ -189,6 +195,19 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
     xys, scores, areas, polys = [], [], [], []
     total = 0
     t_load = time.perf_counter() - t_start
+    # Outlines are numpy/scipy/skimage/OpenCV work: with a core the network does not use, tile i is
+    # outlined in a worker thread while the network runs on tile i + 1 (torch releases the GIL);
+    # results are collected in tile order, so the output is the same either way.
+    overlap = bool(outlines and (usable_cores() > torch.get_num_threads() if overlap is None else overlap))
+    pool = ThreadPoolExecutor(1, thread_name_prefix="latent-outlines") if overlap else None
+    pending: list = []  # (future or (area, polys), bx0, by0): at most one tile in flight
+
+    def collect():
+        job, ox, oy = pending.pop()
+        area, tile_polys = job.result() if pool is not None else job
+        areas.append(area)
+        polys.extend(p + (ox, oy) for p in tile_polys)
+
     yield Progress(0.0, f"detecting nuclei in {len(tiles)} tile(s) at {in_mpp:.3g} um/px",
                    {"tiles": len(tiles)})
     try:
@@ -199,19 +218,25 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
             bx0, by0 = max((tx - pad) // align * align, 0), max((ty - pad) // align * align, 0)
             bx1, by1 = min(cx1 + pad, cols), min(cy1 + pad, rows)
             rgb = np.asarray(data.read_region(0, bx0, by0, bx1 - bx0, by1 - by0))
-            out = detect_array(module, rgb, scale=scale, threshold=thr, min_distance=md, device=dev,
-                               outlines=outlines, model_mpp=model_mpp,
-                               keep=_core_owner((tx, ty, cx1, cy1), (bx0, by0)))
-            xys.append(out[0] + (bx0, by0))
-            scores.append(out[1])
+            pts = detect_points(module, rgb, scale=scale, threshold=thr, min_distance=md, device=dev,
+                                keep=_core_owner((tx, ty, cx1, cy1), (bx0, by0)), for_outlines=outlines)
+            xys.append(pts.xy + (bx0, by0))
+            scores.append(pts.score)
+            if pending:
+                collect()
             if outlines:
-                areas.append(out[2])
-                polys.extend(p + (bx0, by0) for p in out[3])
-            n_own = len(out[0])
+                job = (pool.submit(outline_points, pts, model_mpp=model_mpp) if pool is not None
+                       else outline_points(pts, model_mpp=model_mpp))
+                pending.append((job, bx0, by0))
+            n_own = len(pts.xy)
             total += n_own
             yield Progress((i + 1) / len(tiles), f"tile {i + 1}/{len(tiles)}: {n_own} nuclei, "
                            f"{total} in total", {"tile": i + 1, "tiles": len(tiles), "total": total})
+        if pending:
+            collect()
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         if dev.type == "cuda":
             torch.cuda.empty_cache()
     xy = np.concatenate(xys) if xys else np.zeros((0, 2))
@@ -229,6 +254,7 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
         "mpp_source": source, "scale": scale, "tile_model_px": tile, "margin_model_px": margin,
         "tiles": len(tiles), "roi": [rx, ry, rw, rh], "device": str(dev),
         "match_radius_model_px": det.get("radius_px"), "outlines": bool(outlines),
+        "outlines_overlap_network": bool(overlap),
         "precision": "bf16 autocast" if use_bf16 else "float32",
         "timings_s": {"load_model": round(t_load, 4), "total": round(t_total, 4)},
     }

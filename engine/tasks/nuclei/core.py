@@ -6,11 +6,14 @@ Torch is imported here; import this module only when detecting.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 from torch.nn import functional as F
 
-__all__ = ["to_tensor", "random_patch", "probability_map", "find_peaks", "detect_array", "rescale_tensor",
+__all__ = ["to_tensor", "random_patch", "probability_map", "find_peaks", "detect_array", "detect_points",
+           "outline_points", "TilePoints", "rescale_tensor",
            "network_stride", "pooled_counts", "tune_operating_point", "TUNE_MIN_DISTANCES", "TUNE_THRESHOLDS"]
 
 #: Downsampling of a detector without a ``stride`` attribute: inputs are padded to a multiple of it.
@@ -77,6 +80,46 @@ def find_peaks(prob: np.ndarray, *, threshold: float, min_distance: int) -> tupl
     return rc[:, ::-1].astype(np.float64), score
 
 
+class TilePoints(NamedTuple):
+    """The network half of :func:`detect_array` for one array (see :func:`detect_points`)."""
+
+    xy: np.ndarray          # (M, 2) kept detections, input pixels
+    score: np.ndarray       # (M,) their scores
+    xy_model: np.ndarray    # (N, 2) every detection, model pixels (all of them seed the outlines)
+    select: np.ndarray | None  # (N,) bool: the kept ones, None = all
+    rgb_model: np.ndarray   # the array at the model's resolution (what the outlines are traced on)
+    model_hw: tuple         # its (rows, cols)
+    input_hw: tuple         # the input array's (rows, cols)
+
+
+def detect_points(module, rgb: np.ndarray, *, scale: float = 1.0, threshold: float = 0.5,
+                  min_distance: int = 4, device=None, keep=None, for_outlines: bool = False) -> TilePoints:
+    """The network and peak half of :func:`detect_array` (same parameters); with *for_outlines*
+    the array at the model's resolution is kept for :func:`outline_points`."""
+    x = rescale_tensor(to_tensor(rgb, device), scale)
+    prob = probability_map(module, x).float().cpu().numpy()
+    xy, score = find_peaks(prob, threshold=threshold, min_distance=min_distance)
+    input_hw = tuple(np.asarray(rgb).shape[:2])
+    xy_in = model_to_input(xy, x.shape[-2:], input_hw)
+    sel = None if keep is None else np.asarray(keep(xy_in), bool)
+    rgb_model = None
+    if for_outlines:
+        rgb_model = (x[0].permute(1, 2, 0).clamp(0, 1).mul(255).round().byte().cpu().numpy()
+                     if abs(scale - 1.0) >= 1e-6 else np.asarray(rgb)[..., :3])
+    kept = slice(None) if sel is None else sel
+    return TilePoints(xy_in[kept], score[kept], xy, sel, rgb_model, tuple(x.shape[-2:]), input_hw)
+
+
+def outline_points(points: TilePoints, *, model_mpp: float) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The outline half of :func:`detect_array`: areas (model pixels) and polygons (input pixels) of
+    the kept detections of *points*. Torch-free (numpy / scipy / scikit-image / OpenCV), so it can
+    run in another thread while the network works on the next tile."""
+    from engine.tasks.nuclei.outline import outline_nuclei
+
+    area, polys = outline_nuclei(points.rgb_model, points.xy_model, mpp=model_mpp, select=points.select)
+    return area, [model_to_input(p, points.model_hw, points.input_hw) for p in polys]
+
+
 def detect_array(module, rgb: np.ndarray, *, scale: float = 1.0, threshold: float = 0.5,
                  min_distance: int = 4, device=None, outlines: bool = False, model_mpp: float = 0.5,
                  keep=None):
@@ -104,20 +147,12 @@ def detect_array(module, rgb: np.ndarray, *, scale: float = 1.0, threshold: floa
         Only with *outlines*: ``(N,)`` areas in model pixels and one ``(K, 2)`` polygon
         per nucleus in input pixels.
     """
-    x = rescale_tensor(to_tensor(rgb, device), scale)
-    prob = probability_map(module, x).float().cpu().numpy()
-    xy, score = find_peaks(prob, threshold=threshold, min_distance=min_distance)
-    xy_in = model_to_input(xy, x.shape[-2:], np.asarray(rgb).shape[:2])
-    sel = np.ones(len(xy), bool) if keep is None else np.asarray(keep(xy_in), bool)
+    pts = detect_points(module, rgb, scale=scale, threshold=threshold, min_distance=min_distance,
+                        device=device, keep=keep, for_outlines=outlines)
     if not outlines:
-        return xy_in[sel], score[sel]
-    from engine.tasks.nuclei.outline import outline_nuclei
-
-    rgb_model = (x[0].permute(1, 2, 0).clamp(0, 1).mul(255).round().byte().cpu().numpy()
-                 if abs(scale - 1.0) >= 1e-6 else np.asarray(rgb)[..., :3])
-    area, polys = outline_nuclei(rgb_model, xy, mpp=model_mpp, select=None if keep is None else sel)
-    polys = [model_to_input(p, x.shape[-2:], np.asarray(rgb).shape[:2]) for p in polys]
-    return xy_in[sel], score[sel], area, polys
+        return pts.xy, pts.score
+    area, polys = outline_points(pts, model_mpp=model_mpp)
+    return pts.xy, pts.score, area, polys
 
 
 def model_to_input(xy: np.ndarray, model_hw, input_hw) -> np.ndarray:
