@@ -187,6 +187,31 @@ def _check_image(img, family: str, files: dict[str, Path]) -> str | None:
     return None
 
 
+def _wfdb_nan_check(x: np.ndarray, start: int, files: dict[str, Path]) -> str | None:
+    """A NaN sample of a WFDB read is allowed only where the file stores the format's invalid-sample
+    code: checked on wfdb's own *digital* read of the same window (the reader decodes the signal
+    file itself), so a NaN made by a scale factor, an overflow or a decoding error is caught."""
+    import wfdb
+    from wfdb.io._signal import _digi_nan
+
+    hea = next((p for p in files.values() if p.suffix == ".hea"), None)
+    if hea is None:
+        return "NaN samples but no WFDB header among the case files"
+    base = str(hea.with_suffix(""))
+    header = wfdb.rdheader(base)
+    if isinstance(header, wfdb.MultiRecord):
+        return None  # segment gaps are NaN too; the seeds are single-segment records
+    rec = wfdb.rdrecord(base, sampfrom=int(start), sampto=int(start + x.shape[1]), physical=False,
+                        return_res=32)
+    codes = np.asarray(_digi_nan(list(header.fmt)), np.int64)
+    invalid = rec.d_signal.T.astype(np.int64) == codes[:, None]
+    if invalid.shape != x.shape or not np.array_equal(np.isnan(x), invalid):
+        wrong = int((np.isnan(x) != invalid).sum()) if invalid.shape == x.shape else -1
+        return (f"{int(np.isnan(x).sum())} NaN samples in read({start}, {start + x.shape[1]}) where the file stores "
+                f"{int(invalid.sum())} invalid-sample codes ({wrong} positions differ)")
+    return None
+
+
 def _check_signal(sig, family: str, files: dict[str, Path]) -> tuple[str | None, str]:
     n, nch = int(sig.n_samples), len(sig.channels)
     if not (math.isfinite(sig.sfreq) and sig.sfreq > 0):
@@ -205,7 +230,10 @@ def _check_signal(sig, family: str, files: dict[str, Path]) -> tuple[str | None,
             return f"read({start}, {start + k}) gave {x.shape}, expected {(nch, k)}", ""
         if not np.isfinite(x).all():
             if nan_ok and not np.isinf(x).any():
-                note = "NaN samples (documented: WFDB invalid samples)"
+                problem = _wfdb_nan_check(x, start, files)
+                if problem:
+                    return problem, ""
+                note = "NaN samples (documented: WFDB invalid samples, each one checked against the stored code)"
             else:
                 bad = int(x.size - np.isfinite(x).sum())
                 return f"{bad} non-finite samples in read({start}, {start + k})", ""

@@ -80,12 +80,35 @@ def test_oracle_flags_non_finite_and_oversized(tmp_path):
     assert "non-finite" in access_and_check(_sig(x), "text", files)[0]
     x[1, 1500] = np.nan
     assert "non-finite" in access_and_check(_sig(x), "text", files)[0]  # NaN only where documented
-    problem, note = access_and_check(_sig(x, invalid_samples="NaN (WFDB invalid samples)"), "wfdb", files)
-    assert problem is None and "NaN" in note
     x[1, 1500] = np.inf
     assert "non-finite" in access_and_check(_sig(x, invalid_samples="NaN"), "wfdb", files)[0]
     big = np.zeros((3, 4000))  # 12000 samples from a 10000-byte file
     assert "bytes" in access_and_check(_sig(big), "text", files)[0]
+
+
+def test_oracle_accepts_nan_only_at_stored_invalid_codes(tmp_path):
+    """WFDB invalid samples read as NaN pass only where the signal file stores the format's code."""
+    import engine.io
+
+    for ext in ("hea", "dat"):
+        shutil.copy(MITDB / f"100.{ext}", tmp_path / f"100.{ext}")
+    dat = bytearray((tmp_path / "100.dat").read_bytes())
+    frame = 400  # format 212, two signals: 3 bytes a frame; signal 1 = byte 0 + low nibble of byte 1
+    dat[3 * frame] = 0x00
+    dat[3 * frame + 1] = (dat[3 * frame + 1] & 0xF0) | 0x08  # -2048: the invalid-sample code
+    (tmp_path / "100.dat").write_bytes(bytes(dat))
+    files = {n: tmp_path / n for n in ("100.hea", "100.dat")}
+    sig = engine.io.read(str(tmp_path / "100.hea"))
+    x = sig.read(0, 1000)
+    assert np.isnan(x[0, frame]) and np.isnan(x).sum() == 1
+    problem, note = access_and_check(sig, "wfdb", files)
+    assert problem is None and "NaN" in note
+    moved = x.copy()
+    moved[0, frame], moved[1, 10] = 0.0, np.nan  # a NaN the file does not store
+    fake = Signal.from_array(np.concatenate([moved, sig.read(1000, sig.n_samples)], 1), sfreq=sig.sfreq,
+                             modality="ecg", metadata=sig.metadata)
+    problem, _ = access_and_check(fake, "wfdb", files)
+    assert problem and "invalid-sample codes" in problem
 
 
 def test_case_is_rebuilt_exactly(tmp_path):
