@@ -18,12 +18,15 @@ __all__ = [
     "SMALL_MACHINE_CORES",
     "ThreadPolicy",
     "apply_thread_policy",
+    "concurrent_calls",
     "default_threads",
     "usable_cores",
 ]
 
 SMALL_MACHINE_CORES = 2
 MAX_INTRA_OP_THREADS = 8
+#: Most network calls a task runs at once from its own threads (see :func:`concurrent_calls`).
+MAX_CONCURRENT_CALLS = 2
 
 
 @dataclass(frozen=True)
@@ -90,3 +93,16 @@ def apply_thread_policy(requested: int | None = None) -> ThreadPolicy:
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return ThreadPolicy(intra_op_threads=n, usable_cores=cores, reason=reason)
+
+
+def concurrent_calls() -> int:
+    """How many torch calls a task may run at once from Python threads: the usable cores left by
+    torch's intra-op threads (``usable // intra-op``, 1 to :data:`MAX_CONCURRENT_CALLS`).
+
+    On a small machine the policy gives torch one intra-op thread (idle OpenMP threads spin), which
+    leaves the other core idle; torch releases the GIL inside its kernels, so a second Python
+    thread forwarding another part of the batch (or doing numpy work beside the network) uses it.
+    """
+    import torch
+
+    return max(1, min(MAX_CONCURRENT_CALLS, usable_cores() // max(1, torch.get_num_threads())))

@@ -40,7 +40,7 @@ def window_plan(meta: dict, sfreq: float, n_samples: int, overlap: int | None = 
 
 
 def infer_signal(loaded, signal, *, device=None, batch_size: int = 64, overlap: int | None = None,
-                 ) -> Generator[Progress, None, np.ndarray]:
+                 workers: int | None = None) -> Generator[Progress, None, np.ndarray]:
     """Reconstruct (or denoise) *signal* with a 1-D model; return ``(channels, n)`` float32 in the signal's units.
 
     Parameters
@@ -52,6 +52,10 @@ def infer_signal(loaded, signal, *, device=None, batch_size: int = 64, overlap: 
         Model inputs per forward pass (per-channel models: channel-windows).
     overlap : int, optional
         Overlap between windows in MODEL samples (default: the model's ``input.overlap``).
+    workers : int, optional
+        Threads forwarding parts of each CPU batch at once (the same outputs; default
+        :func:`engine._shared.threads.concurrent_calls`: 2 on a 2-core machine whose torch
+        runs one intra-op thread, else 1). CUDA batches are never split.
     """
     from engine._shared.device import choose_device
 
@@ -66,6 +70,11 @@ def infer_signal(loaded, signal, *, device=None, batch_size: int = 64, overlap: 
         raise ModelError(f"{signal.path}: the recording has no samples")
     dev = choose_device(device)
     module = loaded.module.eval().to(dev)
+    if workers is None:
+        from engine._shared.threads import concurrent_calls
+
+        workers = concurrent_calls()
+    workers = 1 if dev.type != "cpu" else max(1, int(workers))
     w_m, fs_m, fs_i = int(inp["window"]), float(inp["sfreq"]), float(signal.sfreq)
     w_i, ov_i, starts = window_plan(meta, fs_i, n, overlap)
     recon = np.zeros((n_ch, n), np.float32)
@@ -73,9 +82,21 @@ def infer_signal(loaded, signal, *, device=None, batch_size: int = 64, overlap: 
     per_batch = max(1, batch_size // n_ch) if per_channel else max(1, batch_size)
     pending: list[tuple[int, np.ndarray, np.ndarray]] = []
 
+    pool = None
+    if workers > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="latent-windows")
+
+    def forward(xs: np.ndarray) -> np.ndarray:
+        if pool is None or len(xs) < 2:
+            return run_batch(module, xs, dev)
+        parts = np.array_split(xs, min(workers, len(xs)))
+        return np.concatenate(list(pool.map(lambda b: run_batch(module, b, dev), parts)))
+
     def flush():
         xs = np.concatenate([p[1] for p in pending]) if per_channel else np.stack([p[1] for p in pending])
-        out = run_batch(module, xs[:, None] if per_channel else xs, dev)
+        out = forward(xs[:, None] if per_channel else xs)
         for j, (s, _, base) in enumerate(pending):
             y = out[j * n_ch:(j + 1) * n_ch, 0] if per_channel else out[j]
             y = signal_from_model(y, base, prep)
@@ -87,16 +108,20 @@ def infer_signal(loaded, signal, *, device=None, batch_size: int = 64, overlap: 
         pending.clear()
 
     # inference_mode is entered per batch (run_batch), never across a yield
-    for i, s in enumerate(starts):
-        x = signal.read(s, s + w_i)
-        if x.shape[1] < w_i:
-            x = np.pad(x, [(0, 0), (0, w_i - x.shape[1])], mode="edge")
-        x = resample(x, fs_i, fs_m, w_m)
-        xm, base = signal_to_model(x, prep)
-        pending.append((s, xm, base))
-        if len(pending) >= per_batch or i == len(starts) - 1:
-            flush()
-            yield Progress((i + 1) / len(starts), f"window {i + 1}/{len(starts)}")
+    try:
+        for i, s in enumerate(starts):
+            x = signal.read(s, s + w_i)
+            if x.shape[1] < w_i:
+                x = np.pad(x, [(0, 0), (0, w_i - x.shape[1])], mode="edge")
+            x = resample(x, fs_i, fs_m, w_m)
+            xm, base = signal_to_model(x, prep)
+            pending.append((s, xm, base))
+            if len(pending) >= per_batch or i == len(starts) - 1:
+                flush()
+                yield Progress((i + 1) / len(starts), f"window {i + 1}/{len(starts)}")
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
     step = 1 << 20
     for a in range(0, n, step):
         recon[:, a:a + step] /= np.maximum(wsum[a:a + step], 1e-8)

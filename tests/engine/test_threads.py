@@ -29,3 +29,14 @@ def test_apply_thread_policy_sets_torch_and_says_why():
         assert p.usable_cores == threads.usable_cores() and p.reason
     finally:
         torch.set_num_threads(before)
+
+
+def test_concurrent_calls_use_the_cores_torch_leaves(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        for cores, intra, expect in ((2, 1, 2), (1, 1, 1), (2, 2, 1), (8, 8, 1), (16, 4, 2), (3, 1, 2)):
+            monkeypatch.setattr(threads, "usable_cores", lambda c=cores: c)
+            torch.set_num_threads(intra)
+            assert threads.concurrent_calls() == expect, (cores, intra)
+    finally:
+        torch.set_num_threads(before)

@@ -91,9 +91,10 @@ def _thread_policy() -> dict:
     """The torch thread choice this process runs with (set by the CLI/worker, else the default policy)."""
     import torch
 
-    from engine._shared.threads import usable_cores
+    from engine._shared.threads import concurrent_calls, usable_cores
 
-    return {"intra_op_threads": int(torch.get_num_threads()), "usable_cores": usable_cores()}
+    return {"intra_op_threads": int(torch.get_num_threads()), "usable_cores": usable_cores(),
+            "concurrent_network_calls": concurrent_calls()}
 
 
 def denoise_task(data: Signal, *, model=None, device=None, mode: str = "replace", batch_size: int = 32,
