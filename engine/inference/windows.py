@@ -18,7 +18,7 @@ import numpy as np
 from engine.errors import ModelError
 from engine.inference.anomaly import anomaly_stats, apply_calibration, smooth_signal_error
 from engine.inference.preprocess import resample, signal_from_model, signal_to_model, validate_meta
-from engine.inference.tiles import ramp, run_batch, tile_starts
+from engine.inference.tiles import SplitForward, ramp, tile_starts
 from engine.jobs import Progress
 
 __all__ = ["infer_signal", "signal_anomaly", "window_plan"]
@@ -53,9 +53,8 @@ def infer_signal(loaded, signal, *, device=None, batch_size: int = 64, overlap: 
     overlap : int, optional
         Overlap between windows in MODEL samples (default: the model's ``input.overlap``).
     workers : int, optional
-        Threads forwarding parts of each CPU batch at once (the same outputs; default
-        :func:`engine._shared.threads.concurrent_calls`: 2 on a 2-core machine whose torch
-        runs one intra-op thread, else 1). CUDA batches are never split.
+        Threads forwarding parts of each CPU batch at once (:class:`engine.inference.tiles.SplitForward`;
+        the same outputs; default 2 on a 2-core machine whose torch runs one intra-op thread, else 1).
     """
     from engine._shared.device import choose_device
 
@@ -70,11 +69,7 @@ def infer_signal(loaded, signal, *, device=None, batch_size: int = 64, overlap: 
         raise ModelError(f"{signal.path}: the recording has no samples")
     dev = choose_device(device)
     module = loaded.module.eval().to(dev)
-    if workers is None:
-        from engine._shared.threads import concurrent_calls
 
-        workers = concurrent_calls()
-    workers = 1 if dev.type != "cpu" else max(1, int(workers))
     w_m, fs_m, fs_i = int(inp["window"]), float(inp["sfreq"]), float(signal.sfreq)
     w_i, ov_i, starts = window_plan(meta, fs_i, n, overlap)
     recon = np.zeros((n_ch, n), np.float32)
@@ -82,17 +77,7 @@ def infer_signal(loaded, signal, *, device=None, batch_size: int = 64, overlap: 
     per_batch = max(1, batch_size // n_ch) if per_channel else max(1, batch_size)
     pending: list[tuple[int, np.ndarray, np.ndarray]] = []
 
-    pool = None
-    if workers > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="latent-windows")
-
-    def forward(xs: np.ndarray) -> np.ndarray:
-        if pool is None or len(xs) < 2:
-            return run_batch(module, xs, dev)
-        parts = np.array_split(xs, min(workers, len(xs)))
-        return np.concatenate(list(pool.map(lambda b: run_batch(module, b, dev), parts)))
+    forward = SplitForward(module, dev, workers)
 
     def flush():
         xs = np.concatenate([p[1] for p in pending]) if per_channel else np.stack([p[1] for p in pending])
@@ -120,8 +105,7 @@ def infer_signal(loaded, signal, *, device=None, batch_size: int = 64, overlap: 
                 flush()
                 yield Progress((i + 1) / len(starts), f"window {i + 1}/{len(starts)}")
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True)
+        forward.close()
     step = 1 << 20
     for a in range(0, n, step):
         recon[:, a:a + step] /= np.maximum(wsum[a:a + step], 1e-8)

@@ -134,13 +134,13 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
         (:func:`engine.inference.optimize.resolve_bf16`).
     overlap : bool or None
         Outline tile i in a worker thread while the network runs on tile i + 1 (the same output).
-        ``None`` (default): when the process may use more cores than torch's intra-op threads.
+        ``None`` (default): when :func:`engine._shared.threads.concurrent_calls` leaves a core free.
     """
     import torch
 
     from engine._shared.device import choose_device
     from engine.inference.optimize import for_inference, resolve_bf16
-    from engine._shared.threads import usable_cores
+    from engine._shared.threads import concurrent_calls
     from engine.tasks.nuclei.core import detect_points, network_stride, outline_points
 
     if getattr(data, "modality", None) != "histology":
@@ -198,7 +198,7 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
     # Outlines are numpy/scipy/skimage/OpenCV work: with a core the network does not use, tile i is
     # outlined in a worker thread while the network runs on tile i + 1 (torch releases the GIL);
     # results are collected in tile order, so the output is the same either way.
-    overlap = bool(outlines and (usable_cores() > torch.get_num_threads() if overlap is None else overlap))
+    overlap = bool(outlines and (concurrent_calls() > 1 if overlap is None else overlap))
     pool = ThreadPoolExecutor(1, thread_name_prefix="latent-outlines") if overlap else None
     pending: list = []  # (future or (area, polys), bx0, by0): at most one tile in flight
 
