@@ -9,7 +9,8 @@ and page faults (``resource.getrusage``, minor + major):
 * ``reference``: ``engine.io.read`` the record, 0.5-40 Hz zero-phase 4th-order
   ``scipy.signal.sosfiltfilt`` per lead, write it with ``engine.export.signals.write_wfdb``.
 * ``denoise``: ``denoise_task`` + ``write_denoised`` (what ``python -m engine denoise`` runs)
-  with the levers on/off: intra-op threads (the thread policy's default vs 2), BatchNorm
+  with the levers on/off: intra-op threads (the thread policy's default vs 2), each batch split over two
+  threads (the default on 2 cores) or not, BatchNorm
   folding, the malloc policy (:mod:`engine._shared.memory`, which the CLI applies; off =
   ``LATENT_MALLOC=default``) and the precision (``auto``: bf16 autocast on a CPU with native
   bf16, the CLI's default for ECG; ``float32``). OMP_WAIT_POLICY=PASSIVE is set by ``import engine`` in every case.
@@ -65,7 +66,8 @@ def child(kind: str, record: str, out: str, threads: int, fold_bn: bool, bf16: s
         from engine.tasks.denoise import denoise_task, write_denoised
 
         res = run_job(denoise_task(data, device="cpu", fold_bn=fold_bn,
-                                   bf16={"auto": None, "float32": False, "bf16": True}[bf16]))
+                                   bf16={"auto": None, "float32": False, "bf16": True}[bf16],
+                                   workers=1 if kind == "denoise-1call" else None))
         write_denoised(res, data, out)
     wall = time.perf_counter() - t0
     ru = resource.getrusage(resource.RUSAGE_SELF)
@@ -92,6 +94,7 @@ CASES = (  # name, kind, threads (0 = the policy's default), fold_bn, malloc pol
     ("denoise (defaults, float32, malloc default)", "denoise", 0, True, False, "float32"),
     ("denoise (float32, BN not folded)", "denoise", 0, False, True, "float32"),
     ("denoise (2 threads, float32)", "denoise", 2, True, True, "float32"),
+    ("denoise (defaults, batches not split over 2 threads)", "denoise-1call", 0, True, True, "auto"),
 )
 
 

@@ -99,7 +99,7 @@ def _thread_policy() -> dict:
 
 def denoise_task(data: Signal, *, model=None, device=None, mode: str = "replace", batch_size: int = 32,
                  overlap: int | None = None, fold_bn: bool = True, bf16: bool | None = None,
-                 **options) -> Generator[Progress, None, DenoisedSignal]:
+                 workers: int | None = None, **options) -> Generator[Progress, None, DenoisedSignal]:
     """Denoise every channel of *data*; yields progress, returns a :class:`DenoisedSignal`.
 
     Parameters
@@ -122,6 +122,9 @@ def denoise_task(data: Signal, *, model=None, device=None, mode: str = "replace"
         Run the network under bfloat16 autocast (with *fold_bn*). ``None`` (default): for
         the modalities in :data:`BF16_AUTO_MODALITIES`, on CPUs with native bf16
         (:func:`engine.inference.optimize.resolve_bf16`); float32 otherwise.
+    workers : int, optional
+        Threads forwarding parts of each batch at once (same output; default: 2 on a 2-core machine
+        whose torch runs one intra-op thread, see :class:`engine.inference.tiles.SplitForward`).
     """
     from engine.inference.windows import infer_signal, signal_anomaly
 
@@ -149,7 +152,8 @@ def denoise_task(data: Signal, *, model=None, device=None, mode: str = "replace"
         lm = optimized(lm, bf16=use_bf16)  # BatchNorm folded (a copy: the cached model is untouched)
     threads = _thread_policy()
     yield Progress(0.0, f"denoising {len(data.channels)} channel(s) with {lm.name}")
-    recon = yield from rescaled(infer_signal(lm, data, device=device, batch_size=batch_size, overlap=overlap),
+    recon = yield from rescaled(infer_signal(lm, data, device=device, batch_size=batch_size, overlap=overlap,
+                                             workers=workers),
                                 0.0, 0.95)
     if mode == "gated":
         yield Progress(0.96, "gating by the calibrated anomaly")
