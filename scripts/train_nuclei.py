@@ -2,7 +2,7 @@
 
 One command reproduces the bundled model (about 25 minutes of one free CPU core; ~45 min on a busy 2-core box)::
 
-    .venv/bin/python scripts/train_nuclei.py --data /work/shared/data --bundle
+    .venv/bin/python scripts/train_nuclei.py --data ../shared/data --bundle
 
 Steps: (1) unsupervised sparse convolutional AE pre-training (L1 sparsity on the
 1/8-resolution code) on H&E patches of the training images; (2) supervised fine-tuning
@@ -208,7 +208,8 @@ def ood_sets(data_root: Path):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default="/work/shared/data", help="shared data folder")
+    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"),
+                    help="shared data folder")
     ap.add_argument("--input-mode", default="rgbh", choices=("rgb", "h", "rgbh"))
     ap.add_argument("--widths", type=int, nargs="+", default=[16, 32, 48, 64],
                     help="channels at full, 1/2, 1/4, 1/8 (and 1/16) resolution: 4 or 5 numbers")

@@ -1,5 +1,6 @@
 """Generators of damaged PNG/JPEG/TIFF files for the guard tests (issue 20), from a shared real PNG."""
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -8,7 +9,9 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-SRC = "/work/shared/data/histo/crchisto/img1/img1.png"
+SRC = str(Path(os.environ.get("LATENT_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+          / "histo/crchisto/img1/img1.png")
+
 
 def png_tall(out):
     b = bytearray(Path(SRC).read_bytes())

@@ -2,6 +2,7 @@
 within seconds, by the reader and by the CLI (exit 2, one ``error:`` line)."""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -14,8 +15,9 @@ import pytest
 from engine.errors import CorruptFileError
 from engine.io import read
 
-MITDB = Path("/work/shared/data/ecg/mitdb")
-EDF = Path("/work/shared/data/eeg/eegmmidb/S001R04.edf")
+DATA = Path(os.environ.get("LATENT_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+MITDB = DATA / "ecg/mitdb"
+EDF = DATA / "eeg/eegmmidb/S001R04.edf"
 pytestmark = pytest.mark.skipif(not (MITDB / "100.hea").is_file() or not EDF.is_file(),
                                 reason="shared data not present")
 
@@ -109,20 +111,41 @@ def test_channel_count_mismatch_refused(tmp_path):
         read(str(hea))
 
 
-def test_fif_damaged_tag_refused(tmp_path):
-    mne = pytest.importorskip("mne")
+def _fif(tmp_path: Path, name: str, offset: int, value: int) -> tuple[Path, Path]:
+    """A 2-s FIF recording (from the shared EDF) with one 32-bit big-endian field of its second tag
+    (at byte 36: kind, type, size, next) overwritten."""
+    import mne
+
     raw = mne.io.read_raw_edf(EDF, preload=True, verbose="error").crop(0, 2)
     fif = tmp_path / "rec_raw.fif"
-    raw.save(fif, verbose="error")
+    if not fif.exists():
+        raw.save(fif, verbose="error")
     b = bytearray(fif.read_bytes())
-    b[44:48] = (-16).to_bytes(4, "big", signed=True)  # size of the second tag
-    bad = tmp_path / "bad_raw.fif"
+    b[offset:offset + 4] = value.to_bytes(4, "big", signed=True)
+    bad = tmp_path / name
     bad.write_bytes(bytes(b))
+    return bad, bad
+
+
+def _fif_tag_size_negative(tmp_path):
+    return _fif(tmp_path, "size_raw.fif", 44, -16)  # size of the second tag
+
+
+def _fif_tag_points_at_itself(tmp_path):
+    return _fif(tmp_path, "self_raw.fif", 48, 36)  # "next" of the second tag = its own offset
+
+
+CASES.update({"fif_tag_size_negative": _fif_tag_size_negative, "fif_tag_points_at_itself": _fif_tag_points_at_itself})
+
+
+def test_fif_damaged_tag_refused(tmp_path):
+    pytest.importorskip("mne")
+    bad, _ = _fif_tag_size_negative(tmp_path)
     t0 = time.perf_counter()
-    with pytest.raises(CorruptFileError, match="bad_raw.fif"):
+    with pytest.raises(CorruptFileError, match="size_raw.fif"):
         read(str(bad))
     assert time.perf_counter() - t0 < 20
-    sig = read(str(fif))  # the intact file still reads
+    sig = read(str(tmp_path / "rec_raw.fif"))  # the intact file still reads
     assert np.isfinite(sig.data).all()
 
 

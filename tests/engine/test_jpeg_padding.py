@@ -4,6 +4,7 @@ JPEGs of every common layout still read, pixel for pixel as Pillow decodes them.
 from __future__ import annotations
 
 import io
+import os
 import struct
 import subprocess
 import sys
@@ -17,7 +18,8 @@ from engine.errors import CorruptFileError
 from engine.io import read
 from engine.io.histology.jpeg_scan import check_jpeg_rows
 
-SRC = Path("/work/shared/data/histo/crchisto/img1/img1.png")
+SRC = Path(os.environ.get("LATENT_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")) \
+    / "histo/crchisto/img1/img1.png"
 pytestmark = pytest.mark.skipif(not SRC.is_file(), reason="shared data not present")
 
 #: name -> (rows, cols, grey, Pillow save options): baseline/progressive, restart markers,
