@@ -187,6 +187,35 @@ def _check_image(img, family: str, files: dict[str, Path]) -> str | None:
     return None
 
 
+def _edf_size_check(n: int, nch: int, files: dict[str, Path]) -> str | None:
+    """EDF/BDF re-parsed here: at most the header's data channels, each at most the highest
+    samples-per-record x the complete records the file holds, and the whole no more than
+    ``MAX_EDF_RATE_INFLATION`` (the reader's stated limit for mixed rates) x the samples stored."""
+    from engine.io.mne import MAX_EDF_RATE_INFLATION
+
+    f = next(p for p in files.values() if p.suffix.lower() in (".edf", ".bdf"))
+    b = f.read_bytes()
+    try:
+        ns = int(b[252:256].decode("ascii").strip())
+        n_rec = int(b[236:244].decode("ascii").strip())
+        labels = [b[256 + 16 * i:256 + 16 * (i + 1)].decode("ascii", "replace").strip().lower() for i in range(ns)]
+        off = 256 + ns * 216
+        spr = [int(b[off + 8 * i:off + 8 * (i + 1)].decode("ascii").strip()) for i in range(ns)]
+    except (UnicodeDecodeError, ValueError):
+        return "read ok, but the EDF header's numbers do not parse"
+    width = 3 if b[:1] == b"\xff" else 2
+    data = [k for lab, k in zip(labels, spr) if lab not in ("edf annotations", "bdf annotations")] or spr
+    held = (len(b) - 256 * (ns + 1)) // max(1, sum(spr) * width)
+    records = held if n_rec < 0 else min(n_rec, held)
+    if nch > len(data):
+        return f"{nch} channels from a header with {len(data)} data signals"
+    if n > max(data) * records:
+        return f"{n} samples per channel; the file holds {records} records of at most {max(data)}"
+    if n * nch > MAX_EDF_RATE_INFLATION * sum(data) * records:
+        return f"{nch} x {n} samples from {sum(data) * records} stored"
+    return None
+
+
 def _wfdb_nan_check(x: np.ndarray, start: int, files: dict[str, Path]) -> str | None:
     """A NaN sample of a WFDB read is allowed only where the file stores the format's invalid-sample
     code: checked on wfdb's own *digital* read of the same window (the reader decodes the signal
@@ -219,7 +248,11 @@ def _check_signal(sig, family: str, files: dict[str, Path]) -> tuple[str | None,
     if n < 1 or nch < 1 or len(sig.units) != nch:
         return f"{nch} channels x {n} samples, {len(sig.units)} units", ""
     total = sum(p.stat().st_size for p in files.values())
-    if n * nch > _SAMPLES_PER_BYTE * total:
+    if family in ("edf", "bdf"):
+        problem = _edf_size_check(n, nch, files)
+        if problem:
+            return problem, ""
+    elif n * nch > _SAMPLES_PER_BYTE * total:
         return f"{nch} x {n} samples from {total} bytes", ""
     k = min(n, 1000)
     nan_ok = family == "wfdb" and "NaN" in str(sig.metadata.get("invalid_samples", ""))

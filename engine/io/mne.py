@@ -261,6 +261,34 @@ def _check_edf_duration(p: Path, head: bytes) -> None:
                                   f"(0, {MAX_EDF_RECORD_S:g}] s")
 
 
+#: Most a mixed-rate EDF/BDF may grow when MNE presents every data channel at the highest rate:
+#: channels x highest samples-per-record over the samples stored per record. Real mixed-rate files
+#: stay far below (Sleep-EDF: 7 channels at 100 and 1 Hz, 2.3x; PSG with one fast ECG channel, ~6x);
+#: a damaged samples-per-record field (e.g. one of 64 signals at 160 claiming 32767) is ~50x, and the
+#: reader would then serve (and a task allocate) 50 times what the file holds.
+MAX_EDF_RATE_INFLATION = 16.0
+
+
+def _check_edf_rates(p: Path, fh, ns: int, spr: list[int]) -> None:
+    """Refuse a header whose samples-per-record would inflate the data beyond :data:`MAX_EDF_RATE_INFLATION`."""
+    fh.seek(256)
+    labels = [fh.read(16).decode("ascii", "replace").strip() for _ in range(ns)]
+    data = [(i, n) for i, (lab, n) in enumerate(zip(labels, spr)) if lab.lower() not in ("edf annotations",
+                                                                                         "bdf annotations")]
+    if len(data) < 2:
+        return
+    top = max(data, key=lambda t: t[1])
+    stored = sum(n for _, n in data)
+    inflation = len(data) * top[1] / stored
+    if inflation > MAX_EDF_RATE_INFLATION:
+        others = sorted({n for i, n in data if i != top[0]})
+        raise CorruptFileError(p, f"malformed EDF/BDF header: signal {top[0] + 1} ({labels[top[0]] or 'unnamed'}) "
+                                  f"has {top[1]} samples per record, the others {', '.join(map(str, others[:4]))}"
+                                  f"{' ...' if len(others) > 4 else ''}: all {len(data)} channels at its rate would "
+                                  f"be {inflation:.0f}x the samples the file stores (at most "
+                                  f"{MAX_EDF_RATE_INFLATION:g}x is read)")
+
+
 def _check_edf_size(p: Path) -> dict | None:
     """EDF/BDF: how many of the data records the header announces the file really holds.
 
@@ -289,9 +317,10 @@ def _check_edf_size(p: Path) -> dict | None:
         _check_edf_duration(p, head)
         fh.seek(256 + ns * 216)
         spr_field = fh.read(ns * 8)
-    spr = _edf_numbers(p, spr_field, ns, "samples per record", int)
-    if any(n <= 0 for n in spr):
-        raise CorruptFileError(p, "malformed EDF/BDF header: a signal has no samples per record")
+        spr = _edf_numbers(p, spr_field, ns, "samples per record", int)
+        if any(n <= 0 for n in spr):
+            raise CorruptFileError(p, "malformed EDF/BDF header: a signal has no samples per record")
+        _check_edf_rates(p, fh, ns, spr)
     if n_records < 0:
         return None  # "-1": recording not closed properly; MNE infers the length from the size
     width = 3 if head[:1] == b"\xff" else 2

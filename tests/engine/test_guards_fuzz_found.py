@@ -48,6 +48,18 @@ def _edf_duration(tmp_path, value=b"-8388608"):
     return out
 
 
+def _edf_samples_per_record(tmp_path, signal=49, value=b"32767"):
+    """Fuzz seed 2027 edf #1270: one of the 64 EEG signals (160 per record) claims 32767 samples
+    per record; read as it stands, every channel is served at 32767 Hz, ~50x what the file stores."""
+    raw = bytearray(EDF.read_bytes())
+    ns = int(raw[252:256])
+    off = 256 + ns * 216 + 8 * (signal - 1)
+    raw[off:off + 8] = value.ljust(8)
+    out = tmp_path / "spr.edf"
+    out.write_bytes(bytes(raw))
+    return out
+
+
 def _bdf_duration(tmp_path):
     """A BDF (24-bit) made from the shared EDF's header and first records, record duration 0."""
     raw = EDF.read_bytes()
@@ -166,6 +178,7 @@ CASES = {
     "edf_negative_duration": (_edf_duration, "duration"),
     "edf_nan_duration": (lambda t: _edf_duration(t, b"nan"), "duration"),
     "bdf_zero_duration": (_bdf_duration, "duration"),
+    "edf_samples_per_record_32767": (_edf_samples_per_record, "samples per record.*x the samples the file stores"),
     "text_inf": (lambda t: _text_value(t, "inf"), "line 1001"),
     "text_nan": (lambda t: _text_value(t, "nan"), "line 1001"),
     "text_beyond_float32": (lambda t: _text_value(t, "1e39"), "line 1001"),
@@ -188,6 +201,26 @@ def test_reader_refuses(tmp_path, case):
         else:
             data.read(0, data.n_samples)
     assert path.name in str(err.value)
+
+
+def _mixed_rate_edf(path, rates, seconds=10):
+    import edfio
+
+    rng = np.random.default_rng(0)
+    signals = [edfio.EdfSignal(rng.normal(0, 20, int(r * seconds)), sampling_frequency=r, label=f"EEG C{i}",
+                               physical_dimension="uV", physical_range=(-500, 500)) for i, r in enumerate(rates)]
+    edfio.Edf(signals).write(path)
+    return path
+
+
+def test_mixed_rate_edf_limit_from_a_real_writer(tmp_path):
+    """edfio-written mixed-rate EDFs: 2x inflation (one of three signals at 4x the rate) reads at the
+    highest rate; 16.6x (one of 18 at 200x) is refused with the reason; the limit is 16x."""
+    sig = read(str(_mixed_rate_edf(tmp_path / "mixed.edf", [160, 160, 640])))
+    assert sig.sfreq == 640.0 and len(sig.channels) == 3 and sig.n_samples == 6400
+    assert np.isfinite(sig.read(0, 6400)).all()
+    with pytest.raises(CorruptFileError, match=r"signal 18 .* 2000 samples per record.* 17x"):
+        read(str(_mixed_rate_edf(tmp_path / "inflated.edf", [10] * 17 + [2000])))
 
 
 @pytest.mark.parametrize("case", ["tiff_samples_per_pixel_2e31", "wfdb_gain_1e-45", "edf_negative_duration",
