@@ -319,3 +319,23 @@ def test_split_batches_over_threads_give_the_same_ct_reconstruction(data_dir):
             for w in (1, 2)]
     assert outs[0].shape == (1,) + x.shape and np.isfinite(outs[0]).all()
     assert np.array_equal(outs[0], outs[1])
+
+
+def test_pandas_running_median_equals_the_unfolded_torch_median(data_dir):
+    """The ecg-dae baseline (73- then 217-sample running medians, edges replicated) by pandas' rolling
+    median gives exactly the values of the unfolded torch median on real ECG, so denoise is unchanged."""
+    import torch
+    from torch.nn import functional as F
+
+    import engine.io
+    from engine.models.signal_nets import running_median_cpu
+
+    sig = engine.io.read(str(data_dir / "ecg/mitdb/207.hea"))
+    x = torch.from_numpy(sig.read(0, 8 * 8192).reshape(2, 8, 8192).transpose(1, 0, 2).copy())  # (8, 2, 8192)
+    ref = x.reshape(-1, 1, 8192)
+    for m in (73, 217):
+        ref = F.pad(ref, (m // 2, m // 2), mode="replicate").unfold(-1, m, 1).median(dim=-1).values
+    got = running_median_cpu(x, (73, 217))
+    assert got.shape == x.shape and got.dtype == x.dtype
+    assert torch.equal(got, ref.reshape(x.shape))
+    assert not torch.equal(got, x)  # the baseline is not the signal
