@@ -54,12 +54,11 @@ def ct_error(x: np.ndarray, rec: np.ndarray, mask: np.ndarray, an: dict, prep: d
                                    mask=mask if an.get("mask_before_smoothing", False) else None)
 
 
-def ct_slice(loaded, hu: np.ndarray, spacing_rc, *, device=None, batch_size: int = 4,
-             calibrated: bool = True, overlap: int | None = None,
-             ) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """One HU slice -> (reconstruction in HU, calibrated anomaly, foreground mask), all in the slice's grid."""
+def _ct_network(loaded, hu: np.ndarray, spacing_rc, *, device=None, batch_size: int = 4,
+                overlap: int | None = None) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray]]:
+    """The network half of :func:`ct_slice`: (model-unit slice, its reconstruction) at model resolution."""
     meta = loaded.meta
-    prep, inp, an = meta["preprocessing"], meta["input"], meta.get("anomaly", {})
+    prep, inp = meta["preprocessing"], meta["input"]
     x = resample_slice(ct_to_model(hu, prep), spacing_rc, prep.get("target_spacing_mm"))
     ov = int(inp.get("overlap", 32) if overlap is None else overlap)
     job = tiled_reconstruct(loaded.module, lambda y0, x0, y1, x1: x[None, y0:y1, x0:x1], x.shape[0], x.shape[1],
@@ -67,6 +66,14 @@ def ct_slice(loaded, hu: np.ndarray, spacing_rc, *, device=None, batch_size: int
                             size_multiple=int(inp.get("size_multiple", 1)), batch_size=batch_size,
                             device=device)
     rec = yield from job
+    return x, rec
+
+
+def _ct_post(loaded, hu: np.ndarray, spacing_rc, x: np.ndarray, rec: np.ndarray, *, calibrated: bool = True,
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The numpy/scipy half of :func:`ct_slice` (mask, error map, calibration, back to the slice grid)."""
+    meta = loaded.meta
+    prep, an = meta["preprocessing"], meta.get("anomaly", {})
     mask = ct_mask(hu, an.get("mask", "ct_body"), float(np.mean(spacing_rc)),
                    lung_closing_mm=an.get("lung_closing_mm"))
     err = ct_error(x[None], rec, _resize(mask.astype(np.float32), x.shape) > 0.5, an, prep)
@@ -76,18 +83,52 @@ def ct_slice(loaded, hu: np.ndarray, spacing_rc, *, device=None, batch_size: int
     return recon_hu, amap.astype(np.float32), mask
 
 
-def reconstruct_ct(loaded, image, *, device=None, batch_size: int = 4, calibrated: bool = True,
-                   planes=None, overlap: int | None = None,
+def ct_slice(loaded, hu: np.ndarray, spacing_rc, *, device=None, batch_size: int = 4,
+             calibrated: bool = True, overlap: int | None = None,
              ) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Every plane (or *planes*) of a CT :class:`~engine.data.Image`: (recon HU, anomaly, mask) volumes."""
+    """One HU slice -> (reconstruction in HU, calibrated anomaly, foreground mask), all in the slice's grid."""
+    x, rec = yield from _ct_network(loaded, hu, spacing_rc, device=device, batch_size=batch_size, overlap=overlap)
+    return _ct_post(loaded, hu, spacing_rc, x, rec, calibrated=calibrated)
+
+
+def reconstruct_ct(loaded, image, *, device=None, batch_size: int = 4, calibrated: bool = True,
+                   planes=None, overlap: int | None = None, pipeline: bool | None = None,
+                   ) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Every plane (or *planes*) of a CT :class:`~engine.data.Image`: (recon HU, anomaly, mask) volumes.
+
+    *pipeline*: post-process plane j in a worker thread while the network runs on plane j + 1 (the same
+    output); ``None`` (default) when :func:`engine._shared.threads.concurrent_calls` leaves a core free.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from engine._shared.threads import concurrent_calls
+
     vol = image.array
     ks = list(range(vol.shape[0])) if planes is None else list(planes)
     shape = (len(ks),) + vol.shape[1:]
     recon, amap = _alloc(shape), _alloc(shape)
     mask = np.zeros(shape, bool)
-    for j, k in enumerate(ks):
-        job = ct_slice(loaded, vol[k], image.spacing[1:], device=device, batch_size=batch_size,
-                       calibrated=calibrated, overlap=overlap)
-        recon[j], amap[j], mask[j] = yield from rescaled(job, j / len(ks), (j + 1) / len(ks),
-                                                         prefix=f"slice {j + 1}/{len(ks)}: ")
+    spacing = image.spacing[1:]
+    pool = ThreadPoolExecutor(1, thread_name_prefix="latent-ct-post") if (
+        concurrent_calls() > 1 if pipeline is None else pipeline) else None
+    pending: list = []
+
+    def collect():
+        j, job = pending.pop()
+        recon[j], amap[j], mask[j] = job.result() if pool is not None else job
+
+    try:
+        for j, k in enumerate(ks):
+            net = _ct_network(loaded, vol[k], spacing, device=device, batch_size=batch_size, overlap=overlap)
+            x, rec = yield from rescaled(net, j / len(ks), (j + 1) / len(ks), prefix=f"slice {j + 1}/{len(ks)}: ")
+            if pending:
+                collect()
+            post = (pool.submit(_ct_post, loaded, vol[k], spacing, x, rec, calibrated=calibrated) if pool is not None
+                    else _ct_post(loaded, vol[k], spacing, x, rec, calibrated=calibrated))
+            pending.append((j, post))
+        if pending:
+            collect()
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return recon, amap, mask
