@@ -197,13 +197,14 @@ def _edf_size_check(n: int, nch: int, files: dict[str, Path]) -> str | None:
     b = f.read_bytes()
     try:
         ns = int(b[252:256].decode("ascii").strip())
-        labels = [b[256 + 16 * i:256 + 16 * (i + 1)].decode("ascii", "replace").strip().lower() for i in range(ns)]
+        labels = [b[256 + 16 * i:256 + 16 * (i + 1)].decode("ascii", "replace").strip() for i in range(ns)]
         off = 256 + ns * 216
         spr = [int(b[off + 8 * i:off + 8 * (i + 1)].decode("ascii").strip()) for i in range(ns)]
     except (UnicodeDecodeError, ValueError):
         return "read ok, but the EDF header's numbers do not parse"
     width = 3 if b[:1] == b"\xff" else 2
-    data = [k for lab, k in zip(labels, spr) if lab not in ("edf annotations", "bdf annotations")] or spr
+    # the annotation (TAL) signals are named exactly so (MNE matches the label case-sensitively)
+    data = [k for lab, k in zip(labels, spr) if lab not in ("EDF Annotations", "BDF Annotations")] or spr
     # what the bytes hold: a header announcing fewer records than the file holds is read to the file's
     # end (MNE infers the count from the size, as for "-1", and warns), one announcing more is truncated
     records = (len(b) - 256 * (ns + 1)) // max(1, sum(spr) * width)

@@ -273,8 +273,8 @@ def _check_edf_rates(p: Path, fh, ns: int, spr: list[int]) -> None:
     """Refuse a header whose samples-per-record would inflate the data beyond :data:`MAX_EDF_RATE_INFLATION`."""
     fh.seek(256)
     labels = [fh.read(16).decode("ascii", "replace").strip() for _ in range(ns)]
-    data = [(i, n) for i, (lab, n) in enumerate(zip(labels, spr)) if lab.lower() not in ("edf annotations",
-                                                                                         "bdf annotations")]
+    # the TAL signals, named exactly so (as MNE matches them), are not served as data
+    data = [(i, n) for i, (lab, n) in enumerate(zip(labels, spr)) if lab not in ("EDF Annotations", "BDF Annotations")]
     if len(data) < 2:
         return
     top = max(data, key=lambda t: t[1])
