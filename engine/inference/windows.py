@@ -69,7 +69,6 @@ def infer_signal(loaded, signal, *, device=None, batch_size: int = 64, overlap: 
         raise ModelError(f"{signal.path}: the recording has no samples")
     dev = choose_device(device)
     module = loaded.module.eval().to(dev)
-
     w_m, fs_m, fs_i = int(inp["window"]), float(inp["sfreq"]), float(signal.sfreq)
     w_i, ov_i, starts = window_plan(meta, fs_i, n, overlap)
     recon = np.zeros((n_ch, n), np.float32)
