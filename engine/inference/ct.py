@@ -91,13 +91,18 @@ def ct_slice(loaded, hu: np.ndarray, spacing_rc, *, device=None, batch_size: int
     return _ct_post(loaded, hu, spacing_rc, x, rec, calibrated=calibrated)
 
 
+#: Planes post-processed at once beside the network when a core is free (scipy.ndimage releases the GIL).
+CT_POST_WORKERS = 2
+
+
 def reconstruct_ct(loaded, image, *, device=None, batch_size: int = 4, calibrated: bool = True,
                    planes=None, overlap: int | None = None, pipeline: bool | None = None,
                    ) -> Generator[Progress, None, tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Every plane (or *planes*) of a CT :class:`~engine.data.Image`: (recon HU, anomaly, mask) volumes.
 
-    *pipeline*: post-process plane j in a worker thread while the network runs on plane j + 1 (the same
-    output); ``None`` (default) when :func:`engine._shared.threads.concurrent_calls` leaves a core free.
+    *pipeline*: post-process planes in :data:`CT_POST_WORKERS` worker threads while the network runs on
+    the next plane (the same output); ``None`` (default) when
+    :func:`engine._shared.threads.concurrent_calls` leaves a core free.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -109,24 +114,24 @@ def reconstruct_ct(loaded, image, *, device=None, batch_size: int = 4, calibrate
     recon, amap = _alloc(shape), _alloc(shape)
     mask = np.zeros(shape, bool)
     spacing = image.spacing[1:]
-    pool = ThreadPoolExecutor(1, thread_name_prefix="latent-ct-post") if (
-        concurrent_calls() > 1 if pipeline is None else pipeline) else None
-    pending: list = []
+    workers = CT_POST_WORKERS if (concurrent_calls() > 1 if pipeline is None else pipeline) else 0
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="latent-ct-post") if workers else None
+    pending: list = []  # (plane index, future or result), oldest first; at most `workers` in flight
 
     def collect():
-        j, job = pending.pop()
+        j, job = pending.pop(0)
         recon[j], amap[j], mask[j] = job.result() if pool is not None else job
 
     try:
         for j, k in enumerate(ks):
             net = _ct_network(loaded, vol[k], spacing, device=device, batch_size=batch_size, overlap=overlap)
             x, rec = yield from rescaled(net, j / len(ks), (j + 1) / len(ks), prefix=f"slice {j + 1}/{len(ks)}: ")
-            if pending:
+            if len(pending) >= max(1, workers):
                 collect()
             post = (pool.submit(_ct_post, loaded, vol[k], spacing, x, rec, calibrated=calibrated) if pool is not None
                     else _ct_post(loaded, vol[k], spacing, x, rec, calibrated=calibrated))
             pending.append((j, post))
-        if pending:
+        while pending:
             collect()
     finally:
         if pool is not None:
