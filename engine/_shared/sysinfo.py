@@ -27,11 +27,14 @@ def sys_info() -> str:
     try:
         import torch
 
-        from engine._shared.threads import default_threads, usable_cores
+        from engine._shared.threads import concurrent_calls, default_threads, usable_cores
 
         cores = usable_cores()
         lines.append(f"torch threads: {torch.get_num_threads()} (policy default {default_threads(cores)} "
                      f"for {cores} usable cores; OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')})")
+        lines.append(f"concurrent network calls: {concurrent_calls(default_threads(cores))} at the policy default "
+                     f"(batches split over that many threads; nucleus outlines and CT post-processing beside the "
+                     f"network when it is 2)")
         from engine._shared.memory import malloc_policy
 
         mp = malloc_policy()

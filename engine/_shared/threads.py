@@ -95,14 +95,17 @@ def apply_thread_policy(requested: int | None = None) -> ThreadPolicy:
     return ThreadPolicy(intra_op_threads=n, usable_cores=cores, reason=reason)
 
 
-def concurrent_calls() -> int:
+def concurrent_calls(intra_op_threads: int | None = None) -> int:
     """How many torch calls a task may run at once from Python threads: the usable cores left by
     torch's intra-op threads (``usable // intra-op``, 1 to :data:`MAX_CONCURRENT_CALLS`).
 
     On a small machine the policy gives torch one intra-op thread (idle OpenMP threads spin), which
     leaves the other core idle; torch releases the GIL inside its kernels, so a second Python
     thread forwarding another part of the batch (or doing numpy work beside the network) uses it.
+    *intra_op_threads*: torch's (default: the current setting).
     """
-    import torch
+    if intra_op_threads is None:
+        import torch
 
-    return max(1, min(MAX_CONCURRENT_CALLS, usable_cores() // max(1, torch.get_num_threads())))
+        intra_op_threads = torch.get_num_threads()
+    return max(1, min(MAX_CONCURRENT_CALLS, usable_cores() // max(1, int(intra_op_threads))))

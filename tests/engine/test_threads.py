@@ -40,3 +40,8 @@ def test_concurrent_calls_use_the_cores_torch_leaves(monkeypatch):
             assert threads.concurrent_calls() == expect, (cores, intra)
     finally:
         torch.set_num_threads(before)
+
+
+def test_concurrent_calls_for_given_intra_op_threads(monkeypatch):
+    monkeypatch.setattr(threads, "usable_cores", lambda: 2)
+    assert threads.concurrent_calls(1) == 2 and threads.concurrent_calls(2) == 1
