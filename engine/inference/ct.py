@@ -104,8 +104,7 @@ def reconstruct_ct(loaded, image, *, device=None, batch_size: int = 4, calibrate
     the next plane (the same output); ``None`` (default) when
     :func:`engine._shared.threads.concurrent_calls` leaves a core free.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
+    from engine._shared.background import InOrder
     from engine._shared.threads import concurrent_calls
 
     vol = image.array
@@ -115,25 +114,16 @@ def reconstruct_ct(loaded, image, *, device=None, batch_size: int = 4, calibrate
     mask = np.zeros(shape, bool)
     spacing = image.spacing[1:]
     workers = CT_POST_WORKERS if (concurrent_calls() > 1 if pipeline is None else pipeline) else 0
-    pool = ThreadPoolExecutor(workers, thread_name_prefix="latent-ct-post") if workers else None
-    pending: list = []  # (plane index, future or result), oldest first; at most `workers` in flight
 
-    def collect():
-        j, job = pending.pop(0)
-        recon[j], amap[j], mask[j] = job.result() if pool is not None else job
+    def store(j):
+        def done(result):
+            recon[j], amap[j], mask[j] = result
+        return done
 
-    try:
+    with InOrder(workers, "latent-ct-post") as post:
         for j, k in enumerate(ks):
             net = _ct_network(loaded, vol[k], spacing, device=device, batch_size=batch_size, overlap=overlap)
             x, rec = yield from rescaled(net, j / len(ks), (j + 1) / len(ks), prefix=f"slice {j + 1}/{len(ks)}: ")
-            if len(pending) >= max(1, workers):
-                collect()
-            post = (pool.submit(_ct_post, loaded, vol[k], spacing, x, rec, calibrated=calibrated) if pool is not None
-                    else _ct_post(loaded, vol[k], spacing, x, rec, calibrated=calibrated))
-            pending.append((j, post))
-        while pending:
-            collect()
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            post.submit(store(j), _ct_post, loaded, vol[k], spacing, x, rec, calibrated=calibrated)
+        post.drain()
     return recon, amap, mask

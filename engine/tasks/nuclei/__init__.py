@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generator
 
 import numpy as np
@@ -138,9 +137,10 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
     """
     import torch
 
+    from engine._shared.background import InOrder
     from engine._shared.device import choose_device
-    from engine.inference.optimize import for_inference, resolve_bf16
     from engine._shared.threads import concurrent_calls
+    from engine.inference.optimize import for_inference, resolve_bf16
     from engine.tasks.nuclei.core import detect_points, network_stride, outline_points
 
     if getattr(data, "modality", None) != "histology":
@@ -199,14 +199,14 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
     # outlined in a worker thread while the network runs on tile i + 1 (torch releases the GIL);
     # results are collected in tile order, so the output is the same either way.
     overlap = bool(outlines and (concurrent_calls() > 1 if overlap is None else overlap))
-    pool = ThreadPoolExecutor(1, thread_name_prefix="latent-outlines") if overlap else None
-    pending: list = []  # (future or (area, polys), bx0, by0): at most one tile in flight
+    outliner = InOrder(1 if overlap else 0, "latent-outlines")
 
-    def collect():
-        job, ox, oy = pending.pop()
-        area, tile_polys = job.result() if pool is not None else job
-        areas.append(area)
-        polys.extend(p + (ox, oy) for p in tile_polys)
+    def store(ox, oy):
+        def done(result):
+            area, tile_polys = result
+            areas.append(area)
+            polys.extend(p + (ox, oy) for p in tile_polys)
+        return done
 
     yield Progress(0.0, f"detecting nuclei in {len(tiles)} tile(s) at {in_mpp:.3g} um/px",
                    {"tiles": len(tiles)})
@@ -222,21 +222,15 @@ def detect_task(data: Image, *, model=None, device=None, mpp: float | None = Non
                                 keep=_core_owner((tx, ty, cx1, cy1), (bx0, by0)), for_outlines=outlines)
             xys.append(pts.xy + (bx0, by0))
             scores.append(pts.score)
-            if pending:
-                collect()
             if outlines:
-                job = (pool.submit(outline_points, pts, model_mpp=model_mpp) if pool is not None
-                       else outline_points(pts, model_mpp=model_mpp))
-                pending.append((job, bx0, by0))
+                outliner.submit(store(bx0, by0), outline_points, pts, model_mpp=model_mpp)
             n_own = len(pts.xy)
             total += n_own
             yield Progress((i + 1) / len(tiles), f"tile {i + 1}/{len(tiles)}: {n_own} nuclei, "
                            f"{total} in total", {"tile": i + 1, "tiles": len(tiles), "total": total})
-        if pending:
-            collect()
+        outliner.drain()
     finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        outliner.close()
         if dev.type == "cuda":
             torch.cuda.empty_cache()
     xy = np.concatenate(xys) if xys else np.zeros((0, 2))
