@@ -9,8 +9,9 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-SRC = str(Path(os.environ.get("LATENT_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
-          / "histo/crchisto/img1/img1.png")
+#: The shared data folder (../shared/data beside the repository, or LATENT_SHARED_DATA) for every guard test.
+DATA = Path(os.environ.get("LATENT_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+SRC = str(DATA / "histo/crchisto/img1/img1.png")
 
 
 def png_tall(out):

@@ -22,7 +22,7 @@ from tests.engine.test_guards_fuzz_found import SFREQ as FOUND_SFREQ
 from tests.engine.test_guards_signals import CASES as SIGNAL
 from tests.engine.test_jpeg_padding import LAYOUTS, _jpeg, _sof_resize
 
-DATA = Path(os.environ.get("LATENT_SHARED_DATA", REPO.parent / "shared" / "data"))
+DATA = gen.DATA
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not os.path.exists(gen.SRC) or not (DATA / LIDC).is_dir()
                                  or not (DATA / "ecg/mitdb/100.hea").is_file(), reason="shared data not present")]
@@ -98,12 +98,10 @@ DEFECTS.update({c: ("histology" if c.startswith(("tiff", "svs")) else "signal", 
 PAIRS = [(d, c) for d, (kind, _) in DEFECTS.items() for c in COMMANDS[kind] if (d, c) not in COVERED]
 
 
-@pytest.mark.parametrize(("defect", "command"), PAIRS)
-def test_cli_exit_2_one_error_line_naming_the_file(tmp_path, defect, command):
-    path, named, extra = DEFECTS[defect][1](tmp_path)
-    args = [sys.executable, "-c", _WRAP, sys.executable, "-m", "engine", command, str(path), *extra]
-    if command != "info":
-        args += ["--out", str(tmp_path / "out")]
+def assert_exit_2_naming(engine_args: list[str], named: Path) -> None:
+    """``python -m engine ENGINE_ARGS`` answers within 30 s with exit 2, one ``error:`` line naming
+    *named*, and a largest resident set (the command and its children) of at most 3 GB."""
+    args = [sys.executable, "-c", _WRAP, sys.executable, "-m", "engine", *engine_args]
     env = dict(os.environ, PYTHONPATH=str(REPO), QT_QPA_PLATFORM="offscreen")
     proc = subprocess.run(args, check=False, capture_output=True, text=True, timeout=30, cwd=REPO, env=env)
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -112,3 +110,12 @@ def test_cli_exit_2_one_error_line_naming_the_file(tmp_path, defect, command):
     assert len(errors) == 1 and named.name in errors[0], proc.stderr[-2000:]
     rss = [int(ln.split()[1]) for ln in proc.stderr.splitlines() if ln.startswith("maxrss_kb ")]
     assert rss and rss[0] <= MAX_RSS_KB, json.dumps({"maxrss_kb": rss})
+
+
+@pytest.mark.parametrize(("defect", "command"), PAIRS)
+def test_cli_exit_2_one_error_line_naming_the_file(tmp_path, defect, command):
+    path, named, extra = DEFECTS[defect][1](tmp_path)
+    args = [command, str(path), *extra]
+    if command != "info":
+        args += ["--out", str(tmp_path / "out")]
+    assert_exit_2_naming(args, named)

@@ -3,24 +3,14 @@ answers a damaged weights file with exit 2 and one ``error:`` line naming it, wi
 before the network is built (the reader-level checks are in ``test_weights_validation.py``)."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 
+from tests.engine.test_cli_damaged_commands import DATA, assert_exit_2_naming
 from tests.engine.test_weights_validation import _good, _write
 
-REPO = Path(__file__).resolve().parents[2]
-DATA = Path(os.environ.get("LATENT_SHARED_DATA", REPO.parent / "shared" / "data"))
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not (DATA / "ecg/mitdb/100.hea").is_file(),
                                                    reason="shared data not present")]
-MAX_RSS_KB = 3 * 1024 * 1024
-_WRAP = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
-         "print('maxrss_kb', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr); "
-         "sys.exit(r.returncode)")
 
 
 def _huge(tmp_path):
@@ -75,13 +65,5 @@ COMMANDS = {
 @pytest.mark.parametrize("defect", sorted(WEIGHTS))
 def test_damaged_weights_exit_2_naming_the_file(tmp_path, defect, command):
     bad = WEIGHTS[defect](tmp_path)
-    args = [sys.executable, "-c", _WRAP, sys.executable, "-m", "engine", command, *COMMANDS[command],
-            "--model", str(bad), "--out", str(tmp_path / "out")]
-    env = dict(os.environ, PYTHONPATH=str(REPO), QT_QPA_PLATFORM="offscreen")
-    proc = subprocess.run(args, check=False, capture_output=True, text=True, timeout=30, cwd=REPO, env=env)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    errors = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.startswith("error:")]
-    assert len(errors) == 1 and bad.name in errors[0], proc.stderr[-2000:]
-    rss = [int(ln.split()[1]) for ln in proc.stderr.splitlines() if ln.startswith("maxrss_kb ")]
-    assert rss and rss[0] <= MAX_RSS_KB, rss
+    assert_exit_2_naming([command, *COMMANDS[command], "--model", str(bad), "--out", str(tmp_path / "out")], bad)
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

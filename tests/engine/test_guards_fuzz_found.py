@@ -3,20 +3,19 @@ generated from a shared real file: refused with CorruptFileError naming the file
 and by ``python -m engine info`` (exit 2, one ``error:`` line)."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import guard_image_files as gen
 import numpy as np
 import pytest
 
-import guard_image_files as gen
 from engine.errors import CorruptFileError
 from engine.io import read
 
-DATA = Path(os.environ.get("LATENT_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+DATA = gen.DATA
 MITDB = DATA / "ecg/mitdb"
 EDF = DATA / "eeg/eegmmidb/S001R04.edf"
 BONN = DATA / "eeg/bonn/B_O/O001.txt"

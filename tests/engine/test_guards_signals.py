@@ -2,7 +2,6 @@
 within seconds, by the reader and by the CLI (exit 2, one ``error:`` line)."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -11,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from guard_image_files import DATA
 
 from engine.errors import CorruptFileError
 from engine.io import read
 
-DATA = Path(os.environ.get("LATENT_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 MITDB = DATA / "ecg/mitdb"
 EDF = DATA / "eeg/eegmmidb/S001R04.edf"
 pytestmark = pytest.mark.skipif(not (MITDB / "100.hea").is_file() or not EDF.is_file(),

@@ -4,12 +4,12 @@ JPEGs of every common layout still read, pixel for pixel as Pillow decodes them.
 from __future__ import annotations
 
 import io
-import os
 import struct
 import subprocess
 import sys
 from pathlib import Path
 
+import guard_image_files as gen
 import numpy as np
 import pytest
 from PIL import Image
@@ -18,8 +18,7 @@ from engine.errors import CorruptFileError
 from engine.io import read
 from engine.io.histology.jpeg_scan import check_jpeg_rows
 
-SRC = Path(os.environ.get("LATENT_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data")) \
-    / "histo/crchisto/img1/img1.png"
+SRC = Path(gen.SRC)
 pytestmark = pytest.mark.skipif(not SRC.is_file(), reason="shared data not present")
 
 #: name -> (rows, cols, grey, Pillow save options): baseline/progressive, restart markers,
