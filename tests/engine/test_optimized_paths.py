@@ -340,9 +340,9 @@ def test_pipelined_ct_post_processing_gives_the_same_volumes(data_dir):
     assert float(serial[1].max()) > 0  # the maps are not empty
 
 
-def test_pandas_running_median_equals_the_unfolded_torch_median(data_dir):
-    """The ecg-dae baseline (73- then 217-sample running medians, edges replicated) by pandas' rolling
-    median gives exactly the values of the unfolded torch median on real ECG, so denoise is unchanged."""
+def test_fast_running_median_equals_the_unfolded_torch_median(data_dir):
+    """The ecg-dae baseline (73- then 217-sample running medians, edges replicated) by bottleneck's
+    moving median gives exactly the values of the unfolded torch median on real ECG, so denoise is unchanged."""
     import torch
     from torch.nn import functional as F
 
@@ -358,3 +358,33 @@ def test_pandas_running_median_equals_the_unfolded_torch_median(data_dir):
     assert got.shape == x.shape and got.dtype == x.dtype
     assert torch.equal(got, ref.reshape(x.shape))
     assert not torch.equal(got, x)  # the baseline is not the signal
+
+
+def test_planar_signal_unet_equals_the_1d_network_on_real_ecg(data_dir):
+    """On CPU ecg-dae's convolutions run as (1, k) 2-D ones on channels_last activations: the same
+    denoised windows as the folded 1-D network to float rounding on record 207 (ventricular beats)."""
+    import torch
+
+    import engine.io
+    from engine.inference.optimize import fold_batchnorm, for_inference, planar_signal_convs
+    from engine.weights import load
+
+    lm = load("ecg-dae")
+    sig = engine.io.read(str(data_dir / "ecg/mitdb/207.hea"))
+    x = torch.from_numpy(sig.read(0, 4 * 8192).reshape(2, 4, 8192).transpose(1, 0, 2).copy()).reshape(-1, 1, 8192)
+    with torch.inference_mode():
+        one_d = fold_batchnorm(lm.module)
+        ref = one_d(x)
+        net = for_inference(lm.module, "cpu")
+        assert net.planar and isinstance(net.stem[0], torch.nn.Conv2d)
+        assert isinstance(net.up[0], torch.nn.ConvTranspose2d)
+        got = net(x)
+        odd = net(x[:3, :, :5000])  # a length that is not a multiple of 16 (replicate-padded inside)
+        odd_ref = one_d(x[:3, :, :5000])
+    assert got.shape == x.shape and odd.shape == (3, 1, 5000)
+    assert torch.allclose(got, ref, atol=1e-5, rtol=0)
+    assert torch.allclose(odd, odd_ref, atol=1e-5, rtol=0)
+    assert not torch.allclose(got, x, atol=1e-3)  # the network changes its input (a real denoiser ran)
+    assert not getattr(one_d, "planar", False) and not getattr(lm.module, "planar", False)  # copies only
+    unfolded = lm.module
+    assert planar_signal_convs(unfolded) is unfolded and not getattr(unfolded, "planar", False)  # BN left: skipped

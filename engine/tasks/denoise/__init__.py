@@ -148,8 +148,9 @@ def denoise_task(data: Signal, *, model=None, device=None, mode: str = "replace"
         from engine.inference.optimize import optimized, resolve_bf16
 
         auto = None if data.modality in BF16_AUTO_MODALITIES else False
-        use_bf16 = resolve_bf16(auto if bf16 is None else bf16, choose_device(device))
-        lm = optimized(lm, bf16=use_bf16)  # BatchNorm folded (a copy: the cached model is untouched)
+        dev = choose_device(device)
+        use_bf16 = resolve_bf16(auto if bf16 is None else bf16, dev)
+        lm = optimized(lm, bf16=use_bf16, device=dev)  # BatchNorm folded (a copy: the cached model is untouched)
     threads = _thread_policy()
     yield Progress(0.0, f"denoising {len(data.channels)} channel(s) with {lm.name}")
     recon = yield from rescaled(infer_signal(lm, data, device=device, batch_size=batch_size, overlap=overlap,
