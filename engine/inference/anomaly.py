@@ -31,6 +31,8 @@ from typing import Any, Sequence
 import numpy as np
 from scipy import ndimage as ndi
 
+from engine.inference import morphology as morph
+
 __all__ = ["error_map", "postprocess_image_error", "smooth_signal_error", "ct_body_mask", "ct_lung_mask",
            "disk_closing", "fill_holes", "tissue_mask", "calibrate", "apply_calibration", "anomaly_stats",
            "CALIBRATION_PERCENTILES", "CALIBRATION_LOW", "CALIBRATION_HIGH", "CALIBRATION_QUANTILE",
@@ -131,7 +133,7 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
     CT slice); labelling the background once costs one pass.
     """
     mask = np.asarray(mask, bool)
-    lab, n = ndi.label(~mask)
+    lab, n = morph.label(~mask)
     if n == 0:
         return mask.copy()
     outside = np.zeros(n + 1, bool)
@@ -143,7 +145,7 @@ def fill_holes(mask: np.ndarray) -> np.ndarray:
 
 
 def _largest_component(fg: np.ndarray) -> np.ndarray:
-    lab, n = ndi.label(fg)
+    lab, n = morph.label(fg)
     if n == 0:
         return np.zeros(fg.shape, bool)
     sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
@@ -155,7 +157,7 @@ def ct_body_mask(hu: np.ndarray, *, threshold: float = -500.0) -> np.ndarray:
 
     Filling holes puts the lungs (air inside the chest wall) inside the body.
     """
-    fg = ndi.binary_opening(hu > threshold, iterations=2)
+    fg = morph.binary_opening(hu > threshold, iterations=2)
     return fill_holes(_largest_component(fg))
 
 
@@ -207,8 +209,8 @@ def ct_lung_mask(hu: np.ndarray, *, threshold: float = -400.0, closing_mm: float
     """Lungs on an axial slice: air (< *threshold* HU) inside the body, closed and filled so
     vessels and nodules inside the lung count as lung (a nodule is what we look for)."""
     body = ct_body_mask(hu)
-    air = (hu < threshold) & ndi.binary_erosion(body, iterations=3)
-    lab, n = ndi.label(air)
+    air = (hu < threshold) & morph.binary_erosion(body, iterations=3)
+    lab, n = morph.label(air)
     if n == 0:
         return np.zeros(hu.shape, bool)
     sizes = np.bincount(lab.ravel(), minlength=n + 1)
@@ -218,7 +220,7 @@ def ct_lung_mask(hu: np.ndarray, *, threshold: float = -400.0, closing_mm: float
     r = max(1, int(round(closing_mm / spacing_mm / 2)))
     closed = disk_closing(np.pad(keep, r), r)[r:-r, r:-r]
     filled = np.zeros_like(closed)
-    lab2, n2 = ndi.label(closed)
+    lab2, n2 = morph.label(closed)
     for i, sl in enumerate(ndi.find_objects(lab2), start=1):  # each lung separately (both would add the mediastinum)
         grown = tuple(slice(max(s.start - 1, 0), s.stop + 1) for s in sl)  # its box + a background ring
         filled[grown] |= fill_holes(lab2[grown] == i)

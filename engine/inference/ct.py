@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Generator
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from engine.inference.anomaly import apply_calibration, ct_body_mask, ct_lung_mask, error_map, postprocess_image_error
+from engine.inference.morphology import resize_linear
 from engine.inference.preprocess import ct_from_model, ct_to_model, resample_slice
 from engine.inference.tiles import _alloc, tiled_reconstruct
 from engine.jobs import Progress, rescaled
@@ -22,11 +22,7 @@ __all__ = ["ct_slice", "reconstruct_ct", "ct_mask", "ct_error"]
 
 
 def _resize(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    if x.shape == tuple(shape):
-        return x.astype(np.float32)
-    f = (shape[0] / x.shape[0], shape[1] / x.shape[1])
-    out = ndi.zoom(x, f, order=1, mode="nearest", grid_mode=True)
-    return out[: shape[0], : shape[1]].astype(np.float32)
+    return resize_linear(x, shape)
 
 
 def ct_mask(hu: np.ndarray, kind: str, spacing_mm: float, *, lung_closing_mm: float | None = None) -> np.ndarray:

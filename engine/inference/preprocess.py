@@ -68,7 +68,8 @@ def validate_meta(meta: dict[str, Any], *, where: str = "weights") -> None:
     """Raise WeightsError unless *meta* holds what generic inference needs."""
     missing = [k for k in SCHEMA_KEYS if k not in meta]
     if missing:
-        raise WeightsError(f"{where}: metadata lacks {', '.join(missing)} (see engine.inference.preprocess for the schema)")
+        raise WeightsError(f"{where}: metadata lacks {', '.join(missing)} "
+                           "(see engine.inference.preprocess for the schema)")
     mod, prep, inp = meta["modality"], meta["preprocessing"], meta["input"]
     want = {"ct": "ct_window", "histology": "rgb", "ecg": "signal", "eeg": "signal"}.get(mod)
     if want is None:
@@ -163,7 +164,12 @@ def resample_slice(x: np.ndarray, spacing: Sequence[float], target_mm: float | N
     from scipy.ndimage import zoom
 
     f = (float(spacing[0]) / target_mm, float(spacing[1]) / target_mm)
-    return zoom(np.asarray(x, np.float32), f, order=order, mode="nearest", grid_mode=True).astype(np.float32)
+    x = np.asarray(x, np.float32)
+    if order == 1 and x.ndim == 2:  # the same pixels by OpenCV (engine.inference.morphology.resize_linear)
+        from engine.inference.morphology import resize_linear
+
+        return resize_linear(x, tuple(int(round(n * k)) for n, k in zip(x.shape, f)))  # scipy's output shape
+    return zoom(x, f, order=order, mode="nearest", grid_mode=True).astype(np.float32)
 
 
 def pad_to_multiple(x: np.ndarray, m: int, *, axes: Iterable[int] = (-2, -1), mode: str = "edge") -> np.ndarray:

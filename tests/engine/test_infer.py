@@ -41,11 +41,11 @@ def test_tiled_equals_whole_image_away_from_borders(skip):
     with torch.inference_mode():
         whole = m(torch.from_numpy(pad)[None])[0].numpy()[:, :200, :232]
     tiled = run_job(tiled_reconstruct(m, lambda y0, x0, y1, x1: img[:, y0:y1, x0:x1], 200, 232,
-                                      tile=128, overlap=96, size_multiple=m.size_multiple, batch_size=5))
+                                      tile=128, overlap=64, size_multiple=m.size_multiple, batch_size=5))
     assert tiled.shape == whole.shape
     inner = (slice(None), slice(48, -48), slice(48, -48))
-    # Blending gives weight 0 to the outer overlap/4 = 24 px of each inner tile edge and ramps
-    # over the next 48 px; the receptive field is 33 px (half: 16), so away from the image
+    # Blending gives weight 0 to the outer overlap/4 = 16 px of each inner tile edge and ramps
+    # over the next 32 px; the receptive field is 33 px (half: 16), so away from the image
     # borders tiled == whole. Tolerance: 1 % of the output's spread (max), 0.01 % (mean);
     # measured 0.3 % max, where both overlapping tiles have near-zero weight.
     spread = float(whole.std())
@@ -56,6 +56,24 @@ def test_tiled_equals_whole_image_away_from_borders(skip):
     bad = run_job(tiled_reconstruct(m, lambda y0, x0, y1, x1: img[:, y0:y1, x0:x1], 200, 232,
                                     tile=128, overlap=0, size_multiple=m.size_multiple))
     assert float(np.abs(bad - whole)[inner].max()) > 10 * float(err.max())
+
+
+def test_a_side_at_most_one_overlap_longer_than_a_tile_is_one_tile():
+    """A 257-px CT plane (272 once padded to 16) with 256-px tiles and 64 px overlap is ONE 272-px tile
+    (it was four 256-px tiles); a side longer than tile + overlap is still tiled."""
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            seen.append(tuple(x.shape))
+            return x * 2
+
+    img = np.random.default_rng(1).random((1, 257, 400), dtype=np.float32)
+    out = run_job(tiled_reconstruct(Probe(), lambda y0, x0, y1, x1: img[:, y0:y1, x0:x1], 257, 400,
+                                    tile=256, overlap=64, size_multiple=16, batch_size=1))
+    assert {s[2] for s in seen} == {272}  # rows: 257 -> 272 padded <= 256 + 64: one tile row
+    assert {s[3] for s in seen} == {256} and len(seen) == 2  # columns: 400 > 320: two 256-px tiles
+    np.testing.assert_allclose(out, 2 * img, rtol=1e-6)  # blended back to the image exactly
 
 
 def _signal_model(tmp_path, *, sfreq=100.0, baseline="none"):
