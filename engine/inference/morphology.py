@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["binary_erosion", "binary_opening", "label", "resize_linear"]
+__all__ = ["binary_erosion", "binary_opening", "label", "resize_linear", "squared_distance"]
 
 #: OpenCV's image sides are C ints, but its remap-based kernels are only safe below this.
 _CV_MAX_SIDE = 32767
@@ -60,6 +60,23 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
 
     n, lab = cv2.connectedComponents(mask.view(np.uint8), connectivity=4, ltype=cv2.CV_32S)
     return lab, int(n) - 1
+
+
+def squared_distance(x: np.ndarray) -> np.ndarray:
+    """``np.rint(ndi.distance_transform_edt(x) ** 2)``: the squared Euclidean distance of every
+    nonzero pixel of *x* to the nearest zero pixel, an integer (float64).
+
+    OpenCV's exact transform (``DIST_MASK_PRECISE``, Felzenszwalb's algorithm) returns float32
+    distances; squared and rounded they are the same integers while they stay below 2**22
+    (relative error of a float32 square root ~6e-8), i.e. on any array under ~2000 px a side.
+    """
+    x = np.asarray(x, bool)
+    if not (_cv_ok(x) and max(x.shape) < 2048 and not x.all()):
+        return np.rint(ndi.distance_transform_edt(x) ** 2)
+    import cv2
+
+    d = cv2.distanceTransform(x.view(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE).astype(np.float64)
+    return np.rint(d * d)
 
 
 def resize_linear(x: np.ndarray, shape) -> np.ndarray:

@@ -58,3 +58,50 @@ def test_resize_linear_equals_scipy_zoom_on_ct(lidc):
         np.testing.assert_allclose(mo.resize_linear(small, (512, 512)), zoom(small, (512, 512)), atol=2e-3, rtol=0)
     assert not np.allclose(mo.resize_linear(lidc[0].astype(np.float32), (257, 257))[:, :128],
                            mo.resize_linear(lidc[0].astype(np.float32), (257, 257))[:, 129:])  # not a constant
+
+
+def test_squared_distance_equals_scipy():
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        m = rng.random((int(rng.integers(2, 90)), int(rng.integers(2, 90)))) > rng.uniform(0.3, 0.999)
+        np.testing.assert_array_equal(mo.squared_distance(m), np.rint(ndi.distance_transform_edt(m) ** 2))
+    far = np.ones((600, 700), bool)
+    far[0, 0] = False  # distances up to the diagonal (d^2 = 848,201)
+    np.testing.assert_array_equal(mo.squared_distance(far), np.rint(ndi.distance_transform_edt(far) ** 2))
+    assert mo.squared_distance(far).max() == 599 ** 2 + 699 ** 2
+    none = np.ones((5, 5), bool)  # no zero pixel at all: scipy's own answer
+    np.testing.assert_array_equal(mo.squared_distance(none), np.rint(ndi.distance_transform_edt(none) ** 2))
+
+
+def test_ct_lung_masks_equal_the_scipy_construction(lidc):
+    """The whole lung mask (body, erosion, labels, 20 mm disk closing, per-lung hole filling) equals the
+    same construction with scipy's functions on every plane."""
+    from engine.inference.anomaly import ct_lung_mask
+
+    def scipy_lung(hu, spacing_mm=0.7, closing_mm=20.0):
+        fg = ndi.binary_opening(hu > -500, iterations=2)
+        lab, n = ndi.label(fg)
+        body = ndi.binary_fill_holes(lab == 1 + int(np.argmax(np.bincount(lab.ravel())[1:])))
+        air = (hu < -400) & ndi.binary_erosion(body, iterations=3)
+        lab, n = ndi.label(air)
+        if n == 0:
+            return np.zeros(hu.shape, bool)
+        sizes = np.bincount(lab.ravel(), minlength=n + 1)
+        big = sizes >= max(500.0, 0.02 * float(sizes[1:].sum()))
+        big[0] = False
+        r = max(1, int(round(closing_mm / spacing_mm / 2)))
+        yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+        disk = yy * yy + xx * xx <= r * r
+        p = 2 * r + 2
+        closed = ndi.binary_closing(np.pad(big[lab], p), structure=disk)[p:-p, p:-p]
+        lab2, n2 = ndi.label(closed)
+        filled = np.zeros_like(closed)
+        for i in range(1, n2 + 1):
+            filled |= ndi.binary_fill_holes(lab2 == i)
+        return filled & body
+
+    for k in range(0, lidc.shape[0], 11):
+        hu = lidc[k].astype(np.float32)
+        want = scipy_lung(hu)
+        assert np.array_equal(ct_lung_mask(hu, spacing_mm=0.7, closing_mm=20.0), want), k
+    assert want.sum() > 1000  # lungs were found
