@@ -105,3 +105,17 @@ def test_ct_lung_masks_equal_the_scipy_construction(lidc):
         want = scipy_lung(hu)
         assert np.array_equal(ct_lung_mask(hu, spacing_mm=0.7, closing_mm=20.0), want), k
     assert want.sum() > 1000  # lungs were found
+
+
+def test_resample_slice_keeps_scipys_grid(lidc):
+    """CT planes resampled to the model's spacing: scipy's output shape and values (now by OpenCV)."""
+    from engine.inference.preprocess import resample_slice
+
+    hu = lidc[30].astype(np.float32)
+    for spacing in ((0.703125, 0.703125), (0.6, 0.9), (2.5, 2.5)):
+        f = (spacing[0] / 1.4, spacing[1] / 1.4)
+        want = ndi.zoom(hu, f, order=1, mode="nearest", grid_mode=True)
+        got = resample_slice(hu, spacing, 1.4)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=2e-3, rtol=0)
+    assert resample_slice(hu, (0.7, 0.7), 1.4, order=3).shape == (256, 256)  # other orders: scipy itself
