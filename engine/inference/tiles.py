@@ -100,17 +100,49 @@ class SplitForward:
 
             workers = concurrent_calls()
         self.workers = 1 if self.device.type != "cpu" else max(1, int(workers))
+        self.notes = []
         self._pool = None
         if self.workers > 1:
             from concurrent.futures import ThreadPoolExecutor
 
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="latent-forward")
 
+    #: What happened when the device ran out of memory (shown as progress messages and logged).
+    notes: list[str]
+
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         if self._pool is None or len(batch) < 2:
-            return run_batch(self.module, batch, self.device)
+            return self._guarded(batch)
         parts = np.array_split(batch, min(self.workers, len(batch)))
-        return np.concatenate(list(self._pool.map(lambda b: run_batch(self.module, b, self.device), parts)))
+        return np.concatenate(list(self._pool.map(self._guarded, parts)))
+
+    def _guarded(self, batch: np.ndarray) -> np.ndarray:
+        """:func:`run_batch`; when the device runs out of memory, the batch in halves (each sample's output
+        does not depend on its batch), and a single sample that still does not fit on a GPU on the CPU
+        for the rest of the run (the module moves there). A CPU out of memory is raised as it is."""
+        import torch
+
+        oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
+        try:
+            return run_batch(self.module, batch, self.device)
+        except oom:
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            if len(batch) > 1:
+                self._note(f"{self.device.type} out of memory on a batch of {len(batch)}: halving it")
+                half = (len(batch) + 1) // 2
+                return np.concatenate([self._guarded(batch[:half]), self._guarded(batch[half:])])
+            if self.device.type == "cpu":
+                raise
+            self._note(f"{self.device.type} out of memory on a single input: continuing on the CPU")
+            self.device = torch.device("cpu")
+            self.module.to(self.device)
+            return run_batch(self.module, batch, self.device)
+
+    def _note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+            logger.warning(text)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -190,7 +222,8 @@ def tiled_reconstruct(module, read: Callable[[int, int, int, int], np.ndarray], 
             where.append((y, x))
             if len(batch) == batch_size or i == len(jobs) - 1:
                 flush()
-                yield Progress((i + 1) / len(jobs), f"{message} {i + 1}/{len(jobs)}")
+                note = f" ({forward.notes[-1]})" if forward.notes else ""
+                yield Progress((i + 1) / len(jobs), f"{message} {i + 1}/{len(jobs)}{note}")
     # normalise in strips so no second full-size temporary is made
     out = _alloc((acc.shape[0], height, width))
     step = max(1, (8 * 1024 * 1024) // max(1, width * acc.shape[0]))
