@@ -189,7 +189,7 @@ def main(argv=None):
     ap = training_parser(__doc__)
     ap.add_argument("--steps", type=int, default=3000)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--widths", type=int, nargs="+", default=[8, 16, 24, 32, 48], help="U-Net channels per level")
+    ap.add_argument("--widths", type=int, nargs="+", default=[16, 24, 32, 48, 64], help="U-Net channels per level")
     ap.add_argument("--baseline-taps", type=int, default=721, help="fixed Hann low-pass length (0 = none)")
     ap.add_argument("--baseline-median", type=int, nargs="*", default=[],
                     help="running-median baseline lengths in samples instead of the Hann low-pass "
