@@ -139,6 +139,11 @@ class SplitForward:
             self.module.to(self.device)
             return run_batch(self.module, batch, self.device)
 
+    @property
+    def note_suffix(self) -> str:
+        """``" (last out-of-memory note)"`` for a progress message, or ``""``."""
+        return f" ({self.notes[-1]})" if self.notes else ""
+
     def _note(self, text: str) -> None:
         if text not in self.notes:
             self.notes.append(text)
@@ -222,8 +227,7 @@ def tiled_reconstruct(module, read: Callable[[int, int, int, int], np.ndarray], 
             where.append((y, x))
             if len(batch) == batch_size or i == len(jobs) - 1:
                 flush()
-                note = f" ({forward.notes[-1]})" if forward.notes else ""
-                yield Progress((i + 1) / len(jobs), f"{message} {i + 1}/{len(jobs)}{note}")
+                yield Progress((i + 1) / len(jobs), f"{message} {i + 1}/{len(jobs)}{forward.note_suffix}")
     # normalise in strips so no second full-size temporary is made
     out = _alloc((acc.shape[0], height, width))
     step = max(1, (8 * 1024 * 1024) // max(1, width * acc.shape[0]))

@@ -102,8 +102,7 @@ def infer_signal(loaded, signal, *, device=None, batch_size: int = 64, overlap: 
             pending.append((s, xm, base))
             if len(pending) >= per_batch or i == len(starts) - 1:
                 flush()
-                note = f" ({forward.notes[-1]})" if forward.notes else ""
-                yield Progress((i + 1) / len(starts), f"window {i + 1}/{len(starts)}{note}")
+                yield Progress((i + 1) / len(starts), f"window {i + 1}/{len(starts)}{forward.note_suffix}")
     finally:
         forward.close()
     step = 1 << 20
