@@ -94,11 +94,12 @@ def _clean_window(raw, ref, rng, lo, hi, *, mix: bool, stretch: bool):
 
 
 def make_batch(recs, noise, rng, n, lo, hi, snr_range=(-6.0, 24.0), *, mix=False, stretch=False, own_frac=0.3,
-               clean_frac=0.0):
+               clean_frac=0.0, kind_p=None):
     """Noisy/clean pairs: clean = baseline-free record window (ecg_noise.clean_reference) minus
     its mean; noise zero-mean, mixed at an SNR relative to clean. In *own_frac* of the windows
     the record's own baseline wander is added to the input too (it must be removed as well);
-    in *clean_frac* no noise is added (the output must equal the input: do no harm)."""
+    in *clean_frac* no noise is added (the output must equal the input: do no harm). *kind_p*: the
+    probabilities of bw, ma, em (default: uniform)."""
     xs, cs = [], []
     for _ in range(n):
         raw, ref = recs[int(rng.integers(len(recs)))]
@@ -107,7 +108,8 @@ def make_batch(recs, noise, rng, n, lo, hi, snr_range=(-6.0, 24.0), *, mix=False
         own = own - own.mean()
         g = math.exp(rng.uniform(-0.5, 0.5)) * (-1 if rng.random() < 0.15 else 1)
         c, own = c * g, own * g
-        kind = NOISE_KINDS[int(rng.integers(len(NOISE_KINDS)))]
+        kind = (NOISE_KINDS[int(rng.integers(len(NOISE_KINDS)))] if kind_p is None
+                else NOISE_KINDS[int(rng.choice(len(NOISE_KINDS), p=kind_p))])
         nz = noise_segment(noise[kind], WIN, rng) if noise else np.ones(WIN)
         if noise and rng.random() < 0.2:  # occasionally two noise types at once
             other = NOISE_KINDS[int(rng.integers(len(NOISE_KINDS)))]
@@ -128,6 +130,11 @@ SCHEMA = {
               "sfreq": float(FS), "size_multiple": 16},
     "anomaly": {"error": "abs", "smooth_s": 0.05},
 }
+
+
+def schema_for(model) -> dict:
+    """:data:`SCHEMA` with the input length multiple of *model* (``2 ** downsamplings``)."""
+    return {**SCHEMA, "input": {**SCHEMA["input"], "size_multiple": int(model.multiple)}}
 
 
 def calibrate_gate(model, recs, *, quantile: float, n: int = 256, seed: int = 4321) -> float:
@@ -161,7 +168,7 @@ def finalize_meta(model, meta: dict, mitdb: Path, records) -> dict:
     from engine.inference.calibration import calibrate_on
     from engine.weights import LoadedModel
 
-    meta = {**meta, **SCHEMA}
+    meta = {**meta, **schema_for(model)}
     lm = LoadedModel(name="ecg-dae", path=Path("."), sha256="", meta=meta, module=model.eval())
     items = []
     for r, rec in zip(records, load_records(mitdb, records)):
@@ -217,6 +224,8 @@ def main(argv=None):
     ap.add_argument("--recalibrate", type=Path, default=None,
                     help="only re-calibrate the gate of these trained weights (on the tails of the records in "
                          "their training.records) and write them to --out")
+    ap.add_argument("--noise-weights", type=float, nargs=3, default=None, metavar=("BW", "MA", "EM"),
+                    help="relative frequency of the noise kinds in training windows (default: equal)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--checkpoint", type=Path, default=None, help="also save the best state here (safetensors)")
@@ -247,6 +256,12 @@ def main(argv=None):
             model.gate_level.zero_()
         print(f"warm start from {args.init}", flush=True)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
+    kind_p = None
+    if args.noise_weights is not None:
+        w = np.asarray(args.noise_weights, float)
+        if w.min() < 0 or w.sum() <= 0:
+            ap.error("--noise-weights must be non-negative and not all zero")
+        kind_p = w / w.sum()
     budget = args.minutes * 60
 
     def progress(step: int) -> float:
@@ -263,7 +278,7 @@ def main(argv=None):
             g["lr"] = lr_at(p)
         model.train()
         x, c = make_batch(recs, noise, rng, args.batch, 0.0, 0.9, mix=args.aug, stretch=args.aug,
-                          own_frac=args.own_baseline, clean_frac=args.clean_frac)
+                          own_frac=args.own_baseline, clean_frac=args.clean_frac, kind_p=kind_p)
         loss = snr_loss(model(torch.from_numpy(x)), torch.from_numpy(c))
         opt.zero_grad()
         loss.backward()
@@ -304,6 +319,7 @@ def main(argv=None):
             "init": str(args.init) if args.init else None,
             "records": records, "cv_fold": args.fold, "clean_fraction": args.clean_frac, "gate": gate,
             "noise": "NSTDB bw/ma train half + em blocks 1-4 (ecg_noise)",
+            "noise_kind_probabilities": dict(zip(NOISE_KINDS, [1 / 3] * 3 if kind_p is None else kind_p.tolist())),
             "snr_db": [-6, 24], "window": WIN, "own_baseline_fraction": args.own_baseline,
             "augmentation": ("random projection of the two leads (50 %), time stretch 0.8-1.25, " if args.aug else "")
                             + "gain 0.6-1.65, polarity",
@@ -314,7 +330,7 @@ def main(argv=None):
         },
         "metrics": {"val_snr_loss_db": best},
     }
-    meta = {**meta, **SCHEMA} if args.no_calibrate else finalize_meta(model, meta, mitdb, records)
+    meta = {**meta, **schema_for(model)} if args.no_calibrate else finalize_meta(model, meta, mitdb, records)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     digest = save(model, args.out, meta)
     print(json.dumps({"saved": str(args.out), "sha256": digest, "val": best}))

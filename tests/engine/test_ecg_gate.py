@@ -72,6 +72,30 @@ def test_training_reads_mlii_by_name(data_dir):
     np.testing.assert_allclose(got[0, :2000], rec.p_signal[:, 1], atol=1e-6)
 
 
+def test_training_noise_weights_pick_only_the_weighted_kinds(data_dir):
+    """--noise-weights 0 0 1 draws electrode motion only: the noise table needs no other kind."""
+    from ecg_noise import load_noise
+    from train_ecg_dae import WIN, load_pairs, make_batch
+
+    mitdb, nstdb = data_dir / "ecg" / "mitdb", data_dir / "ecg" / "nstdb"
+    recs = load_pairs(mitdb, ["100"], None)
+    em_only = {"em": load_noise(nstdb, "em", part="train", mitdb_dir=mitdb)}
+    x, c = make_batch(recs, em_only, np.random.default_rng(0), 4, 0.0, 0.9, kind_p=np.array([0.0, 0.0, 1.0]))
+    assert x.shape == c.shape == (4, 1, WIN) and np.all(np.abs(x - c).max(axis=-1) > 0)
+    with pytest.raises(KeyError):  # equal weights need bw and ma too
+        make_batch(recs, em_only, np.random.default_rng(0), 8, 0.0, 0.9)
+
+
+def test_training_schema_follows_the_network_depth():
+    from train_ecg_dae import schema_for
+
+    from engine.models import build_model
+
+    deep = build_model("signal-unet-dae", widths=(4, 4, 4, 4, 4, 4, 4))
+    assert schema_for(deep)["input"]["size_multiple"] == 64 == deep.multiple
+    assert schema_for(build_model("signal-unet-dae", widths=(4, 8)))["input"]["size_multiple"] == 2
+
+
 def test_bundled_dae_leaves_a_clean_record_alone(data_dir):
     """Do no harm: the shipped ecg-dae's output on a clean reference stays >= 15 dB from it."""
     from ecg_noise import clean_reference, snr_db
