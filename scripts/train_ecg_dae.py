@@ -99,7 +99,7 @@ def make_batch(recs, noise, rng, n, lo, hi, snr_range=(-6.0, 24.0), *, mix=False
     its mean; noise zero-mean, mixed at an SNR relative to clean. In *own_frac* of the windows
     the record's own baseline wander is added to the input too (it must be removed as well);
     in *clean_frac* no noise is added (the output must equal the input: do no harm). *kind_p*: the
-    probabilities of bw, ma, em (default: uniform)."""
+    probabilities of bw, ma, em for both noises of a window (default: uniform)."""
     xs, cs = [], []
     for _ in range(n):
         raw, ref = recs[int(rng.integers(len(recs)))]
@@ -108,11 +108,14 @@ def make_batch(recs, noise, rng, n, lo, hi, snr_range=(-6.0, 24.0), *, mix=False
         own = own - own.mean()
         g = math.exp(rng.uniform(-0.5, 0.5)) * (-1 if rng.random() < 0.15 else 1)
         c, own = c * g, own * g
-        kind = (NOISE_KINDS[int(rng.integers(len(NOISE_KINDS)))] if kind_p is None
-                else NOISE_KINDS[int(rng.choice(len(NOISE_KINDS), p=kind_p))])
+        def draw_kind():
+            return (NOISE_KINDS[int(rng.integers(len(NOISE_KINDS)))] if kind_p is None
+                    else NOISE_KINDS[int(rng.choice(len(NOISE_KINDS), p=kind_p))])
+
+        kind = draw_kind()
         nz = noise_segment(noise[kind], WIN, rng) if noise else np.ones(WIN)
         if noise and rng.random() < 0.2:  # occasionally two noise types at once
-            other = NOISE_KINDS[int(rng.integers(len(NOISE_KINDS)))]
+            other = draw_kind()
             nz2 = noise_segment(noise[other], WIN, rng)
             nz = nz / (np.std(nz) + 1e-9) + rng.uniform(0.3, 1.0) * nz2 / (np.std(nz2) + 1e-9)
         snr = rng.uniform(*snr_range)

@@ -80,8 +80,8 @@ def test_training_noise_weights_pick_only_the_weighted_kinds(data_dir):
     mitdb, nstdb = data_dir / "ecg" / "mitdb", data_dir / "ecg" / "nstdb"
     recs = load_pairs(mitdb, ["100"], None)
     em_only = {"em": load_noise(nstdb, "em", part="train", mitdb_dir=mitdb)}
-    x, c = make_batch(recs, em_only, np.random.default_rng(0), 4, 0.0, 0.9, kind_p=np.array([0.0, 0.0, 1.0]))
-    assert x.shape == c.shape == (4, 1, WIN) and np.all(np.abs(x - c).max(axis=-1) > 0)
+    x, c = make_batch(recs, em_only, np.random.default_rng(0), 64, 0.0, 0.9, kind_p=np.array([0.0, 0.0, 1.0]))
+    assert x.shape == c.shape == (64, 1, WIN) and np.all(np.abs(x - c).max(axis=-1) > 0)
     with pytest.raises(KeyError):  # equal weights need bw and ma too
         make_batch(recs, em_only, np.random.default_rng(0), 8, 0.0, 0.9)
 
